@@ -1,0 +1,80 @@
+//! The crate's error type: one enum, named fields, every variant saying what
+//! and where.
+
+use crate::format::SlotError;
+use crate::schema::{Schema, SchemaError};
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed.
+    #[error("{path}: {op}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The file is shorter than one header page, or neither slot has recmap's magic.
+    #[error("{path}: not a recmap file ({reason})")]
+    NotRecmap { path: PathBuf, reason: String },
+    /// The file is a recmap file of a format version this build does not read.
+    #[error("{path}: format version {found} is not supported (this build reads version {supported})")]
+    UnsupportedVersion { path: PathBuf, found: u32, supported: u32 },
+    /// Both header slots are invalid.
+    #[error("{path}: no valid header slot (slot 0: {slot0}; slot 1: {slot1})")]
+    NoValidHeader { path: PathBuf, slot0: SlotError, slot1: SlotError },
+    /// The schema block does not match its checksum.
+    #[error("{path}: schema block checksum mismatch: header says {expected:#010x}, block hashes to {got:#010x}")]
+    ChecksumMismatch { path: PathBuf, expected: u32, got: u32 },
+    /// The schema block is malformed or disagrees with the header.
+    #[error("{path}: bad schema block: {reason}")]
+    BadSchema { path: PathBuf, reason: String },
+    /// The file is shorter than the committed header requires.
+    #[error("{path}: truncated: the header needs {expected} bytes but the file has {actual}")]
+    Truncated { path: PathBuf, expected: u64, actual: u64 },
+    /// The Rust record type does not match the stored layout.
+    #[error("record type mismatch for {path}:\n  stored:    {stored}\n  requested: {requested}")]
+    SchemaMismatch { path: PathBuf, stored: Box<Schema>, requested: Box<Schema> },
+    /// A schema given by the caller is not valid.
+    #[error("invalid schema: {0}")]
+    InvalidSchema(#[from] SchemaError),
+    /// Another handle holds the writer lock (or, for a read-only open, a writer holds it).
+    #[error("{path}: locked by another {holder}")]
+    Locked { path: PathBuf, holder: &'static str },
+    /// The file already exists (`create_new`).
+    #[error("{path}: already exists")]
+    AlreadyExists { path: PathBuf },
+    /// The file does not exist.
+    #[error("{path}: not found")]
+    NotFound { path: PathBuf },
+    /// An earlier write or sync failed; the handle refuses further writes.
+    #[error("{path}: handle is unusable for writes: an earlier {op} failed: {reason}")]
+    Poisoned { path: PathBuf, op: &'static str, reason: String },
+    /// A write was attempted on a read-only handle.
+    #[error("{path}: opened read-only")]
+    ReadOnly { path: PathBuf },
+    /// An index at or past the end.
+    #[error("index {index} out of bounds (len {len})")]
+    IndexOutOfBounds { index: u64, len: u64 },
+    /// The disk is full.
+    #[error("{path}: no space left growing to {wanted} bytes")]
+    NoSpace { path: PathBuf, wanted: u64 },
+    /// The store would exceed the format's or the process's file size limit.
+    #[error("{path}: file too large: {wanted} bytes")]
+    FileTooLarge { path: PathBuf, wanted: u64 },
+    /// An option value is out of range.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption { option: &'static str, reason: String },
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io { op, path: path.into(), source }
+    }
+}

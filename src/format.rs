@@ -1,0 +1,589 @@
+//! The on-disk format v1 as pure bytes: constants, the header slot codec and
+//! the layout arithmetic. No I/O happens here.
+//!
+//! `docs/format.md` is the contract; every constant and check in this module
+//! mirrors a row of its tables. All integers are little-endian.
+
+use std::fmt;
+
+/// Size of a page. Records are packed into pages of this size and never
+/// straddle one (records larger than a page take whole consecutive pages).
+pub const PAGE_SIZE: u64 = 4096;
+/// File magic: the first 8 bytes of a valid header slot.
+pub const MAGIC: [u8; 8] = *b"\x89RECMAP\n";
+/// The format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Written as a little-endian `u32`; a file written big-endian shows `01 02 03 04`.
+pub const BYTE_ORDER_MARK: u32 = 0x0102_0304;
+/// Byte offsets of the two header slots inside the header page (page 0).
+/// They sit in different 512-byte sectors so one torn sector cannot hit both.
+pub const SLOT_OFFSETS: [u64; 2] = [0, 2048];
+/// Encoded size of one header slot.
+pub const SLOT_LEN: usize = 128;
+/// Where the schema block starts (page 1).
+pub const SCHEMA_OFFSET: u64 = PAGE_SIZE;
+/// Largest schema block accepted (bounds allocations when reading hostile files).
+pub const MAX_SCHEMA_LEN: u32 = 64 * 1024;
+/// Largest record accepted.
+pub const MAX_RECORD_SIZE: u32 = 16 * 1024 * 1024;
+/// Chunk sizes are multiples of this (Windows' allocation granularity).
+pub const CHUNK_GRANULARITY: u64 = 64 * 1024;
+/// Largest chunk size accepted.
+pub const MAX_CHUNK_SIZE: u64 = 1 << 40;
+/// Default chunk size: the file's length is always a multiple of the chunk size.
+pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
+/// Growth doubles the file, but adds at most this much at once (rounded to chunks).
+pub const MAX_GROWTH_STEP: u64 = 1 << 30;
+/// Largest file length the layout arithmetic accepts (2^60 bytes).
+pub const MAX_FILE_LEN: u64 = 1 << 60;
+/// Bytes per entry in the page-checksum table.
+pub const CHECKSUM_ENTRY_LEN: u64 = 4;
+
+/// Field offsets inside a header slot (see the table in `docs/format.md`).
+pub mod slot {
+    pub const MAGIC: usize = 0;
+    pub const FORMAT_VERSION: usize = 8;
+    pub const BYTE_ORDER_MARK: usize = 12;
+    pub const PAGE_SIZE: usize = 16;
+    pub const FLAGS: usize = 20;
+    pub const RECORD_SIZE: usize = 24;
+    pub const RECORD_ALIGN: usize = 28;
+    pub const RECORDS_PER_PAGE: usize = 32;
+    pub const PAGES_PER_GROUP: usize = 36;
+    pub const CHUNK_SIZE: usize = 40;
+    pub const GENERATION: usize = 48;
+    pub const RECORD_COUNT: usize = 56;
+    pub const CAPACITY: usize = 64;
+    pub const SCHEMA_OFFSET: usize = 72;
+    pub const SCHEMA_LEN: usize = 80;
+    pub const SCHEMA_CRC: usize = 84;
+    pub const DATA_OFFSET: usize = 88;
+    pub const TABLE_OFFSET: usize = 96;
+    pub const TABLE_LEN: usize = 104;
+    pub const RESERVED: usize = 112;
+    pub const RESERVED_LEN: usize = 12;
+    pub const CRC: usize = 124;
+}
+
+pub(crate) fn rd_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+pub(crate) fn rd_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+pub(crate) fn wr_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn wr_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Rounds `v` up to a multiple of `m` (`m > 0`), or `None` on overflow.
+pub fn round_up(v: u64, m: u64) -> Option<u64> {
+    v.checked_add(m - 1).map(|x| x / m * m)
+}
+
+/// How records are packed: derived from the record size alone.
+///
+/// A *group* is the unit of packing and of checksumming: for records up to
+/// 4 KiB it is one page holding `records_per_group` records; a larger record
+/// takes a group of `pages_per_group` whole pages to itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packing {
+    pub record_size: u64,
+    pub records_per_group: u64,
+    pub pages_per_group: u64,
+}
+
+impl Packing {
+    /// The packing for `record_size` bytes (`1..=MAX_RECORD_SIZE`).
+    pub const fn new(record_size: u64) -> Packing {
+        if record_size <= PAGE_SIZE {
+            Packing {
+                record_size,
+                records_per_group: PAGE_SIZE / record_size,
+                pages_per_group: 1,
+            }
+        } else {
+            Packing {
+                record_size,
+                records_per_group: 1,
+                pages_per_group: record_size.div_ceil(PAGE_SIZE),
+            }
+        }
+    }
+
+    /// Bytes of one group (a multiple of the page size).
+    pub const fn group_bytes(&self) -> u64 {
+        self.pages_per_group * PAGE_SIZE
+    }
+
+    /// Byte offset of record `i` relative to the start of the data region.
+    #[inline(always)]
+    pub const fn record_offset(&self, i: u64) -> u64 {
+        (i / self.records_per_group) * self.group_bytes()
+            + (i % self.records_per_group) * self.record_size
+    }
+
+    /// The group holding record `i`.
+    #[inline(always)]
+    pub const fn group_of(&self, i: u64) -> u64 {
+        i / self.records_per_group
+    }
+
+    /// Records `[first, end)` of group `g` that lie below `count`.
+    pub fn group_records(&self, g: u64, count: u64) -> (u64, u64) {
+        let first = g * self.records_per_group;
+        let end = (first + self.records_per_group).min(count).max(first);
+        (first, end)
+    }
+
+    /// True when records follow each other without padding across groups,
+    /// so any run of records is contiguous in the file.
+    pub const fn is_dense(&self) -> bool {
+        self.records_per_group * self.record_size == self.group_bytes()
+    }
+}
+
+/// Where everything lives for a given schema length, packing and capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub packing: Packing,
+    pub schema_len: u32,
+    pub data_offset: u64,
+    /// Capacity in groups.
+    pub capacity_groups: u64,
+    pub table_offset: u64,
+    pub table_len: u64,
+}
+
+impl Layout {
+    /// Data offset for a schema block of `schema_len` bytes.
+    pub fn data_offset_for(schema_len: u32) -> u64 {
+        SCHEMA_OFFSET + (schema_len as u64).div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE
+    }
+
+    /// The layout with exactly `capacity_groups` groups, or `None` if it would
+    /// exceed `MAX_FILE_LEN`.
+    pub fn with_groups(packing: Packing, schema_len: u32, capacity_groups: u64) -> Option<Layout> {
+        let data_offset = Self::data_offset_for(schema_len);
+        let data_len = capacity_groups.checked_mul(packing.group_bytes())?;
+        let table_offset = data_offset.checked_add(data_len)?;
+        let table_len = round_up(capacity_groups.checked_mul(CHECKSUM_ENTRY_LEN)?, PAGE_SIZE)?;
+        let end = table_offset.checked_add(table_len)?;
+        if end > MAX_FILE_LEN {
+            return None;
+        }
+        Some(Layout {
+            packing,
+            schema_len,
+            data_offset,
+            capacity_groups,
+            table_offset,
+            table_len,
+        })
+    }
+
+    /// The largest layout that fits in a file of `file_len` bytes.
+    pub fn fitting(packing: Packing, schema_len: u32, file_len: u64) -> Option<Layout> {
+        let data_offset = Self::data_offset_for(schema_len);
+        let avail = file_len.checked_sub(data_offset)?;
+        // Each group costs its bytes plus 4 bytes of table (table rounded up to a page).
+        let mut groups = avail / (packing.group_bytes() + CHECKSUM_ENTRY_LEN);
+        loop {
+            let l = Self::with_groups(packing, schema_len, groups)?;
+            if l.file_len() <= file_len {
+                return Some(l);
+            }
+            groups = groups.checked_sub(1)?;
+        }
+    }
+
+    /// Capacity in records.
+    pub fn capacity(&self) -> u64 {
+        self.capacity_groups * self.packing.records_per_group
+    }
+
+    /// The file length this layout needs.
+    pub fn file_len(&self) -> u64 {
+        self.table_offset + self.table_len
+    }
+
+    /// File offset of record `i`.
+    pub fn record_file_offset(&self, i: u64) -> u64 {
+        self.data_offset + self.packing.record_offset(i)
+    }
+
+    /// File offset of group `g`'s checksum entry.
+    pub fn checksum_offset(&self, g: u64) -> u64 {
+        self.table_offset + g * CHECKSUM_ENTRY_LEN
+    }
+}
+
+/// The smallest chunk-multiple file length whose layout holds `records`.
+pub fn file_len_for_records(
+    packing: Packing,
+    schema_len: u32,
+    chunk_size: u64,
+    records: u64,
+) -> Option<u64> {
+    let groups = records.div_ceil(packing.records_per_group).max(1);
+    let need = Layout::with_groups(packing, schema_len, groups)?.file_len();
+    let len = round_up(need, chunk_size)?;
+    (len <= MAX_FILE_LEN).then_some(len)
+}
+
+/// The decoded contents of one header slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub record_size: u32,
+    pub record_align: u32,
+    pub chunk_size: u64,
+    pub generation: u64,
+    pub record_count: u64,
+    pub capacity: u64,
+    pub schema_len: u32,
+    pub schema_crc: u32,
+    pub layout: Layout,
+}
+
+/// Why a header slot was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotError {
+    /// The slot is all zeros (never written).
+    Empty,
+    /// The magic bytes are not recmap's.
+    BadMagic { found: [u8; 8] },
+    /// The slot's CRC does not match its contents (torn or corrupt).
+    ChecksumMismatch { expected: u32, got: u32 },
+    /// The byte-order mark says the file was written with another byte order.
+    WrongByteOrder { found: u32 },
+    /// A newer (or unknown) format version.
+    UnsupportedVersion { found: u32 },
+    /// A field holds a value outside its valid range.
+    BadField { field: &'static str, value: u64, reason: &'static str },
+}
+
+impl fmt::Display for SlotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SlotError::Empty => write!(f, "empty (never written)"),
+            SlotError::BadMagic { found } => write!(f, "bad magic {found:02x?}"),
+            SlotError::ChecksumMismatch { expected, got } => {
+                write!(f, "checksum mismatch: stored {expected:#010x}, computed {got:#010x}")
+            }
+            SlotError::WrongByteOrder { found } => {
+                write!(f, "byte-order mark {found:#010x}, expected {BYTE_ORDER_MARK:#010x}")
+            }
+            SlotError::UnsupportedVersion { found } => {
+                write!(f, "format version {found}, this build reads {FORMAT_VERSION}")
+            }
+            SlotError::BadField { field, value, reason } => {
+                write!(f, "field {field} = {value}: {reason}")
+            }
+        }
+    }
+}
+
+fn bad(field: &'static str, value: u64, reason: &'static str) -> SlotError {
+    SlotError::BadField { field, value, reason }
+}
+
+impl Header {
+    /// Encodes the slot (with its CRC) into `SLOT_LEN` bytes.
+    pub fn encode(&self) -> [u8; SLOT_LEN] {
+        let mut b = [0u8; SLOT_LEN];
+        let p = self.layout.packing;
+        b[slot::MAGIC..slot::MAGIC + 8].copy_from_slice(&MAGIC);
+        wr_u32(&mut b, slot::FORMAT_VERSION, FORMAT_VERSION);
+        wr_u32(&mut b, slot::BYTE_ORDER_MARK, BYTE_ORDER_MARK);
+        wr_u32(&mut b, slot::PAGE_SIZE, PAGE_SIZE as u32);
+        wr_u32(&mut b, slot::FLAGS, 0);
+        wr_u32(&mut b, slot::RECORD_SIZE, self.record_size);
+        wr_u32(&mut b, slot::RECORD_ALIGN, self.record_align);
+        wr_u32(&mut b, slot::RECORDS_PER_PAGE, p.records_per_group as u32);
+        wr_u32(&mut b, slot::PAGES_PER_GROUP, p.pages_per_group as u32);
+        wr_u64(&mut b, slot::CHUNK_SIZE, self.chunk_size);
+        wr_u64(&mut b, slot::GENERATION, self.generation);
+        wr_u64(&mut b, slot::RECORD_COUNT, self.record_count);
+        wr_u64(&mut b, slot::CAPACITY, self.capacity);
+        wr_u64(&mut b, slot::SCHEMA_OFFSET, SCHEMA_OFFSET);
+        wr_u32(&mut b, slot::SCHEMA_LEN, self.schema_len);
+        wr_u32(&mut b, slot::SCHEMA_CRC, self.schema_crc);
+        wr_u64(&mut b, slot::DATA_OFFSET, self.layout.data_offset);
+        wr_u64(&mut b, slot::TABLE_OFFSET, self.layout.table_offset);
+        wr_u64(&mut b, slot::TABLE_LEN, self.layout.table_len);
+        let crc = crc32fast::hash(&b[..slot::CRC]);
+        wr_u32(&mut b, slot::CRC, crc);
+        b
+    }
+
+    /// The slot index a header of this generation is written to.
+    pub fn slot_index(&self) -> usize {
+        (self.generation % 2) as usize
+    }
+
+    /// Decodes and validates the slot found at index `slot_index`.
+    ///
+    /// Every field is checked against its valid range and against the values
+    /// derived from the others, so a decoded header is internally consistent.
+    pub fn decode(b: &[u8], slot_index: usize) -> Result<Header, SlotError> {
+        let b = &b[..SLOT_LEN];
+        if b.iter().all(|&x| x == 0) {
+            return Err(SlotError::Empty);
+        }
+        let magic: [u8; 8] = b[..8].try_into().expect("8 bytes");
+        if magic != MAGIC {
+            return Err(SlotError::BadMagic { found: magic });
+        }
+        let expected = rd_u32(b, slot::CRC);
+        let got = crc32fast::hash(&b[..slot::CRC]);
+        if expected != got {
+            return Err(SlotError::ChecksumMismatch { expected, got });
+        }
+        let bom = rd_u32(b, slot::BYTE_ORDER_MARK);
+        if bom != BYTE_ORDER_MARK {
+            return Err(SlotError::WrongByteOrder { found: bom });
+        }
+        let version = rd_u32(b, slot::FORMAT_VERSION);
+        if version != FORMAT_VERSION {
+            return Err(SlotError::UnsupportedVersion { found: version });
+        }
+        let page_size = rd_u32(b, slot::PAGE_SIZE) as u64;
+        if page_size != PAGE_SIZE {
+            return Err(bad("page_size", page_size, "must be 4096"));
+        }
+        let flags = rd_u32(b, slot::FLAGS) as u64;
+        if flags != 0 {
+            return Err(bad("flags", flags, "unknown flags (v1 defines none)"));
+        }
+        if b[slot::RESERVED..slot::RESERVED + slot::RESERVED_LEN].iter().any(|&x| x != 0) {
+            return Err(bad("reserved", 0, "reserved bytes must be zero"));
+        }
+        let record_size = rd_u32(b, slot::RECORD_SIZE);
+        if record_size == 0 || record_size > MAX_RECORD_SIZE {
+            return Err(bad("record_size", record_size as u64, "must be 1..=16 MiB"));
+        }
+        let record_align = rd_u32(b, slot::RECORD_ALIGN);
+        if !record_align.is_power_of_two()
+            || record_align as u64 > PAGE_SIZE
+            || record_size % record_align != 0
+        {
+            return Err(bad(
+                "record_align",
+                record_align as u64,
+                "must be a power of two <= 4096 dividing record_size",
+            ));
+        }
+        let packing = Packing::new(record_size as u64);
+        let rpp = rd_u32(b, slot::RECORDS_PER_PAGE) as u64;
+        if rpp != packing.records_per_group {
+            return Err(bad("records_per_page", rpp, "does not match record_size"));
+        }
+        let ppg = rd_u32(b, slot::PAGES_PER_GROUP) as u64;
+        if ppg != packing.pages_per_group {
+            return Err(bad("pages_per_group", ppg, "does not match record_size"));
+        }
+        let chunk_size = rd_u64(b, slot::CHUNK_SIZE);
+        if chunk_size == 0 || chunk_size % CHUNK_GRANULARITY != 0 || chunk_size > MAX_CHUNK_SIZE {
+            return Err(bad("chunk_size", chunk_size, "must be a multiple of 64 KiB, <= 1 TiB"));
+        }
+        let generation = rd_u64(b, slot::GENERATION);
+        if generation == 0 || (generation % 2) as usize != slot_index {
+            return Err(bad("generation", generation, "must be >= 1 and match its slot (generation % 2)"));
+        }
+        let schema_offset = rd_u64(b, slot::SCHEMA_OFFSET);
+        if schema_offset != SCHEMA_OFFSET {
+            return Err(bad("schema_offset", schema_offset, "must be 4096"));
+        }
+        let schema_len = rd_u32(b, slot::SCHEMA_LEN);
+        if !(crate::schema::SCHEMA_HEADER_LEN as u32..=MAX_SCHEMA_LEN).contains(&schema_len) {
+            return Err(bad("schema_len", schema_len as u64, "must be 16..=65536"));
+        }
+        let capacity = rd_u64(b, slot::CAPACITY);
+        if capacity % packing.records_per_group != 0 {
+            return Err(bad("capacity", capacity, "must be a multiple of records_per_page"));
+        }
+        let layout = Layout::with_groups(packing, schema_len, capacity / packing.records_per_group)
+            .ok_or_else(|| bad("capacity", capacity, "file would exceed 2^60 bytes"))?;
+        let record_count = rd_u64(b, slot::RECORD_COUNT);
+        if record_count > capacity {
+            return Err(bad("record_count", record_count, "exceeds capacity"));
+        }
+        let data_offset = rd_u64(b, slot::DATA_OFFSET);
+        if data_offset != layout.data_offset {
+            return Err(bad("data_offset", data_offset, "does not follow the schema block"));
+        }
+        let table_offset = rd_u64(b, slot::TABLE_OFFSET);
+        if table_offset != layout.table_offset {
+            return Err(bad("table_offset", table_offset, "does not follow the data region"));
+        }
+        let table_len = rd_u64(b, slot::TABLE_LEN);
+        if table_len != layout.table_len {
+            return Err(bad("table_len", table_len, "does not match capacity"));
+        }
+        Ok(Header {
+            record_size,
+            record_align,
+            chunk_size,
+            generation,
+            record_count,
+            capacity,
+            schema_len,
+            schema_crc: rd_u32(b, slot::SCHEMA_CRC),
+            layout,
+        })
+    }
+}
+
+/// Picks the header to use from the two decoded slots: the valid one with the
+/// highest generation. Returns the index of the chosen slot.
+pub fn choose_slot(slots: &[Result<Header, SlotError>; 2]) -> Option<usize> {
+    match (&slots[0], &slots[1]) {
+        (Ok(a), Ok(b)) => Some(if a.generation > b.generation { 0 } else { 1 }),
+        (Ok(_), Err(_)) => Some(0),
+        (Err(_), Ok(_)) => Some(1),
+        (Err(_), Err(_)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(generation: u64) -> Header {
+        let packing = Packing::new(24);
+        let layout = Layout::with_groups(packing, 40, 10).unwrap();
+        Header {
+            record_size: 24,
+            record_align: 8,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            generation,
+            record_count: 100,
+            capacity: layout.capacity(),
+            schema_len: 40,
+            schema_crc: 0xdead_beef,
+            layout,
+        }
+    }
+
+    #[test]
+    fn packing_math() {
+        let p = Packing::new(24);
+        assert_eq!(p.records_per_group, 170);
+        assert_eq!(p.record_offset(169), 169 * 24);
+        assert_eq!(p.record_offset(170), 4096);
+        assert!(!p.is_dense());
+        assert!(Packing::new(64).is_dense());
+        let big = Packing::new(5000);
+        assert_eq!((big.records_per_group, big.pages_per_group), (1, 2));
+        assert_eq!(big.record_offset(3), 3 * 8192);
+        assert_eq!(Packing::new(4096).records_per_group, 1);
+        assert_eq!(Packing::new(1).records_per_group, 4096);
+    }
+
+    #[test]
+    fn layout_fits_file() {
+        for size in [1u64, 24, 64, 4096, 5000, 1 << 20] {
+            let p = Packing::new(size);
+            for len in [1u64 << 16, 1 << 20, 3 << 20, 1 << 30] {
+                if let Some(l) = Layout::fitting(p, 100, len) {
+                    assert!(l.file_len() <= len);
+                    let bigger = Layout::with_groups(p, 100, l.capacity_groups + 1).unwrap();
+                    assert!(bigger.file_len() > len, "size {size} len {len}");
+                    assert_eq!(l.data_offset % PAGE_SIZE, 0);
+                    assert_eq!(l.table_offset % PAGE_SIZE, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_roundtrip() {
+        for g in [1u64, 2, 77, u64::MAX - 1] {
+            let h = sample(g);
+            let bytes = h.encode();
+            assert_eq!(Header::decode(&bytes, h.slot_index()), Ok(h));
+        }
+    }
+
+    #[test]
+    fn header_rejects_wrong_slot() {
+        let h = sample(3);
+        assert!(matches!(
+            Header::decode(&h.encode(), 0),
+            Err(SlotError::BadField { field: "generation", .. })
+        ));
+    }
+
+    #[test]
+    fn every_bit_flip_is_detected() {
+        let h = sample(5);
+        let bytes = h.encode();
+        for bit in 0..SLOT_LEN * 8 {
+            let mut b = bytes;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(Header::decode(&b, 1).is_err(), "bit {bit} flip not detected");
+        }
+    }
+
+    /// Re-signs a slot after editing a field, to reach the field validation.
+    fn resign(b: &mut [u8; SLOT_LEN]) {
+        let crc = crc32fast::hash(&b[..slot::CRC]);
+        wr_u32(b, slot::CRC, crc);
+    }
+
+    #[test]
+    fn every_field_is_validated() {
+        let h = sample(1);
+        let cases: &[(usize, u64, bool)] = &[
+            (slot::FORMAT_VERSION, 2, false),
+            (slot::BYTE_ORDER_MARK, 0x0403_0201, false),
+            (slot::PAGE_SIZE, 8192, false),
+            (slot::FLAGS, 1, false),
+            (slot::RECORD_SIZE, 0, false),
+            (slot::RECORD_SIZE, 25, false),
+            (slot::RECORD_ALIGN, 3, false),
+            (slot::RECORD_ALIGN, 16, false),
+            (slot::RECORDS_PER_PAGE, 171, false),
+            (slot::PAGES_PER_GROUP, 2, false),
+            (slot::CHUNK_SIZE, 1000, false),
+            (slot::CHUNK_SIZE, 0, false),
+            (slot::GENERATION, 0, true),
+            (slot::GENERATION, 2, true),
+            (slot::RECORD_COUNT, u64::MAX, true),
+            (slot::CAPACITY, 171, true),
+            (slot::CAPACITY, u64::MAX - 169, true),
+            (slot::SCHEMA_OFFSET, 0, true),
+            (slot::SCHEMA_LEN, 3, false),
+            (slot::SCHEMA_LEN, 1 << 20, false),
+            (slot::DATA_OFFSET, 4096, true),
+            (slot::TABLE_OFFSET, 12, true),
+            (slot::TABLE_LEN, 0, true),
+        ];
+        for &(at, value, wide) in cases {
+            let mut b = h.encode();
+            if wide {
+                wr_u64(&mut b, at, value);
+            } else {
+                wr_u32(&mut b, at, value as u32);
+            }
+            resign(&mut b);
+            let r = Header::decode(&b, 1);
+            assert!(r.is_err(), "field at {at} = {value} accepted");
+        }
+        let mut b = h.encode();
+        b[slot::RESERVED] = 1;
+        resign(&mut b);
+        assert!(Header::decode(&b, 1).is_err());
+    }
+
+    #[test]
+    fn choose_highest_valid() {
+        let a = Ok(sample(4));
+        let b = Ok(sample(5));
+        assert_eq!(choose_slot(&[a.clone(), b.clone()]), Some(1));
+        assert_eq!(choose_slot(&[a.clone(), Err(SlotError::Empty)]), Some(0));
+        assert_eq!(choose_slot(&[Err(SlotError::Empty), Err(SlotError::Empty)]), None);
+    }
+}

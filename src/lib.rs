@@ -1,0 +1,55 @@
+//! recmap: a memory-mapped, crash-safe, self-describing store of fixed-size
+//! records.
+//!
+//! A file holds records of one layout, packed into 4 KiB pages, addressed by
+//! index and read zero-copy as `&T` through a read-only memory map. Writes go
+//! through the file descriptor and are made durable by [`Store::commit`],
+//! which syncs the changed pages and then publishes a checksummed header in
+//! one of two slots, so a crash never exposes a half-written commit. The
+//! header and schema block describe the layout, so tools read the file
+//! without the Rust type ([`RawStore`]).
+//!
+//! ```
+//! recmap::record! {
+//!     pub struct Point { pub id: u64, pub x: f32, pub y: f32 }
+//! }
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("points.rmap");
+//! let mut store = recmap::Store::<Point>::create(&path)?;
+//! store.extend((0..1000).map(|i| Point { id: i, x: i as f32, y: 0.5 }))?;
+//! store.commit()?;
+//! drop(store);
+//!
+//! let store = recmap::Store::<Point>::open_read_only(&path)?;
+//! assert_eq!(store.len(), 1000);
+//! assert_eq!(store.get(7).unwrap().x, 7.0);
+//! assert!(store.verify()?.is_ok());
+//! # Ok::<(), recmap::Error>(())
+//! ```
+//!
+//! Layers: [`format`] (bytes of the header, pure), [`schema`] (the layout
+//! block and the `name:type` spec), the engine ([`RawStore`]) and the typed
+//! view ([`Store`]). All `unsafe` code lives in one private module (`sys`).
+//!
+//! See `docs/format.md` (the byte-exact contract), `docs/durability.md`
+//! (what survives a crash) and `docs/concurrency.md` (locks).
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+extern crate self as recmap;
+
+mod error;
+mod fileio;
+pub mod format;
+mod record;
+pub mod schema;
+mod store;
+mod sys;
+mod typed;
+
+pub use bytemuck;
+pub use error::{Error, Result};
+pub use record::{Bool, FieldDef, FieldKind, FixedStr, Record};
+pub use schema::{Field, FieldType, Schema, SchemaError};
+pub use store::{CommitStats, Info, Options, Problem, RawStore, Runs, VerifyReport};
+pub use typed::{RecordMut, Store};

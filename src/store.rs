@@ -1,0 +1,1099 @@
+//! The engine: [`RawStore`] owns the file, its lock, the read-only map, the
+//! append staging buffer, dirty tracking, growth, commit and verify.
+//!
+//! Invariants kept here (see `docs/format.md` and `docs/durability.md`):
+//! - the map covers exactly `layout.file_len()` bytes, all inside the file;
+//! - records `[0, flushed)` are in the file (page cache), `[flushed, len)` in
+//!   the staging buffer; `committed <= flushed <= len <= capacity`;
+//! - nothing is written through the map: every write is a positional write on
+//!   the descriptor, so only the blocks recmap wrote become dirty;
+//! - the checksum table on disk holds the CRCs of the last commit; it is only
+//!   written by `commit` and copied by `grow`;
+//! - a failed write or sync poisons the handle for writes, forever.
+
+use crate::error::{Error, Result};
+use crate::fileio::{read_exact_at, sync_dir, write_all_at};
+use crate::format::{
+    choose_slot, file_len_for_records, Header, Layout, Packing, SlotError, CHECKSUM_ENTRY_LEN,
+    CHUNK_GRANULARITY, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MAX_CHUNK_SIZE, MAX_FILE_LEN,
+    MAX_GROWTH_STEP, PAGE_SIZE, SCHEMA_OFFSET, SLOT_LEN, SLOT_OFFSETS,
+};
+use crate::schema::Schema;
+use crate::sys;
+use memmap2::Mmap;
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Appends are staged in memory and written in runs of about this size.
+const STAGE_LIMIT: usize = 1 << 20;
+
+/// One page of the staging buffer; the alignment makes staged records aligned.
+#[repr(C, align(4096))]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Page([u8; PAGE_SIZE as usize]);
+
+/// How [`Options`] treats a missing or existing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CreateMode {
+    OpenExisting,
+    OpenOrCreate,
+    CreateNew,
+}
+
+/// Open options: how to create or open a store.
+///
+/// ```no_run
+/// # recmap::record! { struct Tick { ts: u64, price: f64 } }
+/// let store = recmap::Options::new()
+///     .create(true)
+///     .chunk_size(64 << 20)
+///     .initial_capacity(1_000_000)
+///     .open::<Tick>("ticks.rmap")?;
+/// # Ok::<(), recmap::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    mode: CreateMode,
+    chunk_size: u64,
+    initial_capacity: u64,
+    wait_for_lock: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+impl Options {
+    /// Open an existing file, 1 MiB chunks, no initial capacity, fail at once on a lock.
+    pub fn new() -> Options {
+        Options {
+            mode: CreateMode::OpenExisting,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            initial_capacity: 0,
+            wait_for_lock: false,
+        }
+    }
+    /// Create the file if it does not exist (else open it).
+    pub fn create(mut self, yes: bool) -> Self {
+        if yes {
+            self.mode = CreateMode::OpenOrCreate;
+        } else if self.mode == CreateMode::OpenOrCreate {
+            self.mode = CreateMode::OpenExisting;
+        }
+        self
+    }
+    /// Create a new file; fail with [`Error::AlreadyExists`] if it exists.
+    pub fn create_new(mut self, yes: bool) -> Self {
+        if yes {
+            self.mode = CreateMode::CreateNew;
+        } else if self.mode == CreateMode::CreateNew {
+            self.mode = CreateMode::OpenExisting;
+        }
+        self
+    }
+    /// Growth unit for new files: a multiple of 64 KiB (default 1 MiB). The
+    /// file's length is always a multiple of it. Existing files keep theirs.
+    pub fn chunk_size(mut self, bytes: u64) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+    /// Records to make room for when creating the file.
+    pub fn initial_capacity(mut self, records: u64) -> Self {
+        self.initial_capacity = records;
+        self
+    }
+    /// Wait for a conflicting lock to be released instead of failing with
+    /// [`Error::Locked`].
+    pub fn wait_for_lock(mut self, yes: bool) -> Self {
+        self.wait_for_lock = yes;
+        self
+    }
+
+    /// Opens (or creates, per the options) a typed store for writing.
+    pub fn open<T: crate::Record>(&self, path: impl AsRef<Path>) -> Result<crate::Store<T>> {
+        crate::Store::from_raw(self.open_raw(path, Some(&T::schema()))?)
+    }
+    /// Opens an existing typed store read-only.
+    pub fn open_read_only<T: crate::Record>(&self, path: impl AsRef<Path>) -> Result<crate::Store<T>> {
+        crate::Store::from_raw(self.open_raw_read_only(path)?)
+    }
+
+    /// Opens (or creates) an untyped store for writing. `schema` is required
+    /// to create; when given for an existing file it must equal the stored one.
+    pub fn open_raw(&self, path: impl AsRef<Path>, schema: Option<&Schema>) -> Result<RawStore> {
+        let path = path.as_ref();
+        match self.mode {
+            CreateMode::OpenExisting => RawStore::open_existing(path, Access::Write, self, schema),
+            CreateMode::CreateNew => RawStore::create_file(path, self, schema),
+            CreateMode::OpenOrCreate => match RawStore::open_existing(path, Access::Write, self, schema) {
+                Err(Error::NotFound { .. }) => match RawStore::create_file(path, self, schema) {
+                    Err(Error::AlreadyExists { .. }) => {
+                        RawStore::open_existing(path, Access::Write, self, schema)
+                    }
+                    r => r,
+                },
+                r => r,
+            },
+        }
+    }
+
+    /// Opens an existing untyped store read-only.
+    pub fn open_raw_read_only(&self, path: impl AsRef<Path>) -> Result<RawStore> {
+        RawStore::open_existing(path.as_ref(), Access::ReadOnly, self, None)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Write,
+    ReadOnly,
+}
+
+/// What a commit did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Generation of the header this commit published (unchanged if nothing to commit).
+    pub generation: u64,
+    /// Committed record count after the commit.
+    pub records: u64,
+    /// Data pages whose contents this commit made durable.
+    pub pages: u64,
+    /// Bytes written to the file since the previous commit (data, checksums, header).
+    pub bytes: u64,
+    /// Wall time of the commit.
+    pub duration: Duration,
+}
+
+/// A snapshot of a store's vital numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    pub path: PathBuf,
+    pub format_version: u32,
+    pub record_size: u32,
+    pub record_align: u32,
+    pub records_per_page: u64,
+    pub pages_per_group: u64,
+    pub records: u64,
+    pub committed_records: u64,
+    pub generation: u64,
+    pub capacity: u64,
+    pub chunk_size: u64,
+    pub file_size: u64,
+    pub data_offset: u64,
+    pub table_offset: u64,
+    pub schema: Schema,
+}
+
+/// One thing `verify` found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A header slot is invalid (other than never written). Alone it is a
+    /// note: a torn slot from a crash is expected and overwritten by the next commit.
+    HeaderSlot { slot: usize, error: SlotError },
+    /// The schema block does not hash to the header's CRC.
+    SchemaChecksum { expected: u32, got: u32 },
+    /// The file is shorter than the header requires.
+    FileLength { expected: u64, actual: u64 },
+    /// A data page (group) whose committed bytes do not match its checksum.
+    PageChecksum {
+        /// Group index (the data page for records up to 4 KiB).
+        group: u64,
+        /// File pages `[first_page, first_page + pages)` (page 0 is the header).
+        first_page: u64,
+        pages: u64,
+        /// Records `[first_record, end_record)` stored there.
+        first_record: u64,
+        end_record: u64,
+        expected: u32,
+        got: u32,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::HeaderSlot { slot, error } => write!(f, "header slot {slot}: {error}"),
+            Problem::SchemaChecksum { expected, got } => {
+                write!(f, "schema block: checksum {got:#010x}, header says {expected:#010x}")
+            }
+            Problem::FileLength { expected, actual } => {
+                write!(f, "file length {actual}, header needs {expected}")
+            }
+            Problem::PageChecksum { group, first_page, pages, first_record, end_record, expected, got } => {
+                write!(
+                    f,
+                    "data page {group} (file pages {first_page}..{}, records {first_record}..{end_record}): checksum {got:#010x}, stored {expected:#010x}",
+                    first_page + pages
+                )
+            }
+        }
+    }
+}
+
+/// The result of [`RawStore::verify`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Damage: the store is not sound when this is non-empty.
+    pub problems: Vec<Problem>,
+    /// Findings that are not damage (an older header slot torn by a crash).
+    pub notes: Vec<Problem>,
+    /// Generation verified.
+    pub generation: u64,
+    /// Data pages (groups) whose checksums were checked.
+    pub pages_checked: u64,
+    /// Committed records covered by the checked pages.
+    pub records_checked: u64,
+    /// Pages with uncommitted in-place updates in this handle, not checked.
+    pub pages_skipped: u64,
+}
+
+impl VerifyReport {
+    /// True when no damage was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// An untyped store: records as `&[u8]` described by a [`Schema`].
+///
+/// [`Store<T>`](crate::Store) wraps this with typed, zero-copy access.
+pub struct RawStore {
+    pub(crate) path: PathBuf,
+    file: File,
+    pub(crate) map: Mmap,
+    access: Access,
+    schema: Schema,
+    /// The last header published (commit or growth).
+    header: Header,
+    /// Current layout (equal to `header.layout`: growth publishes a header).
+    pub(crate) layout: Layout,
+    pub(crate) len: u64,
+    pub(crate) flushed: u64,
+    /// Staging buffer for records `[flushed, len)`; starts at data-relative
+    /// byte `stage_base` (page-aligned).
+    stage: Vec<Page>,
+    stage_base: u64,
+    /// Committed groups changed in place since the last commit.
+    dirty_groups: BTreeSet<u64>,
+    bytes_since_commit: u64,
+    poisoned: Option<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for RawStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawStore")
+            .field("path", &self.path)
+            .field("access", &self.access)
+            .field("len", &self.len)
+            .field("committed", &self.header.record_count)
+            .field("generation", &self.header.generation)
+            .field("capacity", &self.layout.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(file: &File, path: &Path, access: Access, wait: bool) -> Result<()> {
+    let r = match (access, wait) {
+        (Access::Write, false) => file.try_lock(),
+        (Access::ReadOnly, false) => file.try_lock_shared(),
+        (Access::Write, true) => file.lock().map_err(TryLockError::Error),
+        (Access::ReadOnly, true) => file.lock_shared().map_err(TryLockError::Error),
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: path.to_path_buf(),
+            holder: match access {
+                Access::Write => "handle (a writer or a read-only reader)",
+                Access::ReadOnly => "handle (a writer)",
+            },
+        }),
+        Err(TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+    }
+}
+
+fn map_open_error(path: &Path, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotFound => Error::NotFound { path: path.to_path_buf() },
+        _ => Error::io("open", path, e),
+    }
+}
+
+fn map_grow_error(path: &Path, wanted: u64, e: io::Error) -> Error {
+    #[cfg(unix)]
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => return Error::NoSpace { path: path.into(), wanted },
+        Some(libc::EFBIG) => return Error::FileTooLarge { path: path.into(), wanted },
+        _ => {}
+    }
+    match e.kind() {
+        io::ErrorKind::StorageFull => Error::NoSpace { path: path.into(), wanted },
+        io::ErrorKind::FileTooLarge => Error::FileTooLarge { path: path.into(), wanted },
+        _ => Error::io("grow", path, e),
+    }
+}
+
+fn check_chunk_size(chunk: u64) -> Result<()> {
+    if chunk == 0 || chunk % CHUNK_GRANULARITY != 0 || chunk > MAX_CHUNK_SIZE {
+        return Err(Error::InvalidOption {
+            option: "chunk_size",
+            reason: format!("{chunk} is not a non-zero multiple of 64 KiB up to 1 TiB"),
+        });
+    }
+    Ok(())
+}
+
+impl RawStore {
+    /// Creates a new store with `schema`; fails if `path` exists.
+    pub fn create(path: impl AsRef<Path>, schema: &Schema) -> Result<RawStore> {
+        Options::new().create_new(true).open_raw(path, Some(schema))
+    }
+    /// Opens an existing store for writing.
+    pub fn open(path: impl AsRef<Path>) -> Result<RawStore> {
+        Options::new().open_raw(path, None)
+    }
+    /// Opens an existing store read-only.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<RawStore> {
+        Options::new().open_raw_read_only(path)
+    }
+
+    fn create_file(path: &Path, opts: &Options, schema: Option<&Schema>) -> Result<RawStore> {
+        let span = tracing::info_span!("recmap.create", path = %path.display());
+        let _g = span.enter();
+        let t0 = Instant::now();
+        let schema = schema.ok_or(Error::InvalidOption {
+            option: "schema",
+            reason: "a schema is required to create a store".into(),
+        })?;
+        schema.validate()?;
+        check_chunk_size(opts.chunk_size)?;
+        if path.exists() {
+            return Err(Error::AlreadyExists { path: path.into() });
+        }
+        let packing = Packing::new(schema.record_size as u64);
+        let block = schema.encode();
+        let schema_len = block.len() as u32;
+        let too_large = || Error::FileTooLarge { path: path.into(), wanted: u64::MAX };
+        let file_len = file_len_for_records(packing, schema_len, opts.chunk_size, opts.initial_capacity)
+            .ok_or_else(too_large)?;
+        let layout = Layout::fitting(packing, schema_len, file_len).ok_or_else(too_large)?;
+
+        // Build the file under a temporary name and link it into place, so a
+        // crash during creation never leaves a half-written store at `path`.
+        let name = path.file_name().ok_or_else(|| Error::InvalidOption {
+            option: "path",
+            reason: format!("{} has no file name", path.display()),
+        })?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = path.with_file_name(format!(
+            ".{}.recmap-tmp-{}-{nonce}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let result = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| map_open_error(&tmp, e))?;
+            lock(&file, path, Access::Write, false)?;
+            sys::preallocate(&file, 0, file_len).map_err(|e| map_grow_error(path, file_len, e))?;
+            write_all_at(&file, &block, SCHEMA_OFFSET).map_err(|e| Error::io("write schema", &tmp, e))?;
+            let header = Header {
+                record_size: schema.record_size,
+                record_align: schema.record_align,
+                chunk_size: opts.chunk_size,
+                generation: 1,
+                record_count: 0,
+                capacity: layout.capacity(),
+                schema_len,
+                schema_crc: crc32fast::hash(&block),
+                layout,
+            };
+            write_all_at(&file, &header.encode(), SLOT_OFFSETS[header.slot_index()])
+                .map_err(|e| Error::io("write header", &tmp, e))?;
+            file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+            match std::fs::hard_link(&tmp, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists { path: path.into() })
+                }
+                // Filesystems without hard links: rename (not atomic against a racing creator).
+                Err(_) if !path.exists() => {
+                    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?
+                }
+                Err(e) => return Err(Error::io("link", path, e)),
+            }
+            Ok((file, header))
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        let (file, header) = result?;
+        sync_dir(path).map_err(|e| Error::io("fsync directory", path, e))?;
+        let map = sys::map_read_only(&file, layout.file_len()).map_err(|e| Error::io("mmap", path, e))?;
+        tracing::info!(
+            records_capacity = layout.capacity(),
+            file_len,
+            chunk_size = opts.chunk_size,
+            record_size = schema.record_size,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "created"
+        );
+        Ok(RawStore::assemble(path, file, map, Access::Write, schema.clone(), header))
+    }
+
+    fn assemble(path: &Path, file: File, map: Mmap, access: Access, schema: Schema, header: Header) -> RawStore {
+        RawStore {
+            path: path.to_path_buf(),
+            file,
+            map,
+            access,
+            schema,
+            layout: header.layout,
+            len: header.record_count,
+            flushed: header.record_count,
+            header,
+            stage: Vec::new(),
+            stage_base: 0,
+            dirty_groups: BTreeSet::new(),
+            bytes_since_commit: 0,
+            poisoned: None,
+        }
+    }
+
+    fn open_existing(path: &Path, access: Access, opts: &Options, want: Option<&Schema>) -> Result<RawStore> {
+        let span = tracing::info_span!("recmap.open", path = %path.display(), read_only = access == Access::ReadOnly);
+        let _g = span.enter();
+        let t0 = Instant::now();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(access == Access::Write)
+            .open(path)
+            .map_err(|e| map_open_error(path, e))?;
+        // Lock before reading the header, so no writer commits in between.
+        lock(&file, path, access, opts.wait_for_lock)?;
+        let (header, slots, chosen) = read_header(&file, path)?;
+        let file_len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        if file_len < header.layout.file_len() {
+            return Err(Error::Truncated { path: path.into(), expected: header.layout.file_len(), actual: file_len });
+        }
+        let schema = read_schema(&file, path, &header)?;
+        if let Some(want) = want {
+            if *want != schema {
+                return Err(Error::SchemaMismatch {
+                    path: path.into(),
+                    stored: Box::new(schema),
+                    requested: Box::new(want.clone()),
+                });
+            }
+        }
+        let other = 1 - chosen;
+        match &slots[other] {
+            Ok(_) | Err(SlotError::Empty) => {}
+            Err(e) => tracing::warn!(slot = other, error = %e, generation = header.generation,
+                "recovered: ignoring an invalid header slot, using the other"),
+        }
+        let map = sys::map_read_only(&file, header.layout.file_len()).map_err(|e| Error::io("mmap", path, e))?;
+        tracing::info!(
+            generation = header.generation,
+            records = header.record_count,
+            capacity = header.capacity,
+            file_len,
+            slot = chosen,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "opened"
+        );
+        Ok(RawStore::assemble(path, file, map, access, schema, header))
+    }
+
+    // ----- accessors -------------------------------------------------------
+
+    /// Records in the store, including uncommitted appends.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    /// True when there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Records as of the last commit.
+    pub fn committed_len(&self) -> u64 {
+        self.header.record_count
+    }
+    /// Generation of the last published header.
+    pub fn generation(&self) -> u64 {
+        self.header.generation
+    }
+    /// Records the file has room for before it grows.
+    pub fn capacity(&self) -> u64 {
+        self.layout.capacity()
+    }
+    /// The stored record layout.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// Size of one record in bytes.
+    pub fn record_size(&self) -> usize {
+        self.schema.record_size as usize
+    }
+    /// True if the handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.access == Access::ReadOnly
+    }
+    /// True if uncommitted appends or in-place updates exist.
+    pub fn has_uncommitted(&self) -> bool {
+        self.len != self.header.record_count || !self.dirty_groups.is_empty()
+    }
+    /// Why the handle refuses writes, if it does.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_ref().map(|(_, r)| r.as_str())
+    }
+
+    /// A snapshot of the store's numbers.
+    pub fn info(&self) -> Info {
+        let p = self.layout.packing;
+        Info {
+            path: self.path.clone(),
+            format_version: FORMAT_VERSION,
+            record_size: self.schema.record_size,
+            record_align: self.schema.record_align,
+            records_per_page: p.records_per_group,
+            pages_per_group: p.pages_per_group,
+            records: self.len,
+            committed_records: self.header.record_count,
+            generation: self.header.generation,
+            capacity: self.layout.capacity(),
+            chunk_size: self.header.chunk_size,
+            file_size: self.file.metadata().map(|m| m.len()).unwrap_or(self.layout.file_len()),
+            data_offset: self.layout.data_offset,
+            table_offset: self.layout.table_offset,
+            schema: self.schema.clone(),
+        }
+    }
+
+    // ----- reads -----------------------------------------------------------
+
+    /// Record `i` as bytes, or `None` past the end.
+    #[inline]
+    pub fn get(&self, i: u64) -> Option<&[u8]> {
+        let size = self.schema.record_size as usize;
+        if i < self.flushed {
+            let off = (self.layout.data_offset + self.layout.packing.record_offset(i)) as usize;
+            Some(&self.map[off..off + size])
+        } else if i < self.len {
+            let off = (self.layout.packing.record_offset(i) - self.stage_base) as usize;
+            Some(&self.stage_bytes()[off..off + size])
+        } else {
+            None
+        }
+    }
+
+    fn stage_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.stage)
+    }
+
+    /// The contiguous runs of records covering `range` (clamped to `len`):
+    /// each item is `(first index, bytes of consecutive records)`.
+    pub fn runs(&self, range: Range<u64>) -> Runs<'_> {
+        Runs { store: self, next: range.start, end: range.end.min(self.len) }
+    }
+
+    /// The end of the contiguous run starting at record `i` (< len).
+    pub(crate) fn run_end(&self, i: u64, end: u64) -> u64 {
+        let p = self.layout.packing;
+        let boundary = if i < self.flushed { self.flushed } else { self.len };
+        let group_end = if p.is_dense() { boundary } else { (p.group_of(i) + 1) * p.records_per_group };
+        end.min(boundary).min(group_end)
+    }
+
+    /// Bytes of records `[i, j)`, which must lie in one run.
+    pub(crate) fn run_bytes(&self, i: u64, j: u64) -> &[u8] {
+        let size = self.schema.record_size as u64;
+        let n = ((j - i) * size) as usize;
+        if i < self.flushed {
+            let off = (self.layout.data_offset + self.layout.packing.record_offset(i)) as usize;
+            &self.map[off..off + n]
+        } else {
+            let off = (self.layout.packing.record_offset(i) - self.stage_base) as usize;
+            &self.stage_bytes()[off..off + n]
+        }
+    }
+
+    // ----- writes ----------------------------------------------------------
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.access == Access::ReadOnly {
+            return Err(Error::ReadOnly { path: self.path.clone() });
+        }
+        if let Some((op, reason)) = &self.poisoned {
+            return Err(Error::Poisoned { path: self.path.clone(), op, reason: reason.clone() });
+        }
+        Ok(())
+    }
+
+    /// Marks the handle unusable for writes and returns the error to report.
+    fn poison(&mut self, op: &'static str, e: io::Error) -> Error {
+        tracing::error!(op, error = %e, path = %self.path.display(), "write path failed; handle poisoned");
+        self.poisoned = Some((op, e.to_string()));
+        Error::io(op, &self.path, e)
+    }
+
+    fn check_record(&self, bytes: &[u8], n: u64) -> Result<()> {
+        let want = self.schema.record_size as u64 * n;
+        if bytes.len() as u64 != want {
+            return Err(Error::InvalidOption {
+                option: "record bytes",
+                reason: format!("got {} bytes, expected {want} ({n} records of {})", bytes.len(), self.schema.record_size),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one record (exactly `record_size` bytes); returns its index.
+    pub fn push(&mut self, record: &[u8]) -> Result<u64> {
+        self.check_writable()?;
+        self.check_record(record, 1)?;
+        let i = self.len;
+        self.reserve(1)?;
+        self.stage_slot(i).copy_from_slice(record);
+        self.len += 1;
+        if self.stage.len() * PAGE_SIZE as usize >= STAGE_LIMIT {
+            self.flush_stage()?;
+        }
+        Ok(i)
+    }
+
+    /// Appends records given as consecutive bytes; returns the first index.
+    pub fn extend_from_bytes(&mut self, records: &[u8]) -> Result<u64> {
+        self.check_writable()?;
+        let size = self.schema.record_size as usize;
+        if records.len() % size != 0 {
+            self.check_record(records, (records.len() / size) as u64 + 1)?;
+        }
+        let n = (records.len() / size) as u64;
+        let first = self.len;
+        if n == 0 {
+            return Ok(first);
+        }
+        self.reserve(n)?;
+        let p = self.layout.packing;
+        if p.is_dense() && records.len() >= STAGE_LIMIT / 4 {
+            // Dense layout: the input is already in file order; write it directly.
+            self.flush_stage()?;
+            let off = self.layout.record_file_offset(first);
+            if let Err(e) = write_all_at(&self.file, records, off) {
+                return Err(self.poison("write", e));
+            }
+            self.bytes_since_commit += records.len() as u64;
+            self.len += n;
+            self.flushed = self.len;
+            return Ok(first);
+        }
+        let mut src = records;
+        while !src.is_empty() {
+            let i = self.len;
+            let k = (p.records_per_group - i % p.records_per_group).min((src.len() / size) as u64);
+            let bytes = k as usize * size;
+            self.stage_run(i, k).copy_from_slice(&src[..bytes]);
+            src = &src[bytes..];
+            self.len += k;
+            if self.stage.len() * PAGE_SIZE as usize >= STAGE_LIMIT {
+                self.flush_stage()?;
+            }
+        }
+        Ok(first)
+    }
+
+    /// Overwrites record `i` (< len). A committed record's page is marked
+    /// dirty and re-checksummed at the next commit.
+    pub fn set(&mut self, i: u64, record: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.check_record(record, 1)?;
+        if i >= self.len {
+            return Err(Error::IndexOutOfBounds { index: i, len: self.len });
+        }
+        if i >= self.flushed {
+            self.stage_slot(i).copy_from_slice(record);
+            return Ok(());
+        }
+        let off = self.layout.record_file_offset(i);
+        if let Err(e) = write_all_at(&self.file, record, off) {
+            return Err(self.poison("write", e));
+        }
+        self.bytes_since_commit += record.len() as u64;
+        if i < self.header.record_count {
+            self.dirty_groups.insert(self.layout.packing.group_of(i));
+        }
+        Ok(())
+    }
+
+    /// Makes room for `n` more records, growing the file if needed.
+    pub fn reserve(&mut self, n: u64) -> Result<()> {
+        self.check_writable()?;
+        let need = self.len.checked_add(n).ok_or(Error::FileTooLarge { path: self.path.clone(), wanted: u64::MAX })?;
+        if need > self.layout.capacity() {
+            self.grow(need)?;
+        }
+        Ok(())
+    }
+
+    /// The staging bytes of record `i` (`flushed <= i`, `i < capacity`).
+    fn stage_slot(&mut self, i: u64) -> &mut [u8] {
+        self.stage_run(i, 1)
+    }
+
+    /// The staging bytes of records `[i, i + k)`, all in one group.
+    fn stage_run(&mut self, i: u64, k: u64) -> &mut [u8] {
+        let p = self.layout.packing;
+        let rel = p.record_offset(i);
+        if self.flushed == self.len && self.stage.is_empty() {
+            self.stage_base = rel / PAGE_SIZE * PAGE_SIZE;
+        }
+        let start = (rel - self.stage_base) as usize;
+        let end = start + (k * p.record_size) as usize;
+        let pages = end.div_ceil(PAGE_SIZE as usize);
+        if self.stage.len() < pages {
+            self.stage.resize(pages, Page([0; PAGE_SIZE as usize]));
+        }
+        &mut bytemuck::cast_slice_mut(&mut self.stage)[start..end]
+    }
+
+    /// Writes staged records to the file.
+    fn flush_stage(&mut self) -> Result<()> {
+        if self.flushed < self.len {
+            let p = self.layout.packing;
+            let from = p.record_offset(self.flushed);
+            let to = p.record_offset(self.len - 1) + p.record_size;
+            let bytes = &self.stage_bytes()[(from - self.stage_base) as usize..(to - self.stage_base) as usize];
+            if let Err(e) = write_all_at(&self.file, bytes, self.layout.data_offset + from) {
+                return Err(self.poison("write", e));
+            }
+            self.bytes_since_commit += to - from;
+            self.flushed = self.len;
+        }
+        self.stage.clear();
+        if self.stage.capacity() > STAGE_LIMIT / PAGE_SIZE as usize * 2 {
+            self.stage.shrink_to(STAGE_LIMIT / PAGE_SIZE as usize);
+        }
+        Ok(())
+    }
+
+    /// Grows the file so it holds at least `need` records.
+    ///
+    /// Order (each step durable before the next): extend and preallocate;
+    /// copy the checksum table to its new place past the old end; fsync;
+    /// publish a header with the new layout (same record count); remap.
+    /// Until that header is durable the old one still describes an intact
+    /// file, and nothing is written into the old table's place before it is.
+    fn grow(&mut self, need: u64) -> Result<()> {
+        let span = tracing::info_span!("recmap.grow", path = %self.path.display(), need);
+        let _g = span.enter();
+        let t0 = Instant::now();
+        let p = self.layout.packing;
+        let chunk = self.header.chunk_size;
+        let old_len = self.layout.file_len();
+        let too_large = |wanted| Error::FileTooLarge { path: self.path.clone(), wanted };
+        let min_len = file_len_for_records(p, self.header.schema_len, chunk, need).ok_or(too_large(u64::MAX))?;
+        let doubled = old_len.saturating_add(old_len.min(MAX_GROWTH_STEP));
+        let mut want = crate::format::round_up(min_len.max(doubled), chunk).ok_or(too_large(u64::MAX))?;
+        let layout = loop {
+            if want > MAX_FILE_LEN {
+                return Err(too_large(want));
+            }
+            match Layout::fitting(p, self.header.schema_len, want) {
+                Some(l) if l.capacity() >= need && l.table_offset >= old_len => break l,
+                _ => want += chunk,
+            }
+        };
+        sys::preallocate(&self.file, old_len, want).map_err(|e| map_grow_error(&self.path, want, e))?;
+        // Copy the committed checksums; entries past them are zero and unused.
+        let groups = self.header.record_count.div_ceil(p.records_per_group);
+        let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
+        let old_table = self.layout.table_offset as usize;
+        let table = self.map[old_table..old_table + n].to_vec();
+        if let Err(e) = write_all_at(&self.file, &table, layout.table_offset) {
+            return Err(self.poison("write", e));
+        }
+        if let Err(e) = self.file.sync_all() {
+            return Err(self.poison("fsync", e));
+        }
+        let header = Header {
+            generation: self.header.generation + 1,
+            capacity: layout.capacity(),
+            layout,
+            ..self.header
+        };
+        self.publish(header)?;
+        self.layout = layout;
+        self.map = match sys::map_read_only(&self.file, layout.file_len()) {
+            Ok(m) => m,
+            Err(e) => return Err(self.poison("mmap", e)),
+        };
+        tracing::info!(
+            old_len,
+            new_len = want,
+            capacity = layout.capacity(),
+            generation = self.header.generation,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "grew"
+        );
+        Ok(())
+    }
+
+    /// Writes `header` into its slot and makes it durable.
+    fn publish(&mut self, header: Header) -> Result<()> {
+        let bytes = header.encode();
+        if let Err(e) = write_all_at(&self.file, &bytes, SLOT_OFFSETS[header.slot_index()]) {
+            return Err(self.poison("write header", e));
+        }
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.poison("fsync", e));
+        }
+        self.bytes_since_commit += SLOT_LEN as u64;
+        self.header = header;
+        Ok(())
+    }
+
+    /// Makes every change since the last commit durable and visible to new
+    /// opens: writes staged records, re-checksums the dirty pages, syncs the
+    /// data, then writes and syncs the next header slot.
+    ///
+    /// After `Ok`, everything before it survives a crash. After `Err`, the
+    /// handle is poisoned for writes; reopen to continue from the last commit.
+    pub fn commit(&mut self) -> Result<CommitStats> {
+        self.check_writable()?;
+        let span = tracing::info_span!("recmap.commit", path = %self.path.display(), generation = self.header.generation + 1);
+        let _g = span.enter();
+        let t0 = Instant::now();
+        if !self.has_uncommitted() {
+            return Ok(CommitStats {
+                generation: self.header.generation,
+                records: self.len,
+                duration: t0.elapsed(),
+                ..Default::default()
+            });
+        }
+        self.flush_stage()?;
+        let p = self.layout.packing;
+        let committed = self.header.record_count;
+        let mut groups: Vec<u64> = self.dirty_groups.iter().copied().collect();
+        if self.len > committed {
+            groups.extend(p.group_of(committed)..=p.group_of(self.len - 1));
+            groups.sort_unstable();
+            groups.dedup();
+        }
+        // Checksum the pages and write the table entries in coalesced runs.
+        let mut i = 0;
+        let mut entries = Vec::new();
+        while i < groups.len() {
+            let start = groups[i];
+            entries.clear();
+            while i < groups.len() && groups[i] == start + (entries.len() / 4) as u64 {
+                entries.extend_from_slice(&self.group_crc(groups[i], self.len).to_le_bytes());
+                i += 1;
+            }
+            if let Err(e) = write_all_at(&self.file, &entries, self.layout.checksum_offset(start)) {
+                return Err(self.poison("write", e));
+            }
+            self.bytes_since_commit += entries.len() as u64;
+        }
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.poison("fsync", e));
+        }
+        let header = Header { generation: self.header.generation + 1, record_count: self.len, ..self.header };
+        self.publish(header)?;
+        let stats = CommitStats {
+            generation: self.header.generation,
+            records: self.len,
+            pages: groups.len() as u64 * p.pages_per_group,
+            bytes: self.bytes_since_commit,
+            duration: t0.elapsed(),
+        };
+        self.dirty_groups.clear();
+        self.bytes_since_commit = 0;
+        tracing::info!(
+            records = stats.records,
+            pages = stats.pages,
+            bytes = stats.bytes,
+            elapsed_us = stats.duration.as_micros() as u64,
+            "committed"
+        );
+        Ok(stats)
+    }
+
+    /// Commits and closes the handle, reporting any error (`Drop` cannot).
+    pub fn close(mut self) -> Result<CommitStats> {
+        if self.access == Access::ReadOnly {
+            return Ok(CommitStats { generation: self.header.generation, records: self.len, ..Default::default() });
+        }
+        self.commit()
+    }
+
+    /// CRC32 of the bytes of group `g`'s records below `count`.
+    fn group_crc(&self, g: u64, count: u64) -> u32 {
+        let p = self.layout.packing;
+        let (first, end) = p.group_records(g, count);
+        let off = (self.layout.data_offset + g * p.group_bytes()) as usize;
+        crc32fast::hash(&self.map[off..off + ((end - first) * p.record_size) as usize])
+    }
+
+    /// Checks the header slots, the schema block, the file length and the
+    /// checksum of every committed data page, reading the file from scratch.
+    /// Pages this handle changed in place and has not committed are skipped.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let span = tracing::info_span!("recmap.verify", path = %self.path.display());
+        let _g = span.enter();
+        let t0 = Instant::now();
+        let mut rep = VerifyReport { generation: self.header.generation, ..Default::default() };
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        read_exact_at(&self.file, &mut page, 0).map_err(|e| Error::io("read header", &self.path, e))?;
+        for (slot, &off) in SLOT_OFFSETS.iter().enumerate() {
+            match Header::decode(&page[off as usize..], slot) {
+                Ok(_) | Err(SlotError::Empty) => {}
+                Err(error) => rep.notes.push(Problem::HeaderSlot { slot, error }),
+            }
+        }
+        let schema_at = SCHEMA_OFFSET as usize;
+        let got = crc32fast::hash(&self.map[schema_at..schema_at + self.header.schema_len as usize]);
+        if got != self.header.schema_crc {
+            rep.problems.push(Problem::SchemaChecksum { expected: self.header.schema_crc, got });
+        }
+        let actual = self.file.metadata().map_err(|e| Error::io("stat", &self.path, e))?.len();
+        if actual < self.layout.file_len() {
+            rep.problems.push(Problem::FileLength { expected: self.layout.file_len(), actual });
+            return Ok(rep);
+        }
+        let p = self.layout.packing;
+        let committed = self.header.record_count;
+        for g in 0..committed.div_ceil(p.records_per_group) {
+            if self.dirty_groups.contains(&g) {
+                rep.pages_skipped += p.pages_per_group;
+                continue;
+            }
+            let at = self.layout.checksum_offset(g) as usize;
+            let expected = u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"));
+            let got = self.group_crc(g, committed);
+            let (first_record, end_record) = p.group_records(g, committed);
+            if got != expected {
+                rep.problems.push(Problem::PageChecksum {
+                    group: g,
+                    first_page: (self.layout.data_offset + g * p.group_bytes()) / PAGE_SIZE,
+                    pages: p.pages_per_group,
+                    first_record,
+                    end_record,
+                    expected,
+                    got,
+                });
+            }
+            rep.pages_checked += p.pages_per_group;
+            rep.records_checked += end_record - first_record;
+        }
+        tracing::info!(
+            pages = rep.pages_checked,
+            problems = rep.problems.len(),
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "verified"
+        );
+        Ok(rep)
+    }
+}
+
+impl Drop for RawStore {
+    fn drop(&mut self) {
+        if self.access == Access::Write && self.poisoned.is_none() && self.has_uncommitted() {
+            tracing::warn!(
+                path = %self.path.display(),
+                uncommitted_records = self.len - self.header.record_count,
+                dirty_pages = self.dirty_groups.len(),
+                "dropped without commit: appends since the last commit are discarded"
+            );
+        }
+    }
+}
+
+/// Reads and decodes both header slots; returns the chosen header.
+fn read_header(file: &File, path: &Path) -> Result<(Header, [Result<Header, SlotError>; 2], usize)> {
+    let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    if len < PAGE_SIZE {
+        return Err(Error::NotRecmap {
+            path: path.into(),
+            reason: format!("{len} bytes, shorter than the 4096-byte header page"),
+        });
+    }
+    let mut page = vec![0u8; PAGE_SIZE as usize];
+    read_exact_at(file, &mut page, 0).map_err(|e| Error::io("read header", path, e))?;
+    let slots = [Header::decode(&page[SLOT_OFFSETS[0] as usize..], 0), Header::decode(&page[SLOT_OFFSETS[1] as usize..], 1)];
+    for s in &slots {
+        if let Err(SlotError::UnsupportedVersion { found }) = s {
+            return Err(Error::UnsupportedVersion { path: path.into(), found: *found, supported: FORMAT_VERSION });
+        }
+    }
+    match choose_slot(&slots) {
+        Some(i) => {
+            let h = *slots[i].as_ref().expect("chosen slot is valid");
+            Ok((h, slots, i))
+        }
+        None => {
+            let foreign = |s: &Result<Header, SlotError>| matches!(s, Err(SlotError::BadMagic { .. } | SlotError::Empty));
+            if foreign(&slots[0]) && foreign(&slots[1]) {
+                return Err(Error::NotRecmap { path: path.into(), reason: "no recmap magic in either header slot".into() });
+            }
+            let [a, b] = slots;
+            Err(Error::NoValidHeader { path: path.into(), slot0: a.unwrap_err(), slot1: b.unwrap_err() })
+        }
+    }
+}
+
+fn read_schema(file: &File, path: &Path, header: &Header) -> Result<Schema> {
+    let mut block = vec![0u8; header.schema_len as usize];
+    read_exact_at(file, &mut block, SCHEMA_OFFSET).map_err(|e| Error::io("read schema", path, e))?;
+    let got = crc32fast::hash(&block);
+    if got != header.schema_crc {
+        return Err(Error::ChecksumMismatch { path: path.into(), expected: header.schema_crc, got });
+    }
+    let schema = Schema::decode(&block).map_err(|e| Error::BadSchema { path: path.into(), reason: e.to_string() })?;
+    if schema.record_size != header.record_size || schema.record_align != header.record_align {
+        return Err(Error::BadSchema {
+            path: path.into(),
+            reason: format!(
+                "schema says {} bytes align {}, header says {} align {}",
+                schema.record_size, schema.record_align, header.record_size, header.record_align
+            ),
+        });
+    }
+    Ok(schema)
+}
+
+/// Iterator over contiguous runs of records, from [`RawStore::runs`].
+#[derive(Debug)]
+pub struct Runs<'a> {
+    store: &'a RawStore,
+    next: u64,
+    end: u64,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = (u64, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let i = self.next;
+        let j = self.store.run_end(i, self.end);
+        self.next = j;
+        Some((i, self.store.run_bytes(i, j)))
+    }
+}

@@ -1,0 +1,235 @@
+//! [`Store<T>`]: typed, zero-copy access to a [`RawStore`] whose schema is
+//! `T`'s. Reads hand out `&T` straight from the map; writes go through the
+//! engine.
+
+use crate::error::{Error, Result};
+use crate::format::Packing;
+use crate::record::Record;
+use crate::schema::Schema;
+use crate::store::{CommitStats, Info, Options, RawStore, VerifyReport};
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut, Range};
+use std::path::Path;
+
+/// A typed store of `T` records.
+///
+/// `get` returns `&T` pointing into the memory map (no copy). Writes take
+/// `&mut self`, so no `&T` is alive while the bytes it points to change in
+/// this process; other processes are kept out by the file lock (a read-only
+/// handle holds a shared lock that no writer can take alongside).
+///
+/// ```
+/// recmap::record! { pub struct Tick { pub ts: u64, pub price: f64 } }
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("ticks.rmap");
+/// let mut store = recmap::Store::<Tick>::create(&path)?;
+/// let i = store.push(&Tick { ts: 1, price: 9.5 })?;
+/// store.commit()?;
+/// assert_eq!(store.get(i).unwrap().price, 9.5);
+/// # Ok::<(), recmap::Error>(())
+/// ```
+pub struct Store<T: Record> {
+    raw: RawStore,
+    _t: PhantomData<T>,
+}
+
+impl<T: Record> std::fmt::Debug for Store<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.raw.fmt(f)
+    }
+}
+
+impl<T: Record> Store<T> {
+    const SIZE: usize = std::mem::size_of::<T>();
+    const PACKING: Packing = Packing::new(std::mem::size_of::<T>() as u64);
+
+    /// Creates a new store; fails with [`Error::AlreadyExists`] if `path` exists.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        Options::new().create_new(true).open(path)
+    }
+    /// Opens an existing store for writing (exclusive lock).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Options::new().open(path)
+    }
+    /// Opens an existing store read-only (shared lock; the map is read-only).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        Options::new().open_read_only(path)
+    }
+
+    /// Wraps a raw store whose schema must equal `T::schema()`.
+    pub fn from_raw(raw: RawStore) -> Result<Self> {
+        let want = T::schema();
+        if *raw.schema() != want {
+            return Err(Error::SchemaMismatch {
+                path: raw.path().to_path_buf(),
+                stored: Box::new(raw.schema().clone()),
+                requested: Box::new(want),
+            });
+        }
+        Ok(Store { raw, _t: PhantomData })
+    }
+
+    /// The untyped store underneath.
+    pub fn raw(&self) -> &RawStore {
+        &self.raw
+    }
+    /// Gives up the type.
+    pub fn into_raw(self) -> RawStore {
+        self.raw
+    }
+
+    /// Records in the store, including uncommitted appends.
+    pub fn len(&self) -> u64 {
+        self.raw.len()
+    }
+    /// True when there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+    /// Records as of the last commit.
+    pub fn committed_len(&self) -> u64 {
+        self.raw.committed_len()
+    }
+    /// Generation of the last published header.
+    pub fn generation(&self) -> u64 {
+        self.raw.generation()
+    }
+    /// Records the file holds before it grows.
+    pub fn capacity(&self) -> u64 {
+        self.raw.capacity()
+    }
+    /// The stored schema (equal to `T::schema()`).
+    pub fn schema(&self) -> &Schema {
+        self.raw.schema()
+    }
+    /// The store's numbers.
+    pub fn info(&self) -> Info {
+        self.raw.info()
+    }
+
+    /// Record `i`, zero-copy, or `None` past the end.
+    #[inline]
+    pub fn get(&self, i: u64) -> Option<&T> {
+        if i < self.raw.flushed {
+            let off = (self.raw.layout.data_offset + Self::PACKING.record_offset(i)) as usize;
+            Some(bytemuck::from_bytes(&self.raw.map[off..off + Self::SIZE]))
+        } else {
+            self.raw.get(i).map(bytemuck::from_bytes)
+        }
+    }
+
+    /// A guard that derefs to a copy of record `i` and writes it back when
+    /// dropped (marking its page dirty). Writes never go through the map, so
+    /// a small change dirties only the blocks it touches; see
+    /// `docs/benchmarks.md`. A failed write-back poisons the handle, and the
+    /// next write or commit reports it. Use [`Store::update`] to get the
+    /// error directly.
+    ///
+    /// Fails at once on a read-only or poisoned handle or an index past the end.
+    pub fn get_mut(&mut self, i: u64) -> Result<RecordMut<'_, T>> {
+        self.raw.check_writable()?;
+        let value = *self.get(i).ok_or(Error::IndexOutOfBounds { index: i, len: self.len() })?;
+        Ok(RecordMut { store: self, index: i, value })
+    }
+
+    /// Applies `f` to record `i` and writes it back.
+    pub fn update<R>(&mut self, i: u64, f: impl FnOnce(&mut T) -> R) -> Result<R> {
+        let mut v = *self.get(i).ok_or(Error::IndexOutOfBounds { index: i, len: self.len() })?;
+        let r = f(&mut v);
+        self.set(i, &v)?;
+        Ok(r)
+    }
+
+    /// Overwrites record `i` (< len).
+    pub fn set(&mut self, i: u64, value: &T) -> Result<()> {
+        self.raw.set(i, bytemuck::bytes_of(value))
+    }
+
+    /// Appends a record and returns its index.
+    pub fn push(&mut self, value: &T) -> Result<u64> {
+        self.raw.push(bytemuck::bytes_of(value))
+    }
+
+    /// Appends a slice of records (memcpy-class bulk path); returns the first index.
+    pub fn extend_from_slice(&mut self, values: &[T]) -> Result<u64> {
+        self.raw.extend_from_bytes(bytemuck::cast_slice(values))
+    }
+
+    /// Appends records from an iterator, in batches; returns the first index.
+    pub fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) -> Result<u64> {
+        let first = self.len();
+        let mut it = iter.into_iter();
+        let batch = (256 * 1024 / Self::SIZE).max(1);
+        let mut buf: Vec<T> = Vec::with_capacity(batch.min(it.size_hint().0.max(1)));
+        loop {
+            buf.clear();
+            buf.extend(it.by_ref().take(batch));
+            if buf.is_empty() {
+                return Ok(first);
+            }
+            self.extend_from_slice(&buf)?;
+        }
+    }
+
+    /// Makes room for `n` more records.
+    pub fn reserve(&mut self, n: u64) -> Result<()> {
+        self.raw.reserve(n)
+    }
+
+    /// Iterates over all records.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.slices(0..self.len()).flat_map(|(_, s)| s.iter())
+    }
+
+    /// The records of `range` as contiguous `&[T]` runs with their first
+    /// index. A run ends at a page boundary when records do not fill pages
+    /// exactly (records never straddle a page), else it spans the whole file.
+    pub fn slices(&self, range: Range<u64>) -> impl Iterator<Item = (u64, &[T])> + '_ {
+        self.raw.runs(range).map(|(i, b)| (i, bytemuck::cast_slice(b)))
+    }
+
+    /// Commits all changes; see [`RawStore::commit`].
+    pub fn commit(&mut self) -> Result<CommitStats> {
+        self.raw.commit()
+    }
+    /// Commits and closes, reporting errors.
+    pub fn close(self) -> Result<CommitStats> {
+        self.raw.close()
+    }
+    /// Checks every checksum; see [`RawStore::verify`].
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.raw.verify()
+    }
+}
+
+/// A record being modified; written back on drop. See [`Store::get_mut`].
+pub struct RecordMut<'a, T: Record> {
+    store: &'a mut Store<T>,
+    index: u64,
+    value: T,
+}
+
+impl<T: Record + std::fmt::Debug> std::fmt::Debug for RecordMut<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordMut").field("index", &self.index).field("value", &self.value).finish()
+    }
+}
+
+impl<T: Record> Deref for RecordMut<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+impl<T: Record> DerefMut for RecordMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+impl<T: Record> Drop for RecordMut<'_, T> {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.set(self.index, &self.value) {
+            tracing::error!(index = self.index, error = %e, "write-back of a modified record failed");
+        }
+    }
+}
