@@ -24,23 +24,45 @@ pub enum Error {
     #[error("{path}: not a recmap file ({reason})")]
     NotRecmap { path: PathBuf, reason: String },
     /// The file is a recmap file of a format version this build does not read.
-    #[error("{path}: format version {found} is not supported (this build reads version {supported})")]
-    UnsupportedVersion { path: PathBuf, found: u32, supported: u32 },
+    #[error(
+        "{path}: format version {found} is not supported (this build reads version {supported})"
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     /// Both header slots are invalid.
     #[error("{path}: no valid header slot (slot 0: {slot0}; slot 1: {slot1})")]
-    NoValidHeader { path: PathBuf, slot0: SlotError, slot1: SlotError },
+    NoValidHeader {
+        path: PathBuf,
+        slot0: SlotError,
+        slot1: SlotError,
+    },
     /// The schema block does not match its checksum.
     #[error("{path}: schema block checksum mismatch: header says {expected:#010x}, block hashes to {got:#010x}")]
-    ChecksumMismatch { path: PathBuf, expected: u32, got: u32 },
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: u32,
+        got: u32,
+    },
     /// The schema block is malformed or disagrees with the header.
     #[error("{path}: bad schema block: {reason}")]
     BadSchema { path: PathBuf, reason: String },
     /// The file is shorter than the committed header requires.
     #[error("{path}: truncated: the header needs {expected} bytes but the file has {actual}")]
-    Truncated { path: PathBuf, expected: u64, actual: u64 },
+    Truncated {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
     /// The Rust record type does not match the stored layout.
     #[error("record type mismatch for {path}:\n  stored:    {stored}\n  requested: {requested}")]
-    SchemaMismatch { path: PathBuf, stored: Box<Schema>, requested: Box<Schema> },
+    SchemaMismatch {
+        path: PathBuf,
+        stored: Box<Schema>,
+        requested: Box<Schema>,
+    },
     /// A schema given by the caller is not valid.
     #[error("invalid schema: {0}")]
     InvalidSchema(#[from] SchemaError),
@@ -55,7 +77,11 @@ pub enum Error {
     NotFound { path: PathBuf },
     /// An earlier write or sync failed; the handle refuses further writes.
     #[error("{path}: handle is unusable for writes: an earlier {op} failed: {reason}")]
-    Poisoned { path: PathBuf, op: &'static str, reason: String },
+    Poisoned {
+        path: PathBuf,
+        op: &'static str,
+        reason: String,
+    },
     /// A write was attempted on a read-only handle.
     #[error("{path}: opened read-only")]
     ReadOnly { path: PathBuf },
@@ -70,11 +96,18 @@ pub enum Error {
     FileTooLarge { path: PathBuf, wanted: u64 },
     /// An option value is out of range.
     #[error("invalid option {option}: {reason}")]
-    InvalidOption { option: &'static str, reason: String },
+    InvalidOption {
+        option: &'static str,
+        reason: String,
+    },
 }
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io { op, path: path.into(), source }
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -60,8 +60,9 @@ pub mod slot {
     pub const DATA_OFFSET: usize = 88;
     pub const TABLE_OFFSET: usize = 96;
     pub const TABLE_LEN: usize = 104;
-    pub const RESERVED: usize = 112;
-    pub const RESERVED_LEN: usize = 12;
+    pub const TAIL_CRC: usize = 112;
+    pub const RESERVED: usize = 116;
+    pub const RESERVED_LEN: usize = 8;
     pub const CRC: usize = 124;
 }
 
@@ -244,6 +245,10 @@ pub struct Header {
     pub capacity: u64,
     pub schema_len: u32,
     pub schema_crc: u32,
+    /// CRC32 of the committed records of the last, partly filled group
+    /// (`record_count % records_per_page` records); 0 when there is none.
+    /// It lives in the header so it changes atomically with the count.
+    pub tail_crc: u32,
     pub layout: Layout,
 }
 
@@ -261,7 +266,11 @@ pub enum SlotError {
     /// A newer (or unknown) format version.
     UnsupportedVersion { found: u32 },
     /// A field holds a value outside its valid range.
-    BadField { field: &'static str, value: u64, reason: &'static str },
+    BadField {
+        field: &'static str,
+        value: u64,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for SlotError {
@@ -270,15 +279,28 @@ impl fmt::Display for SlotError {
             SlotError::Empty => write!(f, "empty (never written)"),
             SlotError::BadMagic { found } => write!(f, "bad magic {found:02x?}"),
             SlotError::ChecksumMismatch { expected, got } => {
-                write!(f, "checksum mismatch: stored {expected:#010x}, computed {got:#010x}")
+                write!(
+                    f,
+                    "checksum mismatch: stored {expected:#010x}, computed {got:#010x}"
+                )
             }
             SlotError::WrongByteOrder { found } => {
-                write!(f, "byte-order mark {found:#010x}, expected {BYTE_ORDER_MARK:#010x}")
+                write!(
+                    f,
+                    "byte-order mark {found:#010x}, expected {BYTE_ORDER_MARK:#010x}"
+                )
             }
             SlotError::UnsupportedVersion { found } => {
-                write!(f, "format version {found}, this build reads {FORMAT_VERSION}")
+                write!(
+                    f,
+                    "format version {found}, this build reads {FORMAT_VERSION}"
+                )
             }
-            SlotError::BadField { field, value, reason } => {
+            SlotError::BadField {
+                field,
+                value,
+                reason,
+            } => {
                 write!(f, "field {field} = {value}: {reason}")
             }
         }
@@ -286,7 +308,11 @@ impl fmt::Display for SlotError {
 }
 
 fn bad(field: &'static str, value: u64, reason: &'static str) -> SlotError {
-    SlotError::BadField { field, value, reason }
+    SlotError::BadField {
+        field,
+        value,
+        reason,
+    }
 }
 
 impl Header {
@@ -313,6 +339,7 @@ impl Header {
         wr_u64(&mut b, slot::DATA_OFFSET, self.layout.data_offset);
         wr_u64(&mut b, slot::TABLE_OFFSET, self.layout.table_offset);
         wr_u64(&mut b, slot::TABLE_LEN, self.layout.table_len);
+        wr_u32(&mut b, slot::TAIL_CRC, self.tail_crc);
         let crc = crc32fast::hash(&b[..slot::CRC]);
         wr_u32(&mut b, slot::CRC, crc);
         b
@@ -357,7 +384,10 @@ impl Header {
         if flags != 0 {
             return Err(bad("flags", flags, "unknown flags (v1 defines none)"));
         }
-        if b[slot::RESERVED..slot::RESERVED + slot::RESERVED_LEN].iter().any(|&x| x != 0) {
+        if b[slot::RESERVED..slot::RESERVED + slot::RESERVED_LEN]
+            .iter()
+            .any(|&x| x != 0)
+        {
             return Err(bad("reserved", 0, "reserved bytes must be zero"));
         }
         let record_size = rd_u32(b, slot::RECORD_SIZE);
@@ -386,11 +416,19 @@ impl Header {
         }
         let chunk_size = rd_u64(b, slot::CHUNK_SIZE);
         if chunk_size == 0 || chunk_size % CHUNK_GRANULARITY != 0 || chunk_size > MAX_CHUNK_SIZE {
-            return Err(bad("chunk_size", chunk_size, "must be a multiple of 64 KiB, <= 1 TiB"));
+            return Err(bad(
+                "chunk_size",
+                chunk_size,
+                "must be a multiple of 64 KiB, <= 1 TiB",
+            ));
         }
         let generation = rd_u64(b, slot::GENERATION);
         if generation == 0 || (generation % 2) as usize != slot_index {
-            return Err(bad("generation", generation, "must be >= 1 and match its slot (generation % 2)"));
+            return Err(bad(
+                "generation",
+                generation,
+                "must be >= 1 and match its slot (generation % 2)",
+            ));
         }
         let schema_offset = rd_u64(b, slot::SCHEMA_OFFSET);
         if schema_offset != SCHEMA_OFFSET {
@@ -402,7 +440,11 @@ impl Header {
         }
         let capacity = rd_u64(b, slot::CAPACITY);
         if capacity % packing.records_per_group != 0 {
-            return Err(bad("capacity", capacity, "must be a multiple of records_per_page"));
+            return Err(bad(
+                "capacity",
+                capacity,
+                "must be a multiple of records_per_page",
+            ));
         }
         let layout = Layout::with_groups(packing, schema_len, capacity / packing.records_per_group)
             .ok_or_else(|| bad("capacity", capacity, "file would exceed 2^60 bytes"))?;
@@ -410,13 +452,29 @@ impl Header {
         if record_count > capacity {
             return Err(bad("record_count", record_count, "exceeds capacity"));
         }
+        let tail_crc = rd_u32(b, slot::TAIL_CRC);
+        if record_count % packing.records_per_group == 0 && tail_crc != 0 {
+            return Err(bad(
+                "tail_crc",
+                tail_crc as u64,
+                "must be 0 when the last group is full",
+            ));
+        }
         let data_offset = rd_u64(b, slot::DATA_OFFSET);
         if data_offset != layout.data_offset {
-            return Err(bad("data_offset", data_offset, "does not follow the schema block"));
+            return Err(bad(
+                "data_offset",
+                data_offset,
+                "does not follow the schema block",
+            ));
         }
         let table_offset = rd_u64(b, slot::TABLE_OFFSET);
         if table_offset != layout.table_offset {
-            return Err(bad("table_offset", table_offset, "does not follow the data region"));
+            return Err(bad(
+                "table_offset",
+                table_offset,
+                "does not follow the data region",
+            ));
         }
         let table_len = rd_u64(b, slot::TABLE_LEN);
         if table_len != layout.table_len {
@@ -431,6 +489,7 @@ impl Header {
             capacity,
             schema_len,
             schema_crc: rd_u32(b, slot::SCHEMA_CRC),
+            tail_crc,
             layout,
         })
     }
@@ -459,10 +518,11 @@ mod tests {
             record_align: 8,
             chunk_size: DEFAULT_CHUNK_SIZE,
             generation,
-            record_count: 100,
+            record_count: 101,
             capacity: layout.capacity(),
             schema_len: 40,
             schema_crc: 0xdead_beef,
+            tail_crc: 0x1234_5678,
             layout,
         }
     }
@@ -512,7 +572,10 @@ mod tests {
         let h = sample(3);
         assert!(matches!(
             Header::decode(&h.encode(), 0),
-            Err(SlotError::BadField { field: "generation", .. })
+            Err(SlotError::BadField {
+                field: "generation",
+                ..
+            })
         ));
     }
 
@@ -523,7 +586,10 @@ mod tests {
         for bit in 0..SLOT_LEN * 8 {
             let mut b = bytes;
             b[bit / 8] ^= 1 << (bit % 8);
-            assert!(Header::decode(&b, 1).is_err(), "bit {bit} flip not detected");
+            assert!(
+                Header::decode(&b, 1).is_err(),
+                "bit {bit} flip not detected"
+            );
         }
     }
 
@@ -584,6 +650,9 @@ mod tests {
         let b = Ok(sample(5));
         assert_eq!(choose_slot(&[a.clone(), b.clone()]), Some(1));
         assert_eq!(choose_slot(&[a.clone(), Err(SlotError::Empty)]), Some(0));
-        assert_eq!(choose_slot(&[Err(SlotError::Empty), Err(SlotError::Empty)]), None);
+        assert_eq!(
+            choose_slot(&[Err(SlotError::Empty), Err(SlotError::Empty)]),
+            None
+        );
     }
 }

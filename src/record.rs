@@ -20,7 +20,12 @@ pub trait Record: Pod {
             record_align: std::mem::align_of::<Self>() as u32,
             fields: Self::FIELDS
                 .iter()
-                .map(|f| Field { name: f.name.to_string(), ty: f.ty, count: f.count, offset: f.offset as u32 })
+                .map(|f| Field {
+                    name: f.name.to_string(),
+                    ty: f.ty,
+                    count: f.count,
+                    offset: f.offset as u32,
+                })
                 .collect(),
         }
     }

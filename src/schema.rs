@@ -94,7 +94,9 @@ impl FieldType {
     /// Size (and alignment) of one element in bytes.
     pub const fn elem_size(self) -> u32 {
         match self {
-            FieldType::U8 | FieldType::I8 | FieldType::Bool | FieldType::Bytes | FieldType::Str => 1,
+            FieldType::U8 | FieldType::I8 | FieldType::Bool | FieldType::Bytes | FieldType::Str => {
+                1
+            }
             FieldType::U16 | FieldType::I16 => 2,
             FieldType::U32 | FieldType::I32 | FieldType::F32 => 4,
             FieldType::U64 | FieldType::I64 | FieldType::F64 => 8,
@@ -176,11 +178,18 @@ pub enum SchemaError {
     Record(String),
     /// A textual spec could not be parsed; `at` is the byte position in the spec.
     #[error("schema spec at byte {at} ({part:?}): {reason}")]
-    Spec { at: usize, part: String, reason: String },
+    Spec {
+        at: usize,
+        part: String,
+        reason: String,
+    },
 }
 
 fn field_err(field: &str, reason: impl Into<String>) -> SchemaError {
-    SchemaError::Field { field: field.to_string(), reason: reason.into() }
+    SchemaError::Field {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// True for `[A-Za-z_][A-Za-z0-9_]*` of at most `MAX_NAME_LEN` bytes.
@@ -210,7 +219,10 @@ impl Schema {
         let mut end_prev = 0u64;
         for (i, f) in self.fields.iter().enumerate() {
             if !is_valid_name(&f.name) {
-                return Err(field_err(&f.name, "name must match [A-Za-z_][A-Za-z0-9_]{0,63}"));
+                return Err(field_err(
+                    &f.name,
+                    "name must match [A-Za-z_][A-Za-z0-9_]{0,63}",
+                ));
             }
             if self.fields[..i].iter().any(|g| g.name == f.name) {
                 return Err(field_err(&f.name, "duplicate field name"));
@@ -227,17 +239,26 @@ impl Schema {
             if f.ty.elem_size() > a {
                 return Err(field_err(
                     &f.name,
-                    format!("needs alignment {} but the record has {a}", f.ty.elem_size()),
+                    format!(
+                        "needs alignment {} but the record has {a}",
+                        f.ty.elem_size()
+                    ),
                 ));
             }
             if (f.offset as u64) < end_prev {
-                return Err(field_err(&f.name, "overlaps the previous field or is out of offset order"));
+                return Err(field_err(
+                    &f.name,
+                    "overlaps the previous field or is out of offset order",
+                ));
             }
             let end = f.offset as u64 + f.ty.elem_size() as u64 * f.count as u64;
             if end > self.record_size as u64 {
                 return Err(field_err(
                     &f.name,
-                    format!("ends at byte {end}, past the record size {}", self.record_size),
+                    format!(
+                        "ends at byte {end}, past the record size {}",
+                        self.record_size
+                    ),
                 ));
             }
             end_prev = end;
@@ -284,7 +305,10 @@ impl Schema {
     pub fn decode(b: &[u8]) -> Result<Schema, SchemaError> {
         let err = |m: String| SchemaError::Block(m);
         if b.len() < SCHEMA_HEADER_LEN {
-            return Err(err(format!("{} bytes, shorter than its 16-byte header", b.len())));
+            return Err(err(format!(
+                "{} bytes, shorter than its 16-byte header",
+                b.len()
+            )));
         }
         if b[..4] != SCHEMA_MAGIC {
             return Err(err(format!("bad magic {:02x?}", &b[..4])));
@@ -294,7 +318,10 @@ impl Schema {
         let count = rd_u32(b, block::FIELD_COUNT) as usize;
         // Each entry takes at least 16 bytes, which bounds the allocation below.
         if count > (b.len() - SCHEMA_HEADER_LEN) / 16 {
-            return Err(err(format!("field count {count} does not fit in {} bytes", b.len())));
+            return Err(err(format!(
+                "field count {count} does not fit in {} bytes",
+                b.len()
+            )));
         }
         let mut fields = Vec::with_capacity(count);
         let mut at = SCHEMA_HEADER_LEN;
@@ -313,11 +340,18 @@ impl Schema {
                 .ok_or_else(|| err(format!("field #{i}: unknown type code {code}")))?;
             let name_at = at + FIELD_ENTRY_LEN;
             if name_len == 0 || name_at + name_len > b.len() {
-                return Err(err(format!("field #{i}: name length {name_len} out of range")));
+                return Err(err(format!(
+                    "field #{i}: name length {name_len} out of range"
+                )));
             }
             let name = std::str::from_utf8(&b[name_at..name_at + name_len])
                 .map_err(|_| err(format!("field #{i}: name is not UTF-8")))?;
-            let f = Field { name: name.to_string(), ty, count: fcount, offset };
+            let f = Field {
+                name: name.to_string(),
+                ty,
+                count: fcount,
+                offset,
+            };
             let next = at + Self::entry_len(&f);
             if next > b.len() || b[name_at + name_len..next].iter().any(|&x| x != 0) {
                 return Err(err(format!("field #{i}: bad name padding")));
@@ -326,9 +360,16 @@ impl Schema {
             fields.push(f);
         }
         if at != b.len() {
-            return Err(err(format!("{} trailing bytes after the last field", b.len() - at)));
+            return Err(err(format!(
+                "{} trailing bytes after the last field",
+                b.len() - at
+            )));
         }
-        let s = Schema { record_size, record_align, fields };
+        let s = Schema {
+            record_size,
+            record_align,
+            fields,
+        };
         s.validate()?;
         Ok(s)
     }
@@ -345,19 +386,29 @@ impl Schema {
         let mut pos = 0usize;
         let trimmed = spec.trim();
         if trimmed.is_empty() {
-            return Err(SchemaError::Spec { at: 0, part: String::new(), reason: "empty schema".into() });
+            return Err(SchemaError::Spec {
+                at: 0,
+                part: String::new(),
+                reason: "empty schema".into(),
+            });
         }
         for part in spec.split(',') {
             let at = pos;
             pos += part.len() + 1;
-            let serr = |reason: String| SchemaError::Spec { at, part: part.to_string(), reason };
+            let serr = |reason: String| SchemaError::Spec {
+                at,
+                part: part.to_string(),
+                reason,
+            };
             let p = part.trim();
             let (name, ty) = p
                 .split_once(':')
                 .ok_or_else(|| serr("expected name:type".into()))?;
             let (name, ty) = (name.trim(), ty.trim());
             if !is_valid_name(name) {
-                return Err(serr(format!("bad field name {name:?} (use letters, digits, _)")));
+                return Err(serr(format!(
+                    "bad field name {name:?} (use letters, digits, _)"
+                )));
             }
             if fields.iter().any(|f| f.name == name) {
                 return Err(serr(format!("duplicate field name {name:?}")));
@@ -391,7 +442,12 @@ impl Schema {
             }
             let es = t.elem_size();
             offset = offset.div_ceil(es as u64) * es as u64;
-            fields.push(Field { name: name.to_string(), ty: t, count, offset: offset as u32 });
+            fields.push(Field {
+                name: name.to_string(),
+                ty: t,
+                count,
+                offset: offset as u32,
+            });
             offset += es as u64 * count as u64;
             if offset > MAX_RECORD_SIZE as u64 {
                 return Err(serr(format!("record grows past {MAX_RECORD_SIZE} bytes")));
@@ -399,7 +455,11 @@ impl Schema {
             align = align.max(es);
         }
         let record_size = (offset.div_ceil(align as u64) * align as u64) as u32;
-        let s = Schema { record_size, record_align: align, fields };
+        let s = Schema {
+            record_size,
+            record_align: align,
+            fields,
+        };
         s.validate()?;
         Ok(s)
     }
@@ -421,7 +481,11 @@ impl Schema {
 
 impl fmt::Display for Schema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} bytes, align {}: {{", self.record_size, self.record_align)?;
+        write!(
+            f,
+            "{} bytes, align {}: {{",
+            self.record_size, self.record_align
+        )?;
         for (i, fl) in self.fields.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
             write!(f, "{sep}{}: {} @{}", fl.name, fl.type_spec(), fl.offset)?;
@@ -447,8 +511,21 @@ mod tests {
     #[test]
     fn parse_errors_point_at_the_part() {
         let e = Schema::parse("a:u8,b:u33").unwrap_err();
-        assert!(matches!(e, SchemaError::Spec { at: 5, ref part, .. } if part == "b:u33"), "{e}");
-        for bad in ["", "a", "a:u8,a:u8", "1a:u8", "a:str", "a:str[0]", "a:str[x]", "a:str[3", "a:bool[2]"] {
+        assert!(
+            matches!(e, SchemaError::Spec { at: 5, ref part, .. } if part == "b:u33"),
+            "{e}"
+        );
+        for bad in [
+            "",
+            "a",
+            "a:u8,a:u8",
+            "1a:u8",
+            "a:str",
+            "a:str[0]",
+            "a:str[x]",
+            "a:str[3",
+            "a:bool[2]",
+        ] {
             assert!(Schema::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -461,7 +538,10 @@ mod tests {
         assert_eq!(Schema::decode(&b).unwrap(), s);
         // Truncation, trailing bytes, bad codes and flipped bytes are rejected, never panic.
         for n in 0..b.len() {
-            assert!(Schema::decode(&b[..n]).is_err(), "truncated to {n} accepted");
+            assert!(
+                Schema::decode(&b[..n]).is_err(),
+                "truncated to {n} accepted"
+            );
         }
         let mut longer = b.clone();
         longer.push(0);

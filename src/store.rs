@@ -120,7 +120,10 @@ impl Options {
         crate::Store::from_raw(self.open_raw(path, Some(&T::schema()))?)
     }
     /// Opens an existing typed store read-only.
-    pub fn open_read_only<T: crate::Record>(&self, path: impl AsRef<Path>) -> Result<crate::Store<T>> {
+    pub fn open_read_only<T: crate::Record>(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> Result<crate::Store<T>> {
         crate::Store::from_raw(self.open_raw_read_only(path)?)
     }
 
@@ -131,15 +134,19 @@ impl Options {
         match self.mode {
             CreateMode::OpenExisting => RawStore::open_existing(path, Access::Write, self, schema),
             CreateMode::CreateNew => RawStore::create_file(path, self, schema),
-            CreateMode::OpenOrCreate => match RawStore::open_existing(path, Access::Write, self, schema) {
-                Err(Error::NotFound { .. }) => match RawStore::create_file(path, self, schema) {
-                    Err(Error::AlreadyExists { .. }) => {
-                        RawStore::open_existing(path, Access::Write, self, schema)
+            CreateMode::OpenOrCreate => {
+                match RawStore::open_existing(path, Access::Write, self, schema) {
+                    Err(Error::NotFound { .. }) => {
+                        match RawStore::create_file(path, self, schema) {
+                            Err(Error::AlreadyExists { .. }) => {
+                                RawStore::open_existing(path, Access::Write, self, schema)
+                            }
+                            r => r,
+                        }
                     }
                     r => r,
-                },
-                r => r,
-            },
+                }
+            }
         }
     }
 
@@ -220,12 +227,23 @@ impl std::fmt::Display for Problem {
         match self {
             Problem::HeaderSlot { slot, error } => write!(f, "header slot {slot}: {error}"),
             Problem::SchemaChecksum { expected, got } => {
-                write!(f, "schema block: checksum {got:#010x}, header says {expected:#010x}")
+                write!(
+                    f,
+                    "schema block: checksum {got:#010x}, header says {expected:#010x}"
+                )
             }
             Problem::FileLength { expected, actual } => {
                 write!(f, "file length {actual}, header needs {expected}")
             }
-            Problem::PageChecksum { group, first_page, pages, first_record, end_record, expected, got } => {
+            Problem::PageChecksum {
+                group,
+                first_page,
+                pages,
+                first_record,
+                end_record,
+                expected,
+                got,
+            } => {
                 write!(
                     f,
                     "data page {group} (file pages {first_page}..{}, records {first_record}..{end_record}): checksum {got:#010x}, stored {expected:#010x}",
@@ -320,7 +338,9 @@ fn lock(file: &File, path: &Path, access: Access, wait: bool) -> Result<()> {
 
 fn map_open_error(path: &Path, e: io::Error) -> Error {
     match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound { path: path.to_path_buf() },
+        io::ErrorKind::NotFound => Error::NotFound {
+            path: path.to_path_buf(),
+        },
         _ => Error::io("open", path, e),
     }
 }
@@ -328,13 +348,29 @@ fn map_open_error(path: &Path, e: io::Error) -> Error {
 fn map_grow_error(path: &Path, wanted: u64, e: io::Error) -> Error {
     #[cfg(unix)]
     match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => return Error::NoSpace { path: path.into(), wanted },
-        Some(libc::EFBIG) => return Error::FileTooLarge { path: path.into(), wanted },
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            return Error::NoSpace {
+                path: path.into(),
+                wanted,
+            }
+        }
+        Some(libc::EFBIG) => {
+            return Error::FileTooLarge {
+                path: path.into(),
+                wanted,
+            }
+        }
         _ => {}
     }
     match e.kind() {
-        io::ErrorKind::StorageFull => Error::NoSpace { path: path.into(), wanted },
-        io::ErrorKind::FileTooLarge => Error::FileTooLarge { path: path.into(), wanted },
+        io::ErrorKind::StorageFull => Error::NoSpace {
+            path: path.into(),
+            wanted,
+        },
+        io::ErrorKind::FileTooLarge => Error::FileTooLarge {
+            path: path.into(),
+            wanted,
+        },
         _ => Error::io("grow", path, e),
     }
 }
@@ -379,9 +415,13 @@ impl RawStore {
         let packing = Packing::new(schema.record_size as u64);
         let block = schema.encode();
         let schema_len = block.len() as u32;
-        let too_large = || Error::FileTooLarge { path: path.into(), wanted: u64::MAX };
-        let file_len = file_len_for_records(packing, schema_len, opts.chunk_size, opts.initial_capacity)
-            .ok_or_else(too_large)?;
+        let too_large = || Error::FileTooLarge {
+            path: path.into(),
+            wanted: u64::MAX,
+        };
+        let file_len =
+            file_len_for_records(packing, schema_len, opts.chunk_size, opts.initial_capacity)
+                .ok_or_else(too_large)?;
         let layout = Layout::fitting(packing, schema_len, file_len).ok_or_else(too_large)?;
 
         // Build the file under a temporary name and link it into place, so a
@@ -408,7 +448,8 @@ impl RawStore {
                 .map_err(|e| map_open_error(&tmp, e))?;
             lock(&file, path, Access::Write, false)?;
             sys::preallocate(&file, 0, file_len).map_err(|e| map_grow_error(path, file_len, e))?;
-            write_all_at(&file, &block, SCHEMA_OFFSET).map_err(|e| Error::io("write schema", &tmp, e))?;
+            write_all_at(&file, &block, SCHEMA_OFFSET)
+                .map_err(|e| Error::io("write schema", &tmp, e))?;
             let header = Header {
                 record_size: schema.record_size,
                 record_align: schema.record_align,
@@ -418,6 +459,7 @@ impl RawStore {
                 capacity: layout.capacity(),
                 schema_len,
                 schema_crc: crc32fast::hash(&block),
+                tail_crc: 0,
                 layout,
             };
             write_all_at(&file, &header.encode(), SLOT_OFFSETS[header.slot_index()])
@@ -439,7 +481,8 @@ impl RawStore {
         let _ = std::fs::remove_file(&tmp);
         let (file, header) = result?;
         sync_dir(path).map_err(|e| Error::io("fsync directory", path, e))?;
-        let map = sys::map_read_only(&file, layout.file_len()).map_err(|e| Error::io("mmap", path, e))?;
+        let map =
+            sys::map_read_only(&file, layout.file_len()).map_err(|e| Error::io("mmap", path, e))?;
         tracing::info!(
             records_capacity = layout.capacity(),
             file_len,
@@ -448,10 +491,24 @@ impl RawStore {
             elapsed_us = t0.elapsed().as_micros() as u64,
             "created"
         );
-        Ok(RawStore::assemble(path, file, map, Access::Write, schema.clone(), header))
+        Ok(RawStore::assemble(
+            path,
+            file,
+            map,
+            Access::Write,
+            schema.clone(),
+            header,
+        ))
     }
 
-    fn assemble(path: &Path, file: File, map: Mmap, access: Access, schema: Schema, header: Header) -> RawStore {
+    fn assemble(
+        path: &Path,
+        file: File,
+        map: Mmap,
+        access: Access,
+        schema: Schema,
+        header: Header,
+    ) -> RawStore {
         RawStore {
             path: path.to_path_buf(),
             file,
@@ -470,7 +527,12 @@ impl RawStore {
         }
     }
 
-    fn open_existing(path: &Path, access: Access, opts: &Options, want: Option<&Schema>) -> Result<RawStore> {
+    fn open_existing(
+        path: &Path,
+        access: Access,
+        opts: &Options,
+        want: Option<&Schema>,
+    ) -> Result<RawStore> {
         let span = tracing::info_span!("recmap.open", path = %path.display(), read_only = access == Access::ReadOnly);
         let _g = span.enter();
         let t0 = Instant::now();
@@ -482,9 +544,16 @@ impl RawStore {
         // Lock before reading the header, so no writer commits in between.
         lock(&file, path, access, opts.wait_for_lock)?;
         let (header, slots, chosen) = read_header(&file, path)?;
-        let file_len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
         if file_len < header.layout.file_len() {
-            return Err(Error::Truncated { path: path.into(), expected: header.layout.file_len(), actual: file_len });
+            return Err(Error::Truncated {
+                path: path.into(),
+                expected: header.layout.file_len(),
+                actual: file_len,
+            });
         }
         let schema = read_schema(&file, path, &header)?;
         if let Some(want) = want {
@@ -502,7 +571,8 @@ impl RawStore {
             Err(e) => tracing::warn!(slot = other, error = %e, generation = header.generation,
                 "recovered: ignoring an invalid header slot, using the other"),
         }
-        let map = sys::map_read_only(&file, header.layout.file_len()).map_err(|e| Error::io("mmap", path, e))?;
+        let map = sys::map_read_only(&file, header.layout.file_len())
+            .map_err(|e| Error::io("mmap", path, e))?;
         tracing::info!(
             generation = header.generation,
             records = header.record_count,
@@ -577,7 +647,11 @@ impl RawStore {
             generation: self.header.generation,
             capacity: self.layout.capacity(),
             chunk_size: self.header.chunk_size,
-            file_size: self.file.metadata().map(|m| m.len()).unwrap_or(self.layout.file_len()),
+            file_size: self
+                .file
+                .metadata()
+                .map(|m| m.len())
+                .unwrap_or(self.layout.file_len()),
             data_offset: self.layout.data_offset,
             table_offset: self.layout.table_offset,
             schema: self.schema.clone(),
@@ -608,14 +682,26 @@ impl RawStore {
     /// The contiguous runs of records covering `range` (clamped to `len`):
     /// each item is `(first index, bytes of consecutive records)`.
     pub fn runs(&self, range: Range<u64>) -> Runs<'_> {
-        Runs { store: self, next: range.start, end: range.end.min(self.len) }
+        Runs {
+            store: self,
+            next: range.start,
+            end: range.end.min(self.len),
+        }
     }
 
     /// The end of the contiguous run starting at record `i` (< len).
     pub(crate) fn run_end(&self, i: u64, end: u64) -> u64 {
         let p = self.layout.packing;
-        let boundary = if i < self.flushed { self.flushed } else { self.len };
-        let group_end = if p.is_dense() { boundary } else { (p.group_of(i) + 1) * p.records_per_group };
+        let boundary = if i < self.flushed {
+            self.flushed
+        } else {
+            self.len
+        };
+        let group_end = if p.is_dense() {
+            boundary
+        } else {
+            (p.group_of(i) + 1) * p.records_per_group
+        };
         end.min(boundary).min(group_end)
     }
 
@@ -636,10 +722,16 @@ impl RawStore {
 
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.access == Access::ReadOnly {
-            return Err(Error::ReadOnly { path: self.path.clone() });
+            return Err(Error::ReadOnly {
+                path: self.path.clone(),
+            });
         }
         if let Some((op, reason)) = &self.poisoned {
-            return Err(Error::Poisoned { path: self.path.clone(), op, reason: reason.clone() });
+            return Err(Error::Poisoned {
+                path: self.path.clone(),
+                op,
+                reason: reason.clone(),
+            });
         }
         Ok(())
     }
@@ -656,7 +748,11 @@ impl RawStore {
         if bytes.len() as u64 != want {
             return Err(Error::InvalidOption {
                 option: "record bytes",
-                reason: format!("got {} bytes, expected {want} ({n} records of {})", bytes.len(), self.schema.record_size),
+                reason: format!(
+                    "got {} bytes, expected {want} ({n} records of {})",
+                    bytes.len(),
+                    self.schema.record_size
+                ),
             });
         }
         Ok(())
@@ -723,7 +819,10 @@ impl RawStore {
         self.check_writable()?;
         self.check_record(record, 1)?;
         if i >= self.len {
-            return Err(Error::IndexOutOfBounds { index: i, len: self.len });
+            return Err(Error::IndexOutOfBounds {
+                index: i,
+                len: self.len,
+            });
         }
         if i >= self.flushed {
             self.stage_slot(i).copy_from_slice(record);
@@ -743,7 +842,10 @@ impl RawStore {
     /// Makes room for `n` more records, growing the file if needed.
     pub fn reserve(&mut self, n: u64) -> Result<()> {
         self.check_writable()?;
-        let need = self.len.checked_add(n).ok_or(Error::FileTooLarge { path: self.path.clone(), wanted: u64::MAX })?;
+        let need = self.len.checked_add(n).ok_or(Error::FileTooLarge {
+            path: self.path.clone(),
+            wanted: u64::MAX,
+        })?;
         if need > self.layout.capacity() {
             self.grow(need)?;
         }
@@ -777,7 +879,8 @@ impl RawStore {
             let p = self.layout.packing;
             let from = p.record_offset(self.flushed);
             let to = p.record_offset(self.len - 1) + p.record_size;
-            let bytes = &self.stage_bytes()[(from - self.stage_base) as usize..(to - self.stage_base) as usize];
+            let bytes = &self.stage_bytes()
+                [(from - self.stage_base) as usize..(to - self.stage_base) as usize];
             if let Err(e) = write_all_at(&self.file, bytes, self.layout.data_offset + from) {
                 return Err(self.poison("write", e));
             }
@@ -805,10 +908,15 @@ impl RawStore {
         let p = self.layout.packing;
         let chunk = self.header.chunk_size;
         let old_len = self.layout.file_len();
-        let too_large = |wanted| Error::FileTooLarge { path: self.path.clone(), wanted };
-        let min_len = file_len_for_records(p, self.header.schema_len, chunk, need).ok_or(too_large(u64::MAX))?;
+        let too_large = |wanted| Error::FileTooLarge {
+            path: self.path.clone(),
+            wanted,
+        };
+        let min_len = file_len_for_records(p, self.header.schema_len, chunk, need)
+            .ok_or(too_large(u64::MAX))?;
         let doubled = old_len.saturating_add(old_len.min(MAX_GROWTH_STEP));
-        let mut want = crate::format::round_up(min_len.max(doubled), chunk).ok_or(too_large(u64::MAX))?;
+        let mut want =
+            crate::format::round_up(min_len.max(doubled), chunk).ok_or(too_large(u64::MAX))?;
         let layout = loop {
             if want > MAX_FILE_LEN {
                 return Err(too_large(want));
@@ -818,9 +926,10 @@ impl RawStore {
                 _ => want += chunk,
             }
         };
-        sys::preallocate(&self.file, old_len, want).map_err(|e| map_grow_error(&self.path, want, e))?;
-        // Copy the committed checksums; entries past them are zero and unused.
-        let groups = self.header.record_count.div_ceil(p.records_per_group);
+        sys::preallocate(&self.file, old_len, want)
+            .map_err(|e| map_grow_error(&self.path, want, e))?;
+        // Copy the committed checksums (full groups); entries past them are unused.
+        let groups = self.header.record_count / p.records_per_group;
         let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
         let old_table = self.layout.table_offset as usize;
         let table = self.map[old_table..old_table + n].to_vec();
@@ -888,21 +997,29 @@ impl RawStore {
         }
         self.flush_stage()?;
         let p = self.layout.packing;
+        let rpg = p.records_per_group;
         let committed = self.header.record_count;
-        let mut groups: Vec<u64> = self.dirty_groups.iter().copied().collect();
+        // Groups whose bytes changed: in-place updates plus every group appends touched.
+        let mut touched: Vec<u64> = self.dirty_groups.iter().copied().collect();
         if self.len > committed {
-            groups.extend(p.group_of(committed)..=p.group_of(self.len - 1));
-            groups.sort_unstable();
-            groups.dedup();
+            touched.extend(p.group_of(committed)..=p.group_of(self.len - 1));
+            touched.sort_unstable();
+            touched.dedup();
         }
-        // Checksum the pages and write the table entries in coalesced runs.
+        // Full groups keep their checksum in the table; the partly filled
+        // last group's goes into the header, so an interrupted append commit
+        // never leaves a table entry that disagrees with the previous header.
+        let full = self.len / rpg;
         let mut i = 0;
         let mut entries = Vec::new();
-        while i < groups.len() {
-            let start = groups[i];
+        while i < touched.len() && touched[i] < full {
+            let start = touched[i];
             entries.clear();
-            while i < groups.len() && groups[i] == start + (entries.len() / 4) as u64 {
-                entries.extend_from_slice(&self.group_crc(groups[i], self.len).to_le_bytes());
+            while i < touched.len()
+                && touched[i] < full
+                && touched[i] == start + (entries.len() / 4) as u64
+            {
+                entries.extend_from_slice(&self.group_crc(touched[i], self.len).to_le_bytes());
                 i += 1;
             }
             if let Err(e) = write_all_at(&self.file, &entries, self.layout.checksum_offset(start)) {
@@ -910,15 +1027,25 @@ impl RawStore {
             }
             self.bytes_since_commit += entries.len() as u64;
         }
+        let tail_crc = if self.len % rpg != 0 {
+            self.group_crc(full, self.len)
+        } else {
+            0
+        };
         if let Err(e) = self.file.sync_data() {
             return Err(self.poison("fsync", e));
         }
-        let header = Header { generation: self.header.generation + 1, record_count: self.len, ..self.header };
+        let header = Header {
+            generation: self.header.generation + 1,
+            record_count: self.len,
+            tail_crc,
+            ..self.header
+        };
         self.publish(header)?;
         let stats = CommitStats {
             generation: self.header.generation,
             records: self.len,
-            pages: groups.len() as u64 * p.pages_per_group,
+            pages: touched.len() as u64 * p.pages_per_group,
             bytes: self.bytes_since_commit,
             duration: t0.elapsed(),
         };
@@ -937,7 +1064,11 @@ impl RawStore {
     /// Commits and closes the handle, reporting any error (`Drop` cannot).
     pub fn close(mut self) -> Result<CommitStats> {
         if self.access == Access::ReadOnly {
-            return Ok(CommitStats { generation: self.header.generation, records: self.len, ..Default::default() });
+            return Ok(CommitStats {
+                generation: self.header.generation,
+                records: self.len,
+                ..Default::default()
+            });
         }
         self.commit()
     }
@@ -957,9 +1088,13 @@ impl RawStore {
         let span = tracing::info_span!("recmap.verify", path = %self.path.display());
         let _g = span.enter();
         let t0 = Instant::now();
-        let mut rep = VerifyReport { generation: self.header.generation, ..Default::default() };
+        let mut rep = VerifyReport {
+            generation: self.header.generation,
+            ..Default::default()
+        };
         let mut page = vec![0u8; PAGE_SIZE as usize];
-        read_exact_at(&self.file, &mut page, 0).map_err(|e| Error::io("read header", &self.path, e))?;
+        read_exact_at(&self.file, &mut page, 0)
+            .map_err(|e| Error::io("read header", &self.path, e))?;
         for (slot, &off) in SLOT_OFFSETS.iter().enumerate() {
             match Header::decode(&page[off as usize..], slot) {
                 Ok(_) | Err(SlotError::Empty) => {}
@@ -967,13 +1102,24 @@ impl RawStore {
             }
         }
         let schema_at = SCHEMA_OFFSET as usize;
-        let got = crc32fast::hash(&self.map[schema_at..schema_at + self.header.schema_len as usize]);
+        let got =
+            crc32fast::hash(&self.map[schema_at..schema_at + self.header.schema_len as usize]);
         if got != self.header.schema_crc {
-            rep.problems.push(Problem::SchemaChecksum { expected: self.header.schema_crc, got });
+            rep.problems.push(Problem::SchemaChecksum {
+                expected: self.header.schema_crc,
+                got,
+            });
         }
-        let actual = self.file.metadata().map_err(|e| Error::io("stat", &self.path, e))?.len();
+        let actual = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len();
         if actual < self.layout.file_len() {
-            rep.problems.push(Problem::FileLength { expected: self.layout.file_len(), actual });
+            rep.problems.push(Problem::FileLength {
+                expected: self.layout.file_len(),
+                actual,
+            });
             return Ok(rep);
         }
         let p = self.layout.packing;
@@ -983,10 +1129,14 @@ impl RawStore {
                 rep.pages_skipped += p.pages_per_group;
                 continue;
             }
-            let at = self.layout.checksum_offset(g) as usize;
-            let expected = u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"));
-            let got = self.group_crc(g, committed);
             let (first_record, end_record) = p.group_records(g, committed);
+            let expected = if end_record - first_record == p.records_per_group {
+                let at = self.layout.checksum_offset(g) as usize;
+                u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
+            } else {
+                self.header.tail_crc
+            };
+            let got = self.group_crc(g, committed);
             if got != expected {
                 rep.problems.push(Problem::PageChecksum {
                     group: g,
@@ -1025,8 +1175,14 @@ impl Drop for RawStore {
 }
 
 /// Reads and decodes both header slots; returns the chosen header.
-fn read_header(file: &File, path: &Path) -> Result<(Header, [Result<Header, SlotError>; 2], usize)> {
-    let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+fn read_header(
+    file: &File,
+    path: &Path,
+) -> Result<(Header, [Result<Header, SlotError>; 2], usize)> {
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
     if len < PAGE_SIZE {
         return Err(Error::NotRecmap {
             path: path.into(),
@@ -1035,10 +1191,17 @@ fn read_header(file: &File, path: &Path) -> Result<(Header, [Result<Header, Slot
     }
     let mut page = vec![0u8; PAGE_SIZE as usize];
     read_exact_at(file, &mut page, 0).map_err(|e| Error::io("read header", path, e))?;
-    let slots = [Header::decode(&page[SLOT_OFFSETS[0] as usize..], 0), Header::decode(&page[SLOT_OFFSETS[1] as usize..], 1)];
+    let slots = [
+        Header::decode(&page[SLOT_OFFSETS[0] as usize..], 0),
+        Header::decode(&page[SLOT_OFFSETS[1] as usize..], 1),
+    ];
     for s in &slots {
         if let Err(SlotError::UnsupportedVersion { found }) = s {
-            return Err(Error::UnsupportedVersion { path: path.into(), found: *found, supported: FORMAT_VERSION });
+            return Err(Error::UnsupportedVersion {
+                path: path.into(),
+                found: *found,
+                supported: FORMAT_VERSION,
+            });
         }
     }
     match choose_slot(&slots) {
@@ -1047,24 +1210,41 @@ fn read_header(file: &File, path: &Path) -> Result<(Header, [Result<Header, Slot
             Ok((h, slots, i))
         }
         None => {
-            let foreign = |s: &Result<Header, SlotError>| matches!(s, Err(SlotError::BadMagic { .. } | SlotError::Empty));
+            let foreign = |s: &Result<Header, SlotError>| {
+                matches!(s, Err(SlotError::BadMagic { .. } | SlotError::Empty))
+            };
             if foreign(&slots[0]) && foreign(&slots[1]) {
-                return Err(Error::NotRecmap { path: path.into(), reason: "no recmap magic in either header slot".into() });
+                return Err(Error::NotRecmap {
+                    path: path.into(),
+                    reason: "no recmap magic in either header slot".into(),
+                });
             }
             let [a, b] = slots;
-            Err(Error::NoValidHeader { path: path.into(), slot0: a.unwrap_err(), slot1: b.unwrap_err() })
+            Err(Error::NoValidHeader {
+                path: path.into(),
+                slot0: a.unwrap_err(),
+                slot1: b.unwrap_err(),
+            })
         }
     }
 }
 
 fn read_schema(file: &File, path: &Path, header: &Header) -> Result<Schema> {
     let mut block = vec![0u8; header.schema_len as usize];
-    read_exact_at(file, &mut block, SCHEMA_OFFSET).map_err(|e| Error::io("read schema", path, e))?;
+    read_exact_at(file, &mut block, SCHEMA_OFFSET)
+        .map_err(|e| Error::io("read schema", path, e))?;
     let got = crc32fast::hash(&block);
     if got != header.schema_crc {
-        return Err(Error::ChecksumMismatch { path: path.into(), expected: header.schema_crc, got });
+        return Err(Error::ChecksumMismatch {
+            path: path.into(),
+            expected: header.schema_crc,
+            got,
+        });
     }
-    let schema = Schema::decode(&block).map_err(|e| Error::BadSchema { path: path.into(), reason: e.to_string() })?;
+    let schema = Schema::decode(&block).map_err(|e| Error::BadSchema {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     if schema.record_size != header.record_size || schema.record_align != header.record_align {
         return Err(Error::BadSchema {
             path: path.into(),

@@ -15,7 +15,8 @@ use std::io;
 /// The mapping is `PROT_READ`: a stray write through it faults instead of
 /// corrupting the file. All writes go through the file descriptor.
 pub(crate) fn map_read_only(file: &File, len: u64) -> io::Result<Mmap> {
-    let len = usize::try_from(len).map_err(|_| io::Error::other("file larger than the address space"))?;
+    let len =
+        usize::try_from(len).map_err(|_| io::Error::other("file larger than the address space"))?;
     // SAFETY: memmap2 requires that the mapped file is not truncated or
     // modified in ways that violate Rust's aliasing rules while the map is
     // alive. The caller holds a lock on `file` that excludes every other
@@ -38,8 +39,10 @@ pub(crate) fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let off = libc::off_t::try_from(from).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-        let len = libc::off_t::try_from(to - from).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        let off =
+            libc::off_t::try_from(from).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        let len = libc::off_t::try_from(to - from)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
         // SAFETY: fallocate only reads its integer arguments; the fd is valid
         // for the lifetime of `file`, which outlives the call.
         let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, off, len) };

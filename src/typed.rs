@@ -66,7 +66,10 @@ impl<T: Record> Store<T> {
                 requested: Box::new(want),
             });
         }
-        Ok(Store { raw, _t: PhantomData })
+        Ok(Store {
+            raw,
+            _t: PhantomData,
+        })
     }
 
     /// The untyped store underneath.
@@ -128,13 +131,23 @@ impl<T: Record> Store<T> {
     /// Fails at once on a read-only or poisoned handle or an index past the end.
     pub fn get_mut(&mut self, i: u64) -> Result<RecordMut<'_, T>> {
         self.raw.check_writable()?;
-        let value = *self.get(i).ok_or(Error::IndexOutOfBounds { index: i, len: self.len() })?;
-        Ok(RecordMut { store: self, index: i, value })
+        let value = *self.get(i).ok_or(Error::IndexOutOfBounds {
+            index: i,
+            len: self.len(),
+        })?;
+        Ok(RecordMut {
+            store: self,
+            index: i,
+            value,
+        })
     }
 
     /// Applies `f` to record `i` and writes it back.
     pub fn update<R>(&mut self, i: u64, f: impl FnOnce(&mut T) -> R) -> Result<R> {
-        let mut v = *self.get(i).ok_or(Error::IndexOutOfBounds { index: i, len: self.len() })?;
+        let mut v = *self.get(i).ok_or(Error::IndexOutOfBounds {
+            index: i,
+            len: self.len(),
+        })?;
         let r = f(&mut v);
         self.set(i, &v)?;
         Ok(r)
@@ -185,7 +198,9 @@ impl<T: Record> Store<T> {
     /// index. A run ends at a page boundary when records do not fill pages
     /// exactly (records never straddle a page), else it spans the whole file.
     pub fn slices(&self, range: Range<u64>) -> impl Iterator<Item = (u64, &[T])> + '_ {
-        self.raw.runs(range).map(|(i, b)| (i, bytemuck::cast_slice(b)))
+        self.raw
+            .runs(range)
+            .map(|(i, b)| (i, bytemuck::cast_slice(b)))
     }
 
     /// Commits all changes; see [`RawStore::commit`].
@@ -211,7 +226,10 @@ pub struct RecordMut<'a, T: Record> {
 
 impl<T: Record + std::fmt::Debug> std::fmt::Debug for RecordMut<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordMut").field("index", &self.index).field("value", &self.value).finish()
+        f.debug_struct("RecordMut")
+            .field("index", &self.index)
+            .field("value", &self.value)
+            .finish()
     }
 }
 

@@ -10,14 +10,23 @@ recmap::record! {
 }
 
 fn rec(i: u64) -> Rec {
-    Rec { id: i, v: i as f32 * 0.5, ok: Bool::from(i % 2 == 0), name: FixedStr::new("ab").unwrap() }
+    Rec {
+        id: i,
+        v: i as f32 * 0.5,
+        ok: Bool::from(i % 2 == 0),
+        name: FixedStr::new("ab").unwrap(),
+    }
 }
 
 #[test]
 fn push_commit_reopen_verify() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.rmap");
-    let mut s = Options::new().create_new(true).chunk_size(64 << 10).open::<Rec>(&path).unwrap();
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .open::<Rec>(&path)
+        .unwrap();
     assert_eq!(s.schema().spec(), "id:u64,v:f32,ok:bool,name:str[3]");
     for i in 0..10_000 {
         assert_eq!(s.push(&rec(i)).unwrap(), i);
@@ -56,17 +65,31 @@ fn big_records_and_uncommitted_drop() {
     let path = dir.path().join("b.rmap");
     let mut s = Store::<Big>::create(&path).unwrap();
     for i in 0..50 {
-        s.push(&Big { id: i, payload: [i as u8; 4992] }).unwrap();
+        s.push(&Big {
+            id: i,
+            payload: [i as u8; 4992],
+        })
+        .unwrap();
     }
     s.commit().unwrap();
     for i in 50..60 {
-        s.push(&Big { id: i, payload: [0; 4992] }).unwrap();
+        s.push(&Big {
+            id: i,
+            payload: [0; 4992],
+        })
+        .unwrap();
     }
     drop(s);
     let s = Store::<Big>::open(&path).unwrap();
     assert_eq!(s.len(), 50);
     assert_eq!(s.get(49).unwrap().payload[4991], 49);
     assert!(s.verify().unwrap().is_ok());
-    assert!(matches!(Store::<Big>::open(&path), Err(recmap::Error::Locked { .. })));
-    assert!(matches!(Store::<Rec>::open_read_only(&path), Err(recmap::Error::Locked { .. })));
+    assert!(matches!(
+        Store::<Big>::open(&path),
+        Err(recmap::Error::Locked { .. })
+    ));
+    assert!(matches!(
+        Store::<Rec>::open_read_only(&path),
+        Err(recmap::Error::Locked { .. })
+    ));
 }
