@@ -301,6 +301,8 @@ pub struct RawStore {
     dirty_groups: BTreeSet<u64>,
     bytes_since_commit: u64,
     poisoned: Option<(&'static str, String)>,
+    /// Test hook: fail the sync this many syncs from now.
+    fail_sync_in: Option<u64>,
 }
 
 impl std::fmt::Debug for RawStore {
@@ -524,6 +526,7 @@ impl RawStore {
             dirty_groups: BTreeSet::new(),
             bytes_since_commit: 0,
             poisoned: None,
+            fail_sync_in: None,
         }
     }
 
@@ -736,6 +739,30 @@ impl RawStore {
         Ok(())
     }
 
+    /// Every sync of the write path goes through here (`all`: also metadata).
+    fn sync(&mut self, all: bool) -> io::Result<()> {
+        match self.fail_sync_in {
+            Some(0) => {
+                self.fail_sync_in = None;
+                return Err(io::Error::other("injected sync failure (test hook)"));
+            }
+            Some(n) => self.fail_sync_in = Some(n - 1),
+            None => {}
+        }
+        if all {
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        }
+    }
+
+    /// Fault injection for tests: the `n`-th sync from now (0 = the next one)
+    /// fails as if `fsync` had returned an I/O error. Not part of the API.
+    #[doc(hidden)]
+    pub fn inject_sync_failure(&mut self, n: u64) {
+        self.fail_sync_in = Some(n);
+    }
+
     /// Marks the handle unusable for writes and returns the error to report.
     fn poison(&mut self, op: &'static str, e: io::Error) -> Error {
         tracing::error!(op, error = %e, path = %self.path.display(), "write path failed; handle poisoned");
@@ -936,7 +963,7 @@ impl RawStore {
         if let Err(e) = write_all_at(&self.file, &table, layout.table_offset) {
             return Err(self.poison("write", e));
         }
-        if let Err(e) = self.file.sync_all() {
+        if let Err(e) = self.sync(true) {
             return Err(self.poison("fsync", e));
         }
         let header = Header {
@@ -968,7 +995,7 @@ impl RawStore {
         if let Err(e) = write_all_at(&self.file, &bytes, SLOT_OFFSETS[header.slot_index()]) {
             return Err(self.poison("write header", e));
         }
-        if let Err(e) = self.file.sync_data() {
+        if let Err(e) = self.sync(false) {
             return Err(self.poison("fsync", e));
         }
         self.bytes_since_commit += SLOT_LEN as u64;
@@ -1032,7 +1059,7 @@ impl RawStore {
         } else {
             0
         };
-        if let Err(e) = self.file.sync_data() {
+        if let Err(e) = self.sync(false) {
             return Err(self.poison("fsync", e));
         }
         let header = Header {

@@ -76,6 +76,10 @@ impl<T: Record> Store<T> {
     pub fn raw(&self) -> &RawStore {
         &self.raw
     }
+    /// The untyped store underneath, for untyped writes (same schema).
+    pub fn raw_mut(&mut self) -> &mut RawStore {
+        &mut self.raw
+    }
     /// Gives up the type.
     pub fn into_raw(self) -> RawStore {
         self.raw
