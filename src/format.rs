@@ -397,7 +397,7 @@ impl Header {
         let record_align = rd_u32(b, slot::RECORD_ALIGN);
         if !record_align.is_power_of_two()
             || record_align as u64 > PAGE_SIZE
-            || record_size % record_align != 0
+            || !record_size.is_multiple_of(record_align)
         {
             return Err(bad(
                 "record_align",
@@ -415,7 +415,7 @@ impl Header {
             return Err(bad("pages_per_group", ppg, "does not match record_size"));
         }
         let chunk_size = rd_u64(b, slot::CHUNK_SIZE);
-        if chunk_size == 0 || chunk_size % CHUNK_GRANULARITY != 0 || chunk_size > MAX_CHUNK_SIZE {
+        if chunk_size == 0 || !chunk_size.is_multiple_of(CHUNK_GRANULARITY) || chunk_size > MAX_CHUNK_SIZE {
             return Err(bad(
                 "chunk_size",
                 chunk_size,
@@ -439,7 +439,7 @@ impl Header {
             return Err(bad("schema_len", schema_len as u64, "must be 16..=65536"));
         }
         let capacity = rd_u64(b, slot::CAPACITY);
-        if capacity % packing.records_per_group != 0 {
+        if !capacity.is_multiple_of(packing.records_per_group) {
             return Err(bad(
                 "capacity",
                 capacity,
@@ -453,7 +453,7 @@ impl Header {
             return Err(bad("record_count", record_count, "exceeds capacity"));
         }
         let tail_crc = rd_u32(b, slot::TAIL_CRC);
-        if record_count % packing.records_per_group == 0 && tail_crc != 0 {
+        if record_count.is_multiple_of(packing.records_per_group) && tail_crc != 0 {
             return Err(bad(
                 "tail_crc",
                 tail_crc as u64,

@@ -210,7 +210,7 @@ impl Schema {
             )));
         }
         let a = self.record_align;
-        if !a.is_power_of_two() || a as u64 > PAGE_SIZE || self.record_size % a != 0 {
+        if !a.is_power_of_two() || a as u64 > PAGE_SIZE || !self.record_size.is_multiple_of(a) {
             return Err(SchemaError::Record(format!(
                 "alignment {a} must be a power of two <= 4096 dividing the size {}",
                 self.record_size

@@ -378,7 +378,7 @@ fn map_grow_error(path: &Path, wanted: u64, e: io::Error) -> Error {
 }
 
 fn check_chunk_size(chunk: u64) -> Result<()> {
-    if chunk == 0 || chunk % CHUNK_GRANULARITY != 0 || chunk > MAX_CHUNK_SIZE {
+    if chunk == 0 || !chunk.is_multiple_of(CHUNK_GRANULARITY) || chunk > MAX_CHUNK_SIZE {
         return Err(Error::InvalidOption {
             option: "chunk_size",
             reason: format!("{chunk} is not a non-zero multiple of 64 KiB up to 1 TiB"),
@@ -803,7 +803,7 @@ impl RawStore {
     pub fn extend_from_bytes(&mut self, records: &[u8]) -> Result<u64> {
         self.check_writable()?;
         let size = self.schema.record_size as usize;
-        if records.len() % size != 0 {
+        if !records.len().is_multiple_of(size) {
             self.check_record(records, (records.len() / size) as u64 + 1)?;
         }
         let n = (records.len() / size) as u64;
@@ -1054,7 +1054,7 @@ impl RawStore {
             }
             self.bytes_since_commit += entries.len() as u64;
         }
-        let tail_crc = if self.len % rpg != 0 {
+        let tail_crc = if !self.len.is_multiple_of(rpg) {
             self.group_crc(full, self.len)
         } else {
             0
@@ -1201,11 +1201,14 @@ impl Drop for RawStore {
     }
 }
 
+/// Both header slots, decoded.
+type SlotResults = [Result<Header, SlotError>; 2];
+
 /// Reads and decodes both header slots; returns the chosen header.
 fn read_header(
     file: &File,
     path: &Path,
-) -> Result<(Header, [Result<Header, SlotError>; 2], usize)> {
+) -> Result<(Header, SlotResults, usize)> {
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
