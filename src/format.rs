@@ -415,7 +415,10 @@ impl Header {
             return Err(bad("pages_per_group", ppg, "does not match record_size"));
         }
         let chunk_size = rd_u64(b, slot::CHUNK_SIZE);
-        if chunk_size == 0 || !chunk_size.is_multiple_of(CHUNK_GRANULARITY) || chunk_size > MAX_CHUNK_SIZE {
+        if chunk_size == 0
+            || !chunk_size.is_multiple_of(CHUNK_GRANULARITY)
+            || chunk_size > MAX_CHUNK_SIZE
+        {
             return Err(bad(
                 "chunk_size",
                 chunk_size,

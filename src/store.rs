@@ -1205,10 +1205,7 @@ impl Drop for RawStore {
 type SlotResults = [Result<Header, SlotError>; 2];
 
 /// Reads and decodes both header slots; returns the chosen header.
-fn read_header(
-    file: &File,
-    path: &Path,
-) -> Result<(Header, SlotResults, usize)> {
+fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResults, usize)> {
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
