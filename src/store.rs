@@ -16,7 +16,7 @@ use crate::fileio::{read_exact_at, sync_dir, write_all_at};
 use crate::format::{
     choose_slot, file_len_for_records, Header, Layout, Packing, SlotError, CHECKSUM_ENTRY_LEN,
     CHUNK_GRANULARITY, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MAX_CHUNK_SIZE, MAX_FILE_LEN,
-    MAX_GROWTH_STEP, PAGE_SIZE, SCHEMA_OFFSET, SLOT_LEN, SLOT_OFFSETS,
+    MAX_GROWTH_STEP, PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS,
 };
 use crate::schema::Schema;
 use crate::sys;
@@ -303,6 +303,21 @@ pub struct RawStore {
     poisoned: Option<(&'static str, String)>,
     /// Test hook: fail the sync this many syncs from now.
     fail_sync_in: Option<u64>,
+    /// Test hook: sees every write and sync.
+    #[allow(clippy::type_complexity)]
+    observer: Option<Box<dyn FnMut(&IoEvent) + Send + Sync>>,
+}
+
+/// A write-path I/O operation, reported to a test observer after it happened.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoEvent {
+    /// `len` bytes written at `offset` (in the page cache, not yet durable).
+    Write { offset: u64, len: u64 },
+    /// Everything written before is durable.
+    Sync,
+    /// The file was extended (preallocated) to `len` bytes; not yet durable.
+    SetLen { len: u64 },
 }
 
 impl std::fmt::Debug for RawStore {
@@ -527,6 +542,7 @@ impl RawStore {
             bytes_since_commit: 0,
             poisoned: None,
             fail_sync_in: None,
+            observer: None,
         }
     }
 
@@ -739,21 +755,61 @@ impl RawStore {
         Ok(())
     }
 
-    /// Every sync of the write path goes through here (`all`: also metadata).
-    fn sync(&mut self, all: bool) -> io::Result<()> {
-        match self.fail_sync_in {
+    /// Every write of the write path goes through here: a positional write
+    /// that poisons the handle on failure.
+    fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        if let Err(e) = write_all_at(&self.file, buf, offset) {
+            return Err(self.poison("write", e));
+        }
+        self.bytes_since_commit += buf.len() as u64;
+        self.observe(IoEvent::Write {
+            offset,
+            len: buf.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Every sync of the write path goes through here (`all`: also metadata,
+    /// for a changed length). A failure poisons the handle.
+    fn sync(&mut self, all: bool) -> Result<()> {
+        let r = match self.fail_sync_in {
             Some(0) => {
                 self.fail_sync_in = None;
-                return Err(io::Error::other("injected sync failure (test hook)"));
+                Err(io::Error::other("injected sync failure (test hook)"))
             }
-            Some(n) => self.fail_sync_in = Some(n - 1),
-            None => {}
+            Some(n) => {
+                self.fail_sync_in = Some(n - 1);
+                self.sync_file(all)
+            }
+            None => self.sync_file(all),
+        };
+        if let Err(e) = r {
+            return Err(self.poison("fsync", e));
         }
+        self.observe(IoEvent::Sync);
+        Ok(())
+    }
+
+    fn sync_file(&self, all: bool) -> io::Result<()> {
         if all {
             self.file.sync_all()
         } else {
             self.file.sync_data()
         }
+    }
+
+    fn observe(&mut self, event: IoEvent) {
+        if let Some(o) = self.observer.as_mut() {
+            o(&event);
+        }
+    }
+
+    /// Test hook: `f` sees every write, sync and length change of the write
+    /// path, after it happened. Crash simulation uses it to know what was
+    /// durable when. Not part of the API.
+    #[doc(hidden)]
+    pub fn set_io_observer(&mut self, f: Option<Box<dyn FnMut(&IoEvent) + Send + Sync>>) {
+        self.observer = f;
     }
 
     /// Fault injection for tests: the `n`-th sync from now (0 = the next one)
@@ -817,10 +873,7 @@ impl RawStore {
             // Dense layout: the input is already in file order; write it directly.
             self.flush_stage()?;
             let off = self.layout.record_file_offset(first);
-            if let Err(e) = write_all_at(&self.file, records, off) {
-                return Err(self.poison("write", e));
-            }
-            self.bytes_since_commit += records.len() as u64;
+            self.write(records, off)?;
             self.len += n;
             self.flushed = self.len;
             return Ok(first);
@@ -855,11 +908,7 @@ impl RawStore {
             self.stage_slot(i).copy_from_slice(record);
             return Ok(());
         }
-        let off = self.layout.record_file_offset(i);
-        if let Err(e) = write_all_at(&self.file, record, off) {
-            return Err(self.poison("write", e));
-        }
-        self.bytes_since_commit += record.len() as u64;
+        self.write(record, self.layout.record_file_offset(i))?;
         if i < self.header.record_count {
             self.dirty_groups.insert(self.layout.packing.group_of(i));
         }
@@ -906,12 +955,14 @@ impl RawStore {
             let p = self.layout.packing;
             let from = p.record_offset(self.flushed);
             let to = p.record_offset(self.len - 1) + p.record_size;
-            let bytes = &self.stage_bytes()
-                [(from - self.stage_base) as usize..(to - self.stage_base) as usize];
-            if let Err(e) = write_all_at(&self.file, bytes, self.layout.data_offset + from) {
-                return Err(self.poison("write", e));
-            }
-            self.bytes_since_commit += to - from;
+            let range = (from - self.stage_base) as usize..(to - self.stage_base) as usize;
+            let stage = std::mem::take(&mut self.stage);
+            let r = self.write(
+                &bytemuck::cast_slice(&stage)[range],
+                self.layout.data_offset + from,
+            );
+            self.stage = stage;
+            r?;
             self.flushed = self.len;
         }
         self.stage.clear();
@@ -955,17 +1006,14 @@ impl RawStore {
         };
         sys::preallocate(&self.file, old_len, want)
             .map_err(|e| map_grow_error(&self.path, want, e))?;
+        self.observe(IoEvent::SetLen { len: want });
         // Copy the committed checksums (full groups); entries past them are unused.
         let groups = self.header.record_count / p.records_per_group;
         let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
         let old_table = self.layout.table_offset as usize;
         let table = self.map[old_table..old_table + n].to_vec();
-        if let Err(e) = write_all_at(&self.file, &table, layout.table_offset) {
-            return Err(self.poison("write", e));
-        }
-        if let Err(e) = self.sync(true) {
-            return Err(self.poison("fsync", e));
-        }
+        self.write(&table, layout.table_offset)?;
+        self.sync(true)?;
         let header = Header {
             generation: self.header.generation + 1,
             capacity: layout.capacity(),
@@ -992,13 +1040,8 @@ impl RawStore {
     /// Writes `header` into its slot and makes it durable.
     fn publish(&mut self, header: Header) -> Result<()> {
         let bytes = header.encode();
-        if let Err(e) = write_all_at(&self.file, &bytes, SLOT_OFFSETS[header.slot_index()]) {
-            return Err(self.poison("write header", e));
-        }
-        if let Err(e) = self.sync(false) {
-            return Err(self.poison("fsync", e));
-        }
-        self.bytes_since_commit += SLOT_LEN as u64;
+        self.write(&bytes, SLOT_OFFSETS[header.slot_index()])?;
+        self.sync(false)?;
         self.header = header;
         Ok(())
     }
@@ -1049,19 +1092,14 @@ impl RawStore {
                 entries.extend_from_slice(&self.group_crc(touched[i], self.len).to_le_bytes());
                 i += 1;
             }
-            if let Err(e) = write_all_at(&self.file, &entries, self.layout.checksum_offset(start)) {
-                return Err(self.poison("write", e));
-            }
-            self.bytes_since_commit += entries.len() as u64;
+            self.write(&entries, self.layout.checksum_offset(start))?;
         }
         let tail_crc = if !self.len.is_multiple_of(rpg) {
             self.group_crc(full, self.len)
         } else {
             0
         };
-        if let Err(e) = self.sync(false) {
-            return Err(self.poison("fsync", e));
-        }
+        self.sync(false)?;
         let header = Header {
             generation: self.header.generation + 1,
             record_count: self.len,

@@ -93,3 +93,10 @@ fn big_records_and_uncommitted_drop() {
         Err(recmap::Error::Locked { .. })
     ));
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Store<Rec>>();
+    is::<RawStore>();
+}
