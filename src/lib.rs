@@ -51,5 +51,8 @@ pub use bytemuck;
 pub use error::{Error, Result};
 pub use record::{Bool, FieldDef, FieldKind, FixedStr, Record};
 pub use schema::{Field, FieldType, Schema, SchemaError};
-pub use store::{CommitStats, Info, IoEvent, Options, Problem, RawStore, Runs, VerifyReport};
+pub use store::{
+    CommitStats, Info, IoEvent, Options, Problem, RawStore, Repair, RepairReport, Runs,
+    VerifyReport,
+};
 pub use typed::{RecordMut, Store};

@@ -278,6 +278,36 @@ impl VerifyReport {
     }
 }
 
+/// What [`RawStore::repair`] does. Both publish a new commit; neither can
+/// undo damage to the header or schema block (those stores do not open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repair {
+    /// Recompute the checksum of every committed page from the data as it is
+    /// now and commit them. Use after a crash interrupted in-place updates and
+    /// `verify` names their pages, when the records as they stand are
+    /// acceptable (each is old, new, or — after a power loss — torn: check
+    /// them first if that matters). Keeps every record.
+    RebuildChecksums,
+    /// Keep only the records before the first page that fails verification
+    /// and commit that count. Use when damaged data must never be served
+    /// (bit rot, a bad disk). Loses every record from that page on.
+    TruncateToVerified,
+}
+
+/// What [`RawStore::repair`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Verification before the repair.
+    pub before: VerifyReport,
+    /// Record count before and after.
+    pub records_before: u64,
+    pub records_after: u64,
+    /// Page checksums rewritten.
+    pub pages_rewritten: u64,
+    /// Generation of the commit the repair published (unchanged if none).
+    pub generation: u64,
+}
+
 /// An untyped store: records as `&[u8]` described by a [`Schema`].
 ///
 /// [`Store<T>`](crate::Store) wraps this with typed, zero-copy access.
@@ -304,9 +334,12 @@ pub struct RawStore {
     /// Test hook: fail the sync this many syncs from now.
     fail_sync_in: Option<u64>,
     /// Test hook: sees every write and sync.
-    #[allow(clippy::type_complexity)]
-    observer: Option<Box<dyn FnMut(&IoEvent) + Send + Sync>>,
+    observer: Option<IoObserver>,
 }
+
+/// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
+#[doc(hidden)]
+pub type IoObserver = Box<dyn FnMut(&IoEvent) + Send + Sync>;
 
 /// A write-path I/O operation, reported to a test observer after it happened.
 #[doc(hidden)]
@@ -808,7 +841,7 @@ impl RawStore {
     /// path, after it happened. Crash simulation uses it to know what was
     /// durable when. Not part of the API.
     #[doc(hidden)]
-    pub fn set_io_observer(&mut self, f: Option<Box<dyn FnMut(&IoEvent) + Send + Sync>>) {
+    pub fn set_io_observer(&mut self, f: Option<IoObserver>) {
         self.observer = f;
     }
 
@@ -1144,6 +1177,96 @@ impl RawStore {
         let (first, end) = p.group_records(g, count);
         let off = (self.layout.data_offset + g * p.group_bytes()) as usize;
         crc32fast::hash(&self.map[off..off + ((end - first) * p.record_size) as usize])
+    }
+
+    /// Repairs page checksums after `verify` found damage; see [`Repair`].
+    ///
+    /// Needs a writer handle with nothing uncommitted. The repair is itself
+    /// a commit: crash-safe like any other.
+    pub fn repair(&mut self, how: Repair) -> Result<RepairReport> {
+        self.check_writable()?;
+        if self.has_uncommitted() {
+            return Err(Error::InvalidOption {
+                option: "repair",
+                reason: "the handle has uncommitted changes: commit or reopen first".into(),
+            });
+        }
+        let span = tracing::info_span!("recmap.repair", path = %self.path.display(), ?how);
+        let _g = span.enter();
+        let before = self.verify()?;
+        let records_before = self.len;
+        let mut rep = RepairReport {
+            records_before,
+            records_after: records_before,
+            pages_rewritten: 0,
+            generation: self.header.generation,
+            before: before.clone(),
+        };
+        if let Some(p) = before
+            .problems
+            .iter()
+            .find(|p| !matches!(p, Problem::PageChecksum { .. }))
+        {
+            return Err(Error::InvalidOption {
+                option: "repair",
+                reason: format!("cannot repair: {p}"),
+            });
+        }
+        if before.is_ok() {
+            return Ok(rep);
+        }
+        let p = self.layout.packing;
+        let rpg = p.records_per_group;
+        let count = match how {
+            Repair::RebuildChecksums => {
+                let full = self.len / rpg;
+                let mut g = 0;
+                while g < full {
+                    let end = full.min(g + 65536);
+                    let entries: Vec<u8> = (g..end)
+                        .flat_map(|g| self.group_crc(g, self.len).to_le_bytes())
+                        .collect();
+                    self.write(&entries, self.layout.checksum_offset(g))?;
+                    g = end;
+                }
+                rep.pages_rewritten = self.len.div_ceil(rpg) * p.pages_per_group;
+                self.len
+            }
+            Repair::TruncateToVerified => before
+                .problems
+                .iter()
+                .filter_map(|p| match p {
+                    Problem::PageChecksum { first_record, .. } => Some(*first_record),
+                    _ => None,
+                })
+                .min()
+                .unwrap_or(self.len),
+        };
+        let tail_crc = if count.is_multiple_of(rpg) {
+            0
+        } else {
+            self.group_crc(count / rpg, count)
+        };
+        self.sync(false)?;
+        let header = Header {
+            generation: self.header.generation + 1,
+            record_count: count,
+            tail_crc,
+            ..self.header
+        };
+        self.publish(header)?;
+        self.len = count;
+        self.flushed = count;
+        self.bytes_since_commit = 0;
+        rep.records_after = count;
+        rep.generation = self.header.generation;
+        tracing::warn!(
+            records_before,
+            records_after = count,
+            pages_rewritten = rep.pages_rewritten,
+            "repaired"
+        );
+        Ok(rep)
     }
 
     /// Checks the header slots, the schema block, the file length and the

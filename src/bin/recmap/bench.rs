@@ -1,0 +1,368 @@
+//! `recmap bench`: builds a store of N records in a scratch directory and
+//! times reading one record (copied out) through recmap, `pread` and
+//! `BufReader` + seek + read, at random and sequentially; prints a table and
+//! optionally writes a hand-made SVG bar chart.
+
+use crate::common::{human_bytes, CliResult, Failure, EXIT_OK};
+use recmap::{Options, RawStore, Schema};
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const HELP: &str = "\
+The store has the schema id:u64 plus a bytes[] pad up to --record-size
+(rounded up to a multiple of 8). Every method reads record i into a buffer
+and sums the ids, so all do the same work; the file is in the page cache
+(warm), which is what recmap's zero-copy map is for. pread is one system
+call per record; BufReader (8 KiB buffer) seeks, which drops its buffer, then
+reads. The scratch directory is removed at the end.
+
+Examples:
+  recmap bench
+  recmap bench --records 5000000 --record-size 32 --reads 2000000 --svg bench.svg";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Records in the scratch store.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub records: u64,
+    /// Bytes per record (at least 8).
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=(16 << 20)))]
+    pub record_size: u32,
+    /// Random reads per method.
+    #[arg(long, value_name = "M", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reads: u64,
+    /// Directory for the scratch store (default: the system temp directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Also write a bar chart of the results as SVG to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// Removes the scratch directory on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Row {
+    pattern: &'static str,
+    method: &'static str,
+    ns: f64,
+    ratio: f64,
+}
+
+/// Where record `i` is in the file.
+#[derive(Clone, Copy)]
+struct Geometry {
+    data_offset: u64,
+    per_group: u64,
+    group_bytes: u64,
+    rs: u64,
+}
+
+impl Geometry {
+    #[inline]
+    fn offset(&self, i: u64) -> u64 {
+        self.data_offset + (i / self.per_group) * self.group_bytes + (i % self.per_group) * self.rs
+    }
+}
+
+fn id_of(buf: &[u8]) -> u64 {
+    u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"))
+}
+
+fn io_fail(path: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
+    move |e| Failure::io(path.display(), e)
+}
+
+#[cfg(unix)]
+fn pread(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
+}
+
+#[cfg(windows)]
+fn pread(f: &File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(f, buf, off)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                off += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(a: Args) -> CliResult {
+    let base = a.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = base.join(format!("recmap-bench-{}-{nonce}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io_fail(&dir))?;
+    let _scratch = Scratch(dir.clone());
+    let path = dir.join("bench.rmap");
+
+    let spec = if a.record_size <= 8 {
+        "id:u64".to_string()
+    } else {
+        format!("id:u64,pad:bytes[{}]", a.record_size - 8)
+    };
+    let schema = Schema::parse(&spec).map_err(|e| Failure::usage(e.to_string()))?;
+    let rs = schema.record_size as usize;
+    let n = a.records;
+
+    // Write.
+    let t0 = Instant::now();
+    let mut store = Options::new()
+        .create_new(true)
+        .initial_capacity(n)
+        .open_raw(&path, Some(&schema))?;
+    let per_batch = ((4usize << 20) / rs).max(1) as u64;
+    let mut buf = vec![0u8; per_batch as usize * rs];
+    let mut i = 0u64;
+    while i < n {
+        let k = per_batch.min(n - i);
+        for (j, rec) in buf[..k as usize * rs].chunks_exact_mut(rs).enumerate() {
+            let id = i + j as u64;
+            rec[..8].copy_from_slice(&id.to_le_bytes());
+            rec[8..].fill(id as u8);
+        }
+        store.extend_from_bytes(&buf[..k as usize * rs])?;
+        i += k;
+    }
+    store.commit()?;
+    drop(store);
+    let write_s = t0.elapsed().as_secs_f64();
+
+    let store = RawStore::open_read_only(&path)?;
+    let info = store.info();
+    let geo = Geometry {
+        data_offset: info.data_offset,
+        per_group: info.records_per_page,
+        group_bytes: info.pages_per_group * 4096,
+        rs: rs as u64,
+    };
+    let mut rec = vec![0u8; rs];
+
+    // Random indices (xorshift64*), generated up front so no method pays for them.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let idx: Vec<u64> = (0..a.reads)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        })
+        .collect();
+    let want_random: u64 = idx.iter().fold(0u64, |s, &i| s.wrapping_add(i));
+    let want_seq: u64 = (0..n).fold(0u64, |s, i| s.wrapping_add(i));
+
+    // Warm-up: touch every page through the map (and so the page cache).
+    let mut warm = 0u64;
+    for i in 0..n {
+        warm = warm.wrapping_add(id_of(store.get(i).expect("i < len")));
+    }
+    black_box(warm);
+
+    let check = |what: &str, got: u64, want: u64| -> Result<(), Failure> {
+        if got != want {
+            return Err(Failure::usage(format!(
+                "bench: {what} read wrong data (id sum {got}, expected {want})"
+            )));
+        }
+        Ok(())
+    };
+    let mut results: Vec<(&'static str, &'static str, f64)> = Vec::new();
+
+    // recmap: random, sequential.
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for &i in &idx {
+        rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
+        sum = sum.wrapping_add(id_of(&rec));
+    }
+    results.push((
+        "random",
+        "recmap get",
+        t.elapsed().as_nanos() as f64 / a.reads as f64,
+    ));
+    check("recmap random", sum, want_random)?;
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
+        sum = sum.wrapping_add(id_of(&rec));
+    }
+    results.push((
+        "scan",
+        "recmap get",
+        t.elapsed().as_nanos() as f64 / n as f64,
+    ));
+    check("recmap scan", sum, want_seq)?;
+
+    // pread.
+    let file = File::open(&path).map_err(io_fail(&path))?;
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for &i in &idx {
+        pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(&path))?;
+        sum = sum.wrapping_add(id_of(&rec));
+    }
+    results.push((
+        "random",
+        "pread",
+        t.elapsed().as_nanos() as f64 / a.reads as f64,
+    ));
+    check("pread random", sum, want_random)?;
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(&path))?;
+        sum = sum.wrapping_add(id_of(&rec));
+    }
+    results.push(("scan", "pread", t.elapsed().as_nanos() as f64 / n as f64));
+    check("pread scan", sum, want_seq)?;
+
+    // BufReader: seek + read at random; in order, reading on and skipping page padding.
+    let mut r = BufReader::new(File::open(&path).map_err(io_fail(&path))?);
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for &i in &idx {
+        r.seek(SeekFrom::Start(geo.offset(i)))
+            .map_err(io_fail(&path))?;
+        r.read_exact(&mut rec).map_err(io_fail(&path))?;
+        sum = sum.wrapping_add(id_of(&rec));
+    }
+    results.push((
+        "random",
+        "BufReader seek+read",
+        t.elapsed().as_nanos() as f64 / a.reads as f64,
+    ));
+    check("BufReader random", sum, want_random)?;
+    let t = Instant::now();
+    let mut sum = 0u64;
+    r.seek(SeekFrom::Start(geo.offset(0)))
+        .map_err(io_fail(&path))?;
+    let mut pos = geo.offset(0);
+    for i in 0..n {
+        let off = geo.offset(i);
+        if off != pos {
+            r.seek_relative((off - pos) as i64)
+                .map_err(io_fail(&path))?;
+        }
+        r.read_exact(&mut rec).map_err(io_fail(&path))?;
+        pos = off + rs as u64;
+        sum = sum.wrapping_add(id_of(&rec));
+    }
+    results.push((
+        "scan",
+        "BufReader read",
+        t.elapsed().as_nanos() as f64 / n as f64,
+    ));
+    check("BufReader scan", sum, want_seq)?;
+
+    results.sort_by_key(|r| r.0 != "random"); // random first, then scans
+    let base_of = |pattern: &str| {
+        results
+            .iter()
+            .find(|r| r.0 == pattern && r.1 == "recmap get")
+            .map_or(1.0, |r| r.2)
+    };
+    let rows: Vec<Row> = results
+        .iter()
+        .map(|&(pattern, method, ns)| Row {
+            pattern,
+            method,
+            ns,
+            ratio: ns / base_of(pattern).max(1e-9),
+        })
+        .collect();
+
+    let mut out = String::new();
+    out.push_str(&format!(
+        "recmap bench: {n} records of {rs} bytes ({} file, {} per page), {} random reads, warm page cache\n",
+        human_bytes(info.file_size),
+        if info.pages_per_group == 1 { format!("{}", info.records_per_page) } else { format!("1 per {} pages", info.pages_per_group) },
+        a.reads
+    ));
+    out.push_str(&format!(
+        "write: {:.1} ns/record, {:.0} MB/s (extend_from_bytes + commit)\n\n",
+        write_s * 1e9 / n as f64,
+        (n * rs as u64) as f64 / 1e6 / write_s.max(1e-9)
+    ));
+    out.push_str(&format!(
+        "{:<8} {:<22} {:>10} {:>11}\n",
+        "access", "method", "ns/op", "vs recmap"
+    ));
+    for r in &rows {
+        out.push_str(&format!(
+            "{:<8} {:<22} {:>10.1} {:>10.2}x\n",
+            r.pattern, r.method, r.ns, r.ratio
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+        .map_err(|e| Failure::io("stdout", e))?;
+    if let Some(svg) = &a.svg {
+        let title = format!("recmap bench: {n} records of {rs} bytes, warm cache (ns per record read, lower is better)");
+        std::fs::write(svg, svg_chart(&title, &rows)).map_err(io_fail(svg))?;
+        eprintln!("wrote {}", svg.display());
+    }
+    Ok(EXIT_OK)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal bar chart, one bar per row, scaled to the slowest.
+fn svg_chart(title: &str, rows: &[Row]) -> String {
+    let (label_w, bar_w, bar_h, gap, top) = (260.0, 520.0, 24.0, 10.0, 50.0);
+    let width = label_w + bar_w + 170.0;
+    let height = top + rows.len() as f64 * (bar_h + gap) + 20.0;
+    let max = rows.iter().map(|r| r.ns).fold(1e-9, f64::max);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"13\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"25\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
+        xml_escape(title)
+    );
+    for (k, r) in rows.iter().enumerate() {
+        let y = top + k as f64 * (bar_h + gap);
+        let w = (r.ns / max * bar_w).max(1.0);
+        let color = if r.method.starts_with("recmap") {
+            "#2a7ab0"
+        } else {
+            "#b0b0b0"
+        };
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n\
+             <rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{bar_h}\" fill=\"{color}\"/>\n\
+             <text x=\"{:.1}\" y=\"{}\">{:.1} ns ({:.2}x)</text>\n",
+            label_w - 8.0,
+            y + bar_h * 0.7,
+            xml_escape(&format!("{}: {}", r.pattern, r.method)),
+            label_w + w + 6.0,
+            y + bar_h * 0.7,
+            r.ns,
+            r.ratio
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
+}

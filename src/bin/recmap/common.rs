@@ -1,0 +1,224 @@
+//! Shared plumbing for the subcommands: the error type and exit codes,
+//! tracing setup, schema arguments, opening stores, ranges and stdout.
+
+use recmap::{RawStore, Schema, SchemaError};
+use std::fmt::Display;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: data rejected (verify found problems, load refused a row).
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit code: usage or I/O error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Why a subcommand stopped: an exit code and the message for stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    /// Printed as `recmap: <message>`; empty for a silent exit.
+    pub message: String,
+}
+
+/// What a subcommand returns: the exit code on success.
+pub type CliResult = Result<u8, Failure>;
+
+impl Failure {
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+    /// Rejected input data (exit 1).
+    pub fn rejected(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_REJECTED,
+            message: message.into(),
+        }
+    }
+    /// An I/O error while doing `what`. A closed stdout (broken pipe) exits
+    /// quietly with success: the reader stopped reading, which is its choice.
+    pub fn io(what: impl Display, e: io::Error) -> Failure {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Failure {
+                code: EXIT_OK,
+                message: String::new(),
+            };
+        }
+        Failure::usage(format!("{what}: {e}"))
+    }
+}
+
+impl From<recmap::Error> for Failure {
+    fn from(e: recmap::Error) -> Failure {
+        Failure::usage(e.to_string())
+    }
+}
+
+/// Prints the failure (if any) and turns the result into the process exit code.
+pub fn finish(result: CliResult) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            if !f.message.is_empty() {
+                let _ = writeln!(io::stderr().lock(), "recmap: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Reports a command-line parsing error as `recmap: ...` (exit 2); help and
+/// version requests print normally (exit 0; bare `recmap` prints help, exit 2).
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let _ = write!(io::stderr().lock(), "recmap: {text}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Turns on the library's tracing when `RUST_LOG` is set (to stderr).
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::from_default_env();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .try_init();
+    }
+}
+
+/// Parses a schema spec, explaining where it went wrong.
+pub fn parse_spec(spec: &str, origin: &str) -> Result<Schema, Failure> {
+    Schema::parse(spec).map_err(|e| match &e {
+        SchemaError::Spec { at, part, reason } => {
+            let mut msg = format!("bad schema spec ({origin}) at byte {at}, in {part:?}: {reason}");
+            if !spec.contains('\n') && spec.len() <= 200 {
+                // Point at the offending part under the spec.
+                let start = at + (part.len() - part.trim_start().len());
+                let width = part.trim().chars().count().max(1);
+                let lead = spec[..start.min(spec.len())].chars().count();
+                msg.push_str(&format!(
+                    "\n  {spec}\n  {}{}",
+                    " ".repeat(lead),
+                    "^".repeat(width)
+                ));
+            }
+            Failure::usage(msg)
+        }
+        _ => Failure::usage(format!("bad schema spec ({origin}): {e}")),
+    })
+}
+
+/// The schema from `--schema SPEC` or `--schema-file FILE`, if either was given.
+pub fn schema_from_args(
+    spec: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<Schema>, Failure> {
+    match (spec, file) {
+        (Some(s), _) => parse_spec(s, "--schema").map(Some),
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f).map_err(|e| Failure::io(f.display(), e))?;
+            parse_spec(text.trim_end(), &f.display().to_string()).map(Some)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Opens a store read-only.
+pub fn open_read_only(path: &Path) -> Result<RawStore, Failure> {
+    Ok(RawStore::open_read_only(path)?)
+}
+
+/// A buffered, locked stdout for data.
+pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
+    io::BufWriter::with_capacity(1 << 16, io::stdout().lock())
+}
+
+/// Parses `A..B`, `A..`, `..B` or `..` against a store of `len` records.
+pub fn parse_range(text: &str, len: u64, path: &Path) -> Result<std::ops::Range<u64>, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "bad range {text:?}: expected A..B, A.. or ..B (record indices)"
+        ))
+    };
+    let (a, b) = text.split_once("..").ok_or_else(bad)?;
+    let num = |s: &str, default: u64| -> Result<u64, Failure> {
+        let s = s.trim();
+        if s.is_empty() {
+            Ok(default)
+        } else {
+            s.parse().map_err(|_| bad())
+        }
+    };
+    let (start, end) = (num(a, 0)?, num(b, len)?);
+    if start > end {
+        return Err(Failure::usage(format!(
+            "bad range {text:?}: start {start} is after end {end}"
+        )));
+    }
+    if end > len {
+        return Err(Failure::usage(format!(
+            "range {start}..{end} is past the end: {} has {len} records",
+            path.display()
+        )));
+    }
+    Ok(start..end)
+}
+
+/// `1234567` → `1.23 MB` (decimal units, as in throughput figures).
+pub fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} kB", n / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// A display name for an input path (`-` is stdin).
+pub fn input_name(p: &Path) -> String {
+    if p == Path::new("-") {
+        "<stdin>".to_string()
+    } else {
+        p.display().to_string()
+    }
+}
+
+/// Removes a file on drop unless disarmed (a store this command created).
+#[derive(Debug)]
+pub struct RemoveOnFail {
+    pub path: Option<PathBuf>,
+}
+
+impl RemoveOnFail {
+    pub fn disarm(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for RemoveOnFail {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

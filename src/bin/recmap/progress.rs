@@ -1,0 +1,84 @@
+//! Progress and the end-of-run summary on stderr: a self-overwriting line
+//! while stderr is a terminal, and one summary line at the end; `--quiet`
+//! silences both.
+
+use crate::common::human_bytes;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Draws at most a few times a second; cheap to call per batch of rows.
+#[derive(Debug)]
+pub struct Progress {
+    live: bool,
+    quiet: bool,
+    start: Instant,
+    last: Instant,
+    drawn: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        let now = Instant::now();
+        Progress {
+            live: !quiet && std::io::stderr().is_terminal(),
+            quiet,
+            start: now,
+            last: now,
+            drawn: false,
+        }
+    }
+
+    /// Redraws the progress line if it is due.
+    pub fn tick(&mut self, rows: u64, bytes: u64) {
+        if !self.live {
+            return;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.last) < Duration::from_millis(200) {
+            return;
+        }
+        self.last = now;
+        let secs = now.duration_since(self.start).as_secs_f64().max(1e-9);
+        let mut e = std::io::stderr().lock();
+        let _ = write!(
+            e,
+            "\r\x1b[2K{rows} rows, {} read, {:.0} rows/s, {:.1} MB/s",
+            human_bytes(bytes),
+            rows as f64 / secs,
+            bytes as f64 / 1e6 / secs
+        );
+        let _ = e.flush();
+        self.drawn = true;
+    }
+
+    /// Erases the progress line.
+    pub fn clear(&mut self) {
+        if self.drawn {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+            self.drawn = false;
+        }
+    }
+
+    /// Prints the final summary line (unless quiet).
+    pub fn summary(&mut self, what: &str, rows: u64, bytes: u64, extra: &str) {
+        self.clear();
+        if self.quiet {
+            return;
+        }
+        let secs = self.start.elapsed().as_secs_f64();
+        let s = secs.max(1e-9);
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{what} {rows} rows, {} in {secs:.2} s ({:.0} rows/s, {:.1} MB/s){extra}",
+            human_bytes(bytes),
+            rows as f64 / s,
+            bytes as f64 / 1e6 / s
+        );
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
