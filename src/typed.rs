@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::Packing;
 use crate::record::Record;
 use crate::schema::Schema;
-use crate::store::{CommitStats, Info, Options, RawStore, VerifyReport};
+use crate::store::{CommitStats, Info, Options, RawStore, Repair, RepairReport, VerifyReport};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut, Range};
 use std::path::Path;
@@ -214,6 +214,10 @@ impl<T: Record> Store<T> {
     /// Commits and closes, reporting errors.
     pub fn close(self) -> Result<CommitStats> {
         self.raw.close()
+    }
+    /// Repairs page checksums after `verify` found damage; see [`Repair`].
+    pub fn repair(&mut self, how: Repair) -> Result<RepairReport> {
+        self.raw.repair(how)
     }
     /// Checks every checksum; see [`RawStore::verify`].
     pub fn verify(&self) -> Result<VerifyReport> {

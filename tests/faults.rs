@@ -1,0 +1,330 @@
+#![cfg(unix)]
+//! Fault injection and corruption detection: bit flips in data pages and the
+//! schema block, the two repair modes, growth into a file-size limit
+//! (`RLIMIT_FSIZE` in a child process) and into a full filesystem (a small
+//! tmpfs, when this process may mount one).
+
+use recmap::{Error, Options, Problem, Repair, Store};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+recmap::record! {
+    /// 24 bytes: 170 records per page, 16 bytes of page padding.
+    pub struct Rec { pub id: u64, pub a: u64, pub b: u64 }
+}
+
+const PER_PAGE: u64 = 4096 / 24;
+
+fn rec(i: u64) -> Rec {
+    Rec {
+        id: i,
+        a: i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        b: !i,
+    }
+}
+
+fn make(path: &Path, n: u64) -> u64 {
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .open::<Rec>(path)
+        .unwrap();
+    s.extend((0..n).map(rec)).unwrap();
+    s.commit().unwrap();
+    s.info().data_offset
+}
+
+fn flip(path: &Path, offset: u64, bit: u8) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 1 << bit;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn bit_flips_in_records_are_reported_with_page_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flip.rmap");
+    let n = 5_000; // 29 full pages and a partial one (checked through the header's tail CRC)
+    let data = make(&path, n);
+    let mut rng = Rng(0x5eed);
+    for round in 0..200 {
+        let i = if round % 10 == 0 {
+            n - 1 - rng.below(n % PER_PAGE)
+        } else {
+            rng.below(n)
+        };
+        let byte = rng.below(24);
+        let bit = rng.below(8) as u8;
+        let off = data + (i / PER_PAGE) * 4096 + (i % PER_PAGE) * 24 + byte;
+        flip(&path, off, bit);
+        let s = Store::<Rec>::open_read_only(&path).unwrap();
+        let r = s.verify().unwrap();
+        assert_eq!(
+            r.problems.len(),
+            1,
+            "flip of record {i} byte {byte} bit {bit}: {:?}",
+            r.problems
+        );
+        match r.problems[0] {
+            Problem::PageChecksum {
+                group,
+                first_page,
+                first_record,
+                end_record,
+                ..
+            } => {
+                assert_eq!(group, i / PER_PAGE);
+                assert_eq!(first_page, (data + group * 4096) / 4096);
+                assert!((first_record..end_record).contains(&i));
+                assert_eq!(end_record, ((group + 1) * PER_PAGE).min(n));
+            }
+            ref p => panic!("unexpected {p}"),
+        }
+        drop(s);
+        flip(&path, off, bit);
+    }
+    let s = Store::<Rec>::open_read_only(&path).unwrap();
+    assert!(s.verify().unwrap().is_ok());
+}
+
+#[test]
+fn every_bit_flip_in_the_schema_block_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("schema.rmap");
+    make(&path, 10);
+    let len = Store::<Rec>::open_read_only(&path)
+        .unwrap()
+        .schema()
+        .encode()
+        .len() as u64;
+    for byte in 0..len {
+        for bit in 0..8 {
+            flip(&path, 4096 + byte, bit);
+            match Store::<Rec>::open_read_only(&path) {
+                Err(Error::ChecksumMismatch { .. }) => {}
+                other => panic!("schema byte {byte} bit {bit}: {other:?}"),
+            }
+            flip(&path, 4096 + byte, bit);
+        }
+    }
+    assert!(Store::<Rec>::open_read_only(&path).is_ok());
+}
+
+#[test]
+fn repair_rebuilds_checksums_and_keeps_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rebuild.rmap");
+    let data = make(&path, 1000);
+    // An in-place update that reached the disk without its checksum (a crash).
+    flip(&path, data + 4096 + 8, 0); // record 170 + 0, field `a`
+    let mut s = Store::<Rec>::open(&path).unwrap();
+    assert_eq!(s.verify().unwrap().problems.len(), 1);
+    let g = s.generation();
+    let rep = s.repair(Repair::RebuildChecksums).unwrap();
+    assert_eq!(rep.before.problems.len(), 1);
+    assert_eq!((rep.records_before, rep.records_after), (1000, 1000));
+    assert_eq!(rep.generation, g + 1);
+    assert!(s.verify().unwrap().is_ok());
+    drop(s);
+    let s = Store::<Rec>::open_read_only(&path).unwrap();
+    assert!(s.verify().unwrap().is_ok());
+    assert_eq!(s.len(), 1000);
+    assert_eq!(
+        s.get(170).unwrap().a,
+        rec(170).a ^ 1,
+        "repair keeps the data as it stands"
+    );
+}
+
+#[test]
+fn repair_truncates_to_the_verified_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trunc.rmap");
+    let data = make(&path, 1000);
+    flip(&path, data + 3 * 4096 + 100, 5);
+    flip(&path, data + 5 * 4096 + 7, 1);
+    let mut s = Store::<Rec>::open(&path).unwrap();
+    let rep = s.repair(Repair::TruncateToVerified).unwrap();
+    assert_eq!(rep.before.problems.len(), 2);
+    assert_eq!(
+        (rep.records_before, rep.records_after),
+        (1000, 3 * PER_PAGE)
+    );
+    assert_eq!(s.len(), 3 * PER_PAGE);
+    // The store stays writable after a repair.
+    s.extend((3 * PER_PAGE..600).map(rec)).unwrap();
+    s.commit().unwrap();
+    drop(s);
+    let s = Store::<Rec>::open_read_only(&path).unwrap();
+    assert_eq!(s.len(), 600);
+    assert!(s.verify().unwrap().is_ok());
+    assert!(s.iter().enumerate().all(|(i, r)| *r == rec(i as u64)));
+}
+
+#[test]
+fn repair_of_a_sound_store_does_nothing_and_needs_a_clean_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clean.rmap");
+    make(&path, 100);
+    let mut s = Store::<Rec>::open(&path).unwrap();
+    let g = s.generation();
+    let rep = s.repair(Repair::TruncateToVerified).unwrap();
+    assert_eq!((rep.records_after, rep.generation), (100, g));
+    s.push(&rec(100)).unwrap();
+    assert!(matches!(
+        s.raw_mut().repair(Repair::RebuildChecksums),
+        Err(Error::InvalidOption { .. })
+    ));
+}
+
+/// Runs the `#[ignore]`d test `name` of this binary in a child process.
+fn child(name: &str, path: &Path) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RECMAP_FAULT_PATH", path)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn growth_into_the_file_size_limit_is_a_clean_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fsize.rmap");
+    let out = child("child_fsize_limit", &path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("child: FileTooLarge"), "{stdout}");
+    let s = Store::<Rec>::open_read_only(&path).unwrap();
+    assert!(s.verify().unwrap().is_ok());
+    let n = s.len();
+    assert!(n >= 1000, "{n}");
+    assert!(s.iter().enumerate().all(|(i, r)| *r == rec(i as u64)));
+}
+
+#[test]
+#[ignore = "run by growth_into_the_file_size_limit_is_a_clean_error in a child process"]
+fn child_fsize_limit() {
+    let Ok(path) = std::env::var("RECMAP_FAULT_PATH") else {
+        return;
+    };
+    // SAFETY: plain libc calls on this (single-threaded) child process: ignore
+    // SIGXFSZ so the write fails with EFBIG instead of killing us, and cap
+    // the size of files this process may create at 1 MiB.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let lim = libc::rlimit {
+            rlim_cur: 1 << 20,
+            rlim_max: 1 << 20,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
+    }
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .open::<Rec>(&path)
+        .unwrap();
+    s.extend((0..1000).map(rec)).unwrap();
+    s.commit().unwrap();
+    let mut i = 1000;
+    let err = loop {
+        match s.extend((i..i + 500).map(rec)) {
+            Ok(_) => i += 500,
+            Err(e) => break e,
+        }
+        s.commit().unwrap();
+    };
+    assert!(matches!(err, Error::FileTooLarge { .. }), "{err}");
+    println!("child: FileTooLarge after {i} records: {err}");
+    // The handle is not poisoned: reads and commits of what fits still work.
+    assert_eq!(*s.get(i - 1).unwrap(), rec(i - 1));
+    assert!(s.raw().poisoned().is_none());
+    s.commit().unwrap();
+    assert!(s.verify().unwrap().is_ok());
+}
+
+/// A small tmpfs mounted for one test; unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = std::env::temp_dir().join(format!("recmap-tmpfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            Some(Tmpfs(dir))
+        } else {
+            let _ = std::fs::remove_dir(&dir);
+            None
+        }
+    }
+}
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn growth_into_a_full_disk_is_a_clean_error() {
+    let Some(fs) = Tmpfs::mount("1m") else {
+        eprintln!("SKIPPED growth_into_a_full_disk_is_a_clean_error: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let path = fs.0.join("full.rmap");
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .open::<Rec>(&path)
+        .unwrap();
+    s.extend((0..1000).map(rec)).unwrap();
+    s.commit().unwrap();
+    let mut i = 1000;
+    let err = loop {
+        match s.extend((i..i + 500).map(rec)) {
+            Ok(_) => i += 500,
+            Err(e) => break e,
+        }
+        s.commit().unwrap();
+    };
+    assert!(matches!(err, Error::NoSpace { .. }), "{err}");
+    assert!(s.raw().poisoned().is_none());
+    assert_eq!(s.len(), i);
+    s.commit().unwrap();
+    drop(s);
+    let s = Store::<Rec>::open_read_only(&path).unwrap();
+    assert_eq!(s.len(), i);
+    assert!(s.verify().unwrap().is_ok());
+    assert!(s.iter().enumerate().all(|(k, r)| *r == rec(k as u64)));
+}
