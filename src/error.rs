@@ -94,6 +94,23 @@ pub enum Error {
     /// The store would exceed the format's or the process's file size limit.
     #[error("{path}: file too large: {wanted} bytes")]
     FileTooLarge { path: PathBuf, wanted: u64 },
+    /// Shrinking the file was refused: reader processes have it mapped.
+    #[error("{path}: readers have the store mapped; shrinking it now could crash them (SIGBUS)")]
+    ReadersPresent { path: PathBuf },
+    /// An in-place update of a committed record in an append-only store.
+    #[error("{path}: append-only store: committed record {index} cannot be changed")]
+    AppendOnly { path: PathBuf, index: u64 },
+    /// The coordination file exists but is not one of ours.
+    #[error("{path}: bad coordination file: {reason}")]
+    BadCoordination { path: PathBuf, reason: String },
+    /// A record stays mid-update because its writer died while writing it;
+    /// it may be torn. The next writer to open the store clears this.
+    #[error("{path}: record {index} was being written by process {pid}, which died; it may be torn until a writer reopens the store")]
+    WriterDied { path: PathBuf, index: u64, pid: u64 },
+    /// A shared store name that is empty, too long or has characters other
+    /// than ASCII letters, digits, `.`, `_`, `-`.
+    #[error("invalid shared store name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
     /// An option value is out of range.
     #[error("invalid option {option}: {reason}")]
     InvalidOption {

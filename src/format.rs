@@ -36,6 +36,10 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
 pub const MAX_GROWTH_STEP: u64 = 1 << 30;
 /// Largest file length the layout arithmetic accepts (2^60 bytes).
 pub const MAX_FILE_LEN: u64 = 1 << 60;
+/// Header flag: committed records are never changed (readers may borrow them).
+pub const FLAG_APPEND_ONLY: u32 = 1;
+/// Every flag this version defines.
+pub const KNOWN_FLAGS: u32 = FLAG_APPEND_ONLY;
 /// Bytes per entry in the page-checksum table.
 pub const CHECKSUM_ENTRY_LEN: u64 = 4;
 
@@ -237,6 +241,8 @@ pub fn file_len_for_records(
 /// The decoded contents of one header slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// `FLAG_*` bits.
+    pub flags: u32,
     pub record_size: u32,
     pub record_align: u32,
     pub chunk_size: u64,
@@ -324,7 +330,7 @@ impl Header {
         wr_u32(&mut b, slot::FORMAT_VERSION, FORMAT_VERSION);
         wr_u32(&mut b, slot::BYTE_ORDER_MARK, BYTE_ORDER_MARK);
         wr_u32(&mut b, slot::PAGE_SIZE, PAGE_SIZE as u32);
-        wr_u32(&mut b, slot::FLAGS, 0);
+        wr_u32(&mut b, slot::FLAGS, self.flags);
         wr_u32(&mut b, slot::RECORD_SIZE, self.record_size);
         wr_u32(&mut b, slot::RECORD_ALIGN, self.record_align);
         wr_u32(&mut b, slot::RECORDS_PER_PAGE, p.records_per_group as u32);
@@ -380,9 +386,13 @@ impl Header {
         if page_size != PAGE_SIZE {
             return Err(bad("page_size", page_size, "must be 4096"));
         }
-        let flags = rd_u32(b, slot::FLAGS) as u64;
-        if flags != 0 {
-            return Err(bad("flags", flags, "unknown flags (v1 defines none)"));
+        let flags = rd_u32(b, slot::FLAGS);
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(bad(
+                "flags",
+                flags as u64,
+                "unknown flags (v1 defines only bit 0, append-only)",
+            ));
         }
         if b[slot::RESERVED..slot::RESERVED + slot::RESERVED_LEN]
             .iter()
@@ -484,6 +494,7 @@ impl Header {
             return Err(bad("table_len", table_len, "does not match capacity"));
         }
         Ok(Header {
+            flags,
             record_size,
             record_align,
             chunk_size,
@@ -517,6 +528,7 @@ mod tests {
         let packing = Packing::new(24);
         let layout = Layout::with_groups(packing, 40, 10).unwrap();
         Header {
+            flags: FLAG_APPEND_ONLY,
             record_size: 24,
             record_align: 8,
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -609,7 +621,7 @@ mod tests {
             (slot::FORMAT_VERSION, 2, false),
             (slot::BYTE_ORDER_MARK, 0x0403_0201, false),
             (slot::PAGE_SIZE, 8192, false),
-            (slot::FLAGS, 1, false),
+            (slot::FLAGS, 2, false),
             (slot::RECORD_SIZE, 0, false),
             (slot::RECORD_SIZE, 25, false),
             (slot::RECORD_ALIGN, 3, false),

@@ -38,19 +38,24 @@
 
 extern crate self as recmap;
 
+mod coord;
 mod error;
 mod fileio;
 pub mod format;
+mod reader;
 mod record;
 pub mod schema;
+pub mod shared;
 mod store;
 mod sys;
 mod typed;
 
 pub use bytemuck;
 pub use error::{Error, Result};
+pub use reader::{RawReader, Reader};
 pub use record::{Bool, FieldDef, FieldKind, FixedStr, Record};
 pub use schema::{Field, FieldType, Schema, SchemaError};
+pub use shared::remove_shared;
 pub use store::{
     CommitStats, Info, IoEvent, Options, Problem, RawStore, Repair, RepairReport, Runs,
     VerifyReport,

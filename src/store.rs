@@ -11,12 +11,13 @@
 //!   written by `commit` and copied by `grow`;
 //! - a failed write or sync poisons the handle for writes, forever.
 
+use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::fileio::{read_exact_at, sync_dir, write_all_at};
 use crate::format::{
     choose_slot, file_len_for_records, Header, Layout, Packing, SlotError, CHECKSUM_ENTRY_LEN,
-    CHUNK_GRANULARITY, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MAX_CHUNK_SIZE, MAX_FILE_LEN,
-    MAX_GROWTH_STEP, PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS,
+    CHUNK_GRANULARITY, DEFAULT_CHUNK_SIZE, FLAG_APPEND_ONLY, FORMAT_VERSION, MAX_CHUNK_SIZE,
+    MAX_FILE_LEN, MAX_GROWTH_STEP, PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS,
 };
 use crate::schema::Schema;
 use crate::sys;
@@ -61,6 +62,7 @@ pub struct Options {
     chunk_size: u64,
     initial_capacity: u64,
     wait_for_lock: bool,
+    append_only: bool,
 }
 
 impl Default for Options {
@@ -77,6 +79,7 @@ impl Options {
             chunk_size: DEFAULT_CHUNK_SIZE,
             initial_capacity: 0,
             wait_for_lock: false,
+            append_only: false,
         }
     }
     /// Create the file if it does not exist (else open it).
@@ -112,6 +115,15 @@ impl Options {
     /// [`Error::Locked`].
     pub fn wait_for_lock(mut self, yes: bool) -> Self {
         self.wait_for_lock = yes;
+        self
+    }
+
+    /// Create the store append-only: committed records can never change, so
+    /// [`Reader`](crate::Reader)s in other processes may borrow them
+    /// zero-copy. In-place updates of committed records fail with
+    /// [`Error::AppendOnly`]. Existing files keep their mode.
+    pub fn append_only(mut self, yes: bool) -> Self {
+        self.append_only = yes;
         self
     }
 
@@ -335,6 +347,11 @@ pub struct RawStore {
     fail_sync_in: Option<u64>,
     /// Test hook: sees every write and sync.
     observer: Option<IoObserver>,
+    /// Writers only: the coordination file shared with readers.
+    coord: Option<Coord>,
+    /// Records below this may be visible to a reader: writes to them go
+    /// through the stripe seqlocks.
+    high_water: u64,
 }
 
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
@@ -386,7 +403,7 @@ fn lock(file: &File, path: &Path, access: Access, wait: bool) -> Result<()> {
     }
 }
 
-fn map_open_error(path: &Path, e: io::Error) -> Error {
+pub(crate) fn map_open_error(path: &Path, e: io::Error) -> Error {
     match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound {
             path: path.to_path_buf(),
@@ -501,6 +518,11 @@ impl RawStore {
             write_all_at(&file, &block, SCHEMA_OFFSET)
                 .map_err(|e| Error::io("write schema", &tmp, e))?;
             let header = Header {
+                flags: if opts.append_only {
+                    FLAG_APPEND_ONLY
+                } else {
+                    0
+                },
                 record_size: schema.record_size,
                 record_align: schema.record_align,
                 chunk_size: opts.chunk_size,
@@ -541,14 +563,25 @@ impl RawStore {
             elapsed_us = t0.elapsed().as_micros() as u64,
             "created"
         );
-        Ok(RawStore::assemble(
-            path,
-            file,
-            map,
-            Access::Write,
-            schema.clone(),
-            header,
-        ))
+        let mut store = RawStore::assemble(path, file, map, Access::Write, schema.clone(), header);
+        store.attach_coord(true)?;
+        Ok(store)
+    }
+
+    /// Writers open the coordination file, clear what a dead writer left in
+    /// it, and publish their generation and high-water mark there.
+    fn attach_coord(&mut self, created: bool) -> Result<()> {
+        let coord = Coord::open(&self.path)?;
+        if created {
+            // A coordination file left by an older store at this path.
+            coord.reset_high_water(0);
+        }
+        if let Some(pid) = coord.adopt(self.header.generation, self.header.record_count) {
+            tracing::warn!(path = %self.path.display(), dead_writer_pid = pid, "recovered: the previous writer did not close cleanly");
+        }
+        self.high_water = coord.high_water();
+        self.coord = Some(coord);
+        Ok(())
     }
 
     fn assemble(
@@ -576,6 +609,8 @@ impl RawStore {
             poisoned: None,
             fail_sync_in: None,
             observer: None,
+            coord: None,
+            high_water: 0,
         }
     }
 
@@ -634,7 +669,11 @@ impl RawStore {
             elapsed_us = t0.elapsed().as_micros() as u64,
             "opened"
         );
-        Ok(RawStore::assemble(path, file, map, access, schema, header))
+        let mut store = RawStore::assemble(path, file, map, access, schema, header);
+        if access == Access::Write {
+            store.attach_coord(false)?;
+        }
+        Ok(store)
     }
 
     // ----- accessors -------------------------------------------------------
@@ -802,6 +841,25 @@ impl RawStore {
         Ok(())
     }
 
+    /// Writes the bytes of records `[first, end)`. Records a reader may see
+    /// (below the high-water mark) are written inside their stripes'
+    /// seqlocks, so a reader never accepts a torn copy.
+    fn write_records(&mut self, buf: &[u8], offset: u64, first: u64, end: u64) -> Result<()> {
+        let hw = self.high_water;
+        let stripes = match &self.coord {
+            Some(c) if first < hw => {
+                let p = self.layout.packing;
+                Some(c.begin_write(p.group_of(first), p.group_of(end.min(hw) - 1) + 1))
+            }
+            _ => None,
+        };
+        let r = self.write(buf, offset);
+        if let (Some(c), Some(stripes)) = (&self.coord, stripes) {
+            c.end_write(&stripes);
+        }
+        r
+    }
+
     /// Every sync of the write path goes through here (`all`: also metadata,
     /// for a changed length). A failure poisons the handle.
     fn sync(&mut self, all: bool) -> Result<()> {
@@ -906,7 +964,7 @@ impl RawStore {
             // Dense layout: the input is already in file order; write it directly.
             self.flush_stage()?;
             let off = self.layout.record_file_offset(first);
-            self.write(records, off)?;
+            self.write_records(records, off, first, first + n)?;
             self.len += n;
             self.flushed = self.len;
             return Ok(first);
@@ -937,11 +995,17 @@ impl RawStore {
                 len: self.len,
             });
         }
+        if i < self.header.record_count && self.header.flags & FLAG_APPEND_ONLY != 0 {
+            return Err(Error::AppendOnly {
+                path: self.path.clone(),
+                index: i,
+            });
+        }
         if i >= self.flushed {
             self.stage_slot(i).copy_from_slice(record);
             return Ok(());
         }
-        self.write(record, self.layout.record_file_offset(i))?;
+        self.write_records(record, self.layout.record_file_offset(i), i, i + 1)?;
         if i < self.header.record_count {
             self.dirty_groups.insert(self.layout.packing.group_of(i));
         }
@@ -990,9 +1054,12 @@ impl RawStore {
             let to = p.record_offset(self.len - 1) + p.record_size;
             let range = (from - self.stage_base) as usize..(to - self.stage_base) as usize;
             let stage = std::mem::take(&mut self.stage);
-            let r = self.write(
+            let (first, end) = (self.flushed, self.len);
+            let r = self.write_records(
                 &bytemuck::cast_slice(&stage)[range],
                 self.layout.data_offset + from,
+                first,
+                end,
             );
             self.stage = stage;
             r?;
@@ -1076,6 +1143,11 @@ impl RawStore {
         self.write(&bytes, SLOT_OFFSETS[header.slot_index()])?;
         self.sync(false)?;
         self.header = header;
+        if let Some(c) = &self.coord {
+            c.raise_high_water(header.record_count);
+            c.set_generation(header.generation);
+            self.high_water = c.high_water();
+        }
         Ok(())
     }
 
@@ -1179,12 +1251,106 @@ impl RawStore {
         crc32fast::hash(&self.map[off..off + ((end - first) * p.record_size) as usize])
     }
 
+    /// Shrinks the file to the smallest chunk multiple that holds the
+    /// committed records, returning the bytes released (0 if nothing would
+    /// shrink). Refused with [`Error::ReadersPresent`] while any
+    /// [`Reader`](crate::Reader) has the store open: a process whose mapped
+    /// pages are truncated away gets `SIGBUS`.
+    ///
+    /// Crash-safe: the new checksum table is written in space no committed
+    /// record or current table uses, the header pointing at it is made
+    /// durable, and only then is the file truncated.
+    pub fn compact(&mut self) -> Result<u64> {
+        self.check_writable()?;
+        if self.has_uncommitted() {
+            return Err(Error::InvalidOption {
+                option: "compact",
+                reason: "the handle has uncommitted changes: commit first".into(),
+            });
+        }
+        let coord = self.coord.take().expect("writers have a coordination file");
+        let r = coord.try_lock_exclusive().and_then(|()| self.shrink());
+        coord.unlock();
+        self.coord = Some(coord);
+        r
+    }
+
+    fn shrink(&mut self) -> Result<u64> {
+        let span = tracing::info_span!("recmap.compact", path = %self.path.display());
+        let _g = span.enter();
+        let p = self.layout.packing;
+        let old_len = self.layout.file_len();
+        let Some(new_len) =
+            file_len_for_records(p, self.header.schema_len, self.header.chunk_size, self.len)
+        else {
+            return Ok(0);
+        };
+        let Some(layout) = Layout::fitting(p, self.header.schema_len, new_len) else {
+            return Ok(0);
+        };
+        // The new table must lie in unused data space: past the committed
+        // records, before the current table.
+        let used_end =
+            self.layout.data_offset + self.len.div_ceil(p.records_per_group) * p.group_bytes();
+        if new_len >= old_len
+            || layout.table_offset < used_end
+            || layout.table_offset + layout.table_len > self.layout.table_offset
+        {
+            return Ok(0);
+        }
+        let n = (self.len / p.records_per_group * CHECKSUM_ENTRY_LEN) as usize;
+        let old_table = self.layout.table_offset as usize;
+        let table = self.map[old_table..old_table + n].to_vec();
+        self.write(&table, layout.table_offset)?;
+        self.sync(false)?;
+        let header = Header {
+            generation: self.header.generation + 1,
+            capacity: layout.capacity(),
+            layout,
+            ..self.header
+        };
+        self.publish(header)?;
+        self.layout = layout;
+        self.map = match sys::map_read_only(&self.file, layout.file_len()) {
+            Ok(m) => m,
+            Err(e) => return Err(self.poison("mmap", e)),
+        };
+        let actual = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len();
+        if let Err(e) = self.file.set_len(new_len) {
+            return Err(self.poison("truncate", e));
+        }
+        self.observe(IoEvent::SetLen { len: new_len });
+        self.sync(true)?;
+        self.bytes_since_commit = 0;
+        tracing::info!(old_len = actual, new_len, "compacted");
+        Ok(actual.saturating_sub(new_len))
+    }
+
     /// Repairs page checksums after `verify` found damage; see [`Repair`].
     ///
     /// Needs a writer handle with nothing uncommitted. The repair is itself
     /// a commit: crash-safe like any other.
     pub fn repair(&mut self, how: Repair) -> Result<RepairReport> {
         self.check_writable()?;
+        // Readers of an append-only store borrow committed records; dropping
+        // records (which later appends overwrite) needs them gone.
+        if how == Repair::TruncateToVerified && self.header.flags & FLAG_APPEND_ONLY != 0 {
+            let coord = self.coord.take().expect("writers have a coordination file");
+            let r = coord
+                .try_lock_exclusive()
+                .and_then(|()| self.repair_inner(how));
+            coord.unlock();
+            self.coord = Some(coord);
+            return r;
+        }
+        self.repair_inner(how)
+    }
+
+    fn repair_inner(&mut self, how: Repair) -> Result<RepairReport> {
         if self.has_uncommitted() {
             return Err(Error::InvalidOption {
                 option: "repair",
@@ -1351,6 +1517,9 @@ impl RawStore {
 
 impl Drop for RawStore {
     fn drop(&mut self) {
+        if let Some(c) = &self.coord {
+            c.release();
+        }
         if self.access == Access::Write && self.poisoned.is_none() && self.has_uncommitted() {
             tracing::warn!(
                 path = %self.path.display(),
@@ -1366,7 +1535,7 @@ impl Drop for RawStore {
 type SlotResults = [Result<Header, SlotError>; 2];
 
 /// Reads and decodes both header slots; returns the chosen header.
-fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResults, usize)> {
+pub(crate) fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResults, usize)> {
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
@@ -1417,7 +1586,7 @@ fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResults, usize)>
     }
 }
 
-fn read_schema(file: &File, path: &Path, header: &Header) -> Result<Schema> {
+pub(crate) fn read_schema(file: &File, path: &Path, header: &Header) -> Result<Schema> {
     let mut block = vec![0u8; header.schema_len as usize];
     read_exact_at(file, &mut block, SCHEMA_OFFSET)
         .map_err(|e| Error::io("read schema", path, e))?;

@@ -6,9 +6,10 @@
 #![allow(unsafe_code)]
 
 use crate::record::FixedStr;
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{Mmap, MmapOptions, MmapRaw};
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Maps the first `len` bytes of `file` read-only and shared.
 ///
@@ -67,3 +68,186 @@ pub(crate) fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
 unsafe impl<const N: usize> bytemuck::Zeroable for FixedStr<N> {}
 // SAFETY: as above.
 unsafe impl<const N: usize> bytemuck::Pod for FixedStr<N> {}
+
+/// A shared read-write mapping of the coordination file, accessed only as
+/// `AtomicU64`s by every process (see `coord`).
+pub(crate) struct AtomicMap {
+    raw: MmapRaw,
+    len: usize,
+}
+
+impl AtomicMap {
+    /// Maps the first `len` bytes of `file` (opened read-write) shared.
+    pub(crate) fn map(file: &File, len: usize) -> io::Result<AtomicMap> {
+        let raw = MmapOptions::new().len(len).map_raw(file)?;
+        Ok(AtomicMap { raw, len })
+    }
+
+    /// The 32-bit atomic at byte `offset`. Panics if out of bounds or not
+    /// 4-aligned.
+    pub(crate) fn u32_at(&self, offset: usize) -> &AtomicU32 {
+        assert!(
+            offset.is_multiple_of(4) && offset + 4 <= self.len,
+            "coord offset {offset}"
+        );
+        // SAFETY: as for `u64_at`, with 4-byte size and alignment.
+        unsafe { &*(self.raw.as_ptr().add(offset) as *const AtomicU32) }
+    }
+
+    /// The atomic at byte `offset`. Panics if it is out of bounds or not
+    /// 8-aligned.
+    pub(crate) fn u64_at(&self, offset: usize) -> &AtomicU64 {
+        assert!(
+            offset.is_multiple_of(8) && offset + 8 <= self.len,
+            "coord offset {offset}"
+        );
+        // SAFETY: the pointer is in bounds and 8-aligned (the mapping is
+        // page-aligned and `offset` is a multiple of 8), the mapping outlives
+        // `&self`, and the coordination protocol accesses these bytes only
+        // through atomics, in every process, so there is no non-atomic access
+        // to race with. `AtomicU64` has the size and alignment of `u64`.
+        unsafe { &*(self.raw.as_ptr().add(offset) as *const AtomicU64) }
+    }
+}
+
+/// A read-only mapping of a data file that another process may be writing.
+///
+/// It never creates a `&[u8]` over the whole mapping: bytes that may change
+/// are copied out with atomic loads; only bytes the format guarantees never
+/// change while mapped are lent as references.
+pub(crate) struct SharedMap {
+    raw: MmapRaw,
+    len: usize,
+}
+
+impl SharedMap {
+    /// Maps the first `len` bytes of `file` read-only and shared.
+    pub(crate) fn map(file: &File, len: u64) -> io::Result<SharedMap> {
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::other("file larger than the address space"))?;
+        let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
+        Ok(SharedMap { raw, len })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copies `dst.len()` bytes from `offset` with relaxed atomic loads (8 bytes
+    /// at a time when aligned), so a concurrent write by another process is
+    /// not a data race. The copy may mix old and new bytes; callers validate
+    /// it (seqlock). Panics if out of bounds.
+    #[inline]
+    pub(crate) fn copy_atomic(&self, offset: usize, dst: &mut [u8]) {
+        assert!(
+            offset <= self.len && dst.len() <= self.len - offset,
+            "read past the mapping"
+        );
+        let src = self.raw.as_ptr().wrapping_add(offset);
+        if (src as usize).is_multiple_of(8) && dst.len().is_multiple_of(8) {
+            for (k, chunk) in dst.chunks_exact_mut(8).enumerate() {
+                // SAFETY: `src + 8k .. src + 8k + 8` is inside the mapping
+                // (checked above), 8-aligned, and the mapping outlives this
+                // call. Reading through an atomic is sound even if another
+                // process writes the bytes concurrently; the mapping is
+                // read-only, and a load never writes.
+                let v = unsafe { (*(src.add(k * 8) as *const AtomicU64)).load(Ordering::Relaxed) };
+                chunk.copy_from_slice(&v.to_ne_bytes());
+            }
+        } else {
+            for (k, b) in dst.iter_mut().enumerate() {
+                // SAFETY: as above, one byte at a time (no alignment needed).
+                *b = unsafe { (*(src.add(k) as *const AtomicU8)).load(Ordering::Relaxed) };
+            }
+        }
+    }
+
+    /// Lends `len` bytes at `offset`. Panics if out of bounds.
+    ///
+    /// Callers may only ask for bytes no process writes while this mapping
+    /// exists: committed records of an append-only store (the writer never
+    /// rewrites them, appends write other bytes, and shrinking the file is
+    /// refused while any reader holds its shared lock). `Reader` checks the
+    /// append-only flag before calling.
+    pub(crate) fn stable_bytes(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(
+            offset <= self.len && len <= self.len - offset,
+            "read past the mapping"
+        );
+        // SAFETY: in bounds (checked), the mapping outlives `&self`, and per
+        // the caller contract above the bytes are not modified while the
+        // reference lives, so a shared reference to them is sound.
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(offset), len) }
+    }
+}
+
+/// True unless process `pid` certainly does not exist (Unix: `kill(pid, 0)`
+/// fails with `ESRCH`). Elsewhere, always true.
+pub(crate) fn process_alive(pid: u64) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks that the process exists and
+        // may be signalled; it has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// Sleeps until `word` may differ from `expected` or `timeout` passes.
+/// Linux: a shared futex wait (the word lives in a shared mapping, so
+/// writers in other processes wake it). Elsewhere: a short sleep.
+pub(crate) fn wait_on(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
+    #[cfg(target_os = "linux")]
+    {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `word` is a valid, aligned 32-bit atomic in a shared
+        // mapping that outlives the call; FUTEX_WAIT (not PRIVATE, so other
+        // processes' wakes reach it) only reads it and sleeps. `ts` is a
+        // valid relative timeout. Spurious returns are fine: callers loop.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                &ts as *const libc::timespec,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        if word.load(Ordering::Acquire) == expected {
+            std::thread::sleep(timeout.min(std::time::Duration::from_micros(200)));
+        }
+    }
+}
+
+/// Wakes every process waiting in `wait_on(word, …)`.
+pub(crate) fn wake_all(word: &AtomicU32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: as in `wait_on`; FUTEX_WAKE does not access memory beyond
+        // using the address as a key.
+        unsafe {
+            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = word;
+    }
+}

@@ -1,0 +1,273 @@
+//! The coordination file (`<data file>-lock`): a small file every process
+//! maps shared and touches only through atomics. It carries the last
+//! published generation (so readers notice commits with one load), the
+//! writer's pid, the highest record count ever published, and one seqlock
+//! counter per stripe of data pages (so readers detect in-place updates in
+//! progress). Its layout is in `docs/concurrency.md`.
+//!
+//! Readers hold a shared lock on it for their whole life; shrinking the data
+//! file needs the exclusive lock, so it is refused while any reader exists.
+
+use crate::error::{Error, Result};
+use crate::fileio::write_all_at;
+use crate::sys::AtomicMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+pub const COORD_MAGIC: [u8; 8] = *b"RMAPCORD";
+pub const COORD_VERSION: u32 = 1;
+/// Seqlock stripes; data page (group) `g` uses stripe `g % STRIPES`.
+pub const STRIPES: u64 = 4096;
+/// Offsets in the coordination file.
+pub mod at {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const STRIPE_COUNT: usize = 12;
+    pub const GENERATION: usize = 16;
+    pub const WRITER_PID: usize = 24;
+    pub const HIGH_WATER: usize = 32;
+    pub const WRITER_EPOCH: usize = 40;
+    pub const COMMIT_FUTEX: usize = 48;
+    pub const WAITERS: usize = 56;
+    pub const STRIPES: usize = 4096;
+}
+/// Length of the coordination file.
+pub const COORD_LEN: usize = at::STRIPES + STRIPES as usize * 8;
+
+/// The coordination file's path for a data file.
+pub fn coord_path(data: &Path) -> PathBuf {
+    let mut s = data.as_os_str().to_owned();
+    s.push("-lock");
+    PathBuf::from(s)
+}
+
+/// An open, mapped coordination file.
+pub(crate) struct Coord {
+    file: File,
+    path: PathBuf,
+    map: AtomicMap,
+}
+
+impl std::fmt::Debug for Coord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coord")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coord {
+    /// Opens (creating if needed) the coordination file of `data`.
+    ///
+    /// Creation is idempotent and needs no lock: the file is extended to its
+    /// full length (zeros are a valid initial state) and its fixed header is
+    /// written with the same bytes by whoever gets there.
+    pub(crate) fn open(data: &Path) -> Result<Coord> {
+        let path = coord_path(data);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("open coordination file", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        if len < COORD_LEN as u64 {
+            file.set_len(COORD_LEN as u64)
+                .map_err(|e| Error::io("extend coordination file", &path, e))?;
+        }
+        let mut head = [0u8; 16];
+        crate::fileio::read_exact_at(&file, &mut head, 0)
+            .map_err(|e| Error::io("read coordination file", &path, e))?;
+        let expected = Self::fixed_header();
+        if head != expected {
+            if head.iter().any(|&b| b != 0) {
+                return Err(Error::BadCoordination {
+                    path,
+                    reason: format!("unexpected header {head:02x?}"),
+                });
+            }
+            write_all_at(&file, &expected, 0)
+                .map_err(|e| Error::io("write coordination file", &path, e))?;
+        }
+        let map = AtomicMap::map(&file, COORD_LEN)
+            .map_err(|e| Error::io("mmap coordination file", &path, e))?;
+        Ok(Coord { file, path, map })
+    }
+
+    fn fixed_header() -> [u8; 16] {
+        let mut h = [0u8; 16];
+        h[at::MAGIC..at::MAGIC + 8].copy_from_slice(&COORD_MAGIC);
+        h[at::VERSION..at::VERSION + 4].copy_from_slice(&COORD_VERSION.to_le_bytes());
+        h[at::STRIPE_COUNT..at::STRIPE_COUNT + 4].copy_from_slice(&(STRIPES as u32).to_le_bytes());
+        h
+    }
+
+    /// Takes the shared lock a reader holds for its lifetime (waits only
+    /// while a shrink is in progress).
+    pub(crate) fn lock_shared(&self) -> Result<()> {
+        self.file
+            .lock_shared()
+            .map_err(|e| Error::io("lock coordination file", &self.path, e))
+    }
+
+    /// Tries the exclusive lock that shrinking needs; `ReadersPresent` if a
+    /// reader holds the shared one. Released by `unlock`.
+    pub(crate) fn try_lock_exclusive(&self) -> Result<()> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(()),
+            Err(TryLockError::WouldBlock) => Err(Error::ReadersPresent {
+                path: self.path.clone(),
+            }),
+            Err(TryLockError::Error(e)) => Err(Error::io("lock coordination file", &self.path, e)),
+        }
+    }
+
+    pub(crate) fn unlock(&self) {
+        let _ = self.file.unlock();
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        self.map.u64_at(offset)
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.word(at::GENERATION).load(Ordering::Acquire)
+    }
+    /// Publishes generation `g` and wakes readers waiting for a commit.
+    pub(crate) fn set_generation(&self, g: u64) {
+        self.word(at::GENERATION).store(g, Ordering::Release);
+        let futex = self.map.u32_at(at::COMMIT_FUTEX);
+        // SeqCst on both sides (here and in `wait_generation`): the bump of the
+        // futex word and the read of the waiter count must not be reordered.
+        futex.fetch_add(1, Ordering::SeqCst);
+        if self.word(at::WAITERS).load(Ordering::SeqCst) > 0 {
+            crate::sys::wake_all(futex);
+        }
+    }
+
+    /// Waits until the published generation exceeds `after` or `timeout`
+    /// passes; returns the published generation.
+    pub(crate) fn wait_generation(&self, after: u64, timeout: std::time::Duration) -> u64 {
+        let deadline = std::time::Instant::now() + timeout;
+        let futex = self.map.u32_at(at::COMMIT_FUTEX);
+        let waiters = self.word(at::WAITERS);
+        loop {
+            let seq = futex.load(Ordering::Acquire);
+            let g = self.generation();
+            let now = std::time::Instant::now();
+            if g > after || now >= deadline {
+                return g;
+            }
+            waiters.fetch_add(1, Ordering::SeqCst);
+            // Re-check after announcing ourselves, so a commit published in
+            // between is not slept through (the writer reads WAITERS after
+            // bumping the futex word).
+            if futex.load(Ordering::SeqCst) == seq {
+                crate::sys::wait_on(
+                    futex,
+                    seq,
+                    (deadline - now).min(std::time::Duration::from_millis(100)),
+                );
+            }
+            waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    pub(crate) fn writer_pid(&self) -> u64 {
+        self.word(at::WRITER_PID).load(Ordering::Acquire)
+    }
+    pub(crate) fn high_water(&self) -> u64 {
+        self.word(at::HIGH_WATER).load(Ordering::Acquire)
+    }
+    pub(crate) fn reset_high_water(&self, count: u64) {
+        self.word(at::HIGH_WATER).store(count, Ordering::Release);
+    }
+    pub(crate) fn raise_high_water(&self, count: u64) {
+        self.word(at::HIGH_WATER).fetch_max(count, Ordering::AcqRel);
+    }
+
+    fn stripe(&self, group: u64) -> &AtomicU64 {
+        self.word(at::STRIPES + (group % STRIPES) as usize * 8)
+    }
+
+    /// Called by a writer that just took the data file's exclusive lock:
+    /// clears what a dead writer may have left (odd stripes mid-update) and
+    /// records this process as the writer. Returns the dead writer's pid, if
+    /// any state had to be reset.
+    pub(crate) fn adopt(&self, generation: u64, count: u64) -> Option<u64> {
+        let stale = self.writer_pid();
+        let mut reset = 0;
+        for s in 0..STRIPES {
+            let w = self.stripe(s);
+            let v = w.load(Ordering::Acquire);
+            if v % 2 == 1 {
+                w.store(v + 1, Ordering::Release);
+                reset += 1;
+            }
+        }
+        self.raise_high_water(count);
+        self.word(at::WRITER_EPOCH).fetch_add(1, Ordering::AcqRel);
+        self.word(at::WRITER_PID)
+            .store(std::process::id() as u64, Ordering::Release);
+        self.set_generation(generation);
+        if stale != 0 || reset != 0 {
+            tracing::warn!(
+                stale_pid = stale,
+                stripes_reset = reset,
+                "recovered coordination state left by a writer that did not close"
+            );
+            return Some(stale);
+        }
+        None
+    }
+
+    /// Called by a writer closing cleanly.
+    pub(crate) fn release(&self) {
+        self.word(at::WRITER_PID).store(0, Ordering::Release);
+    }
+
+    /// Marks the stripes of groups `[first, end)` as being written (odd).
+    /// Returns the stripes to pass to `end_write`.
+    pub(crate) fn begin_write(&self, first: u64, end: u64) -> Vec<u64> {
+        let stripes: Vec<u64> = if end - first >= STRIPES {
+            (0..STRIPES).collect()
+        } else {
+            let mut v: Vec<u64> = (first..end).map(|g| g % STRIPES).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        for &s in &stripes {
+            let w = self.stripe(s);
+            w.store(w.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+        // The odd values must be visible before any byte of the write.
+        fence(Ordering::Release);
+        stripes
+    }
+
+    /// Marks the stripes written (even again), publishing the new bytes.
+    pub(crate) fn end_write(&self, stripes: &[u64]) {
+        for &s in stripes {
+            let w = self.stripe(s);
+            w.store(w.load(Ordering::Relaxed) + 1, Ordering::Release);
+        }
+    }
+
+    /// Seqlock read side: the stripe's value before copying (odd: retry).
+    #[inline]
+    pub(crate) fn read_begin(&self, group: u64) -> u64 {
+        self.stripe(group).load(Ordering::Acquire)
+    }
+
+    /// Seqlock read side: true if the copy made since `read_begin` is whole.
+    #[inline]
+    pub(crate) fn read_validate(&self, group: u64, begin: u64) -> bool {
+        fence(Ordering::Acquire);
+        self.stripe(group).load(Ordering::Relaxed) == begin
+    }
+}

@@ -1,0 +1,357 @@
+//! Readers beside a live writer, in this or other processes: [`RawReader`]
+//! and typed [`Reader<T>`].
+//!
+//! A reader takes no lock the writer waits on (only a shared lock on the
+//! coordination file, which nothing but shrinking conflicts with). It sees
+//! the state of the last commit it adopted; `refresh` adopts the newest. It
+//! never holds a `&T` into memory the writer may change: records are copied
+//! out with atomic loads and validated by the page's stripe seqlock, so a
+//! record being updated in place is read wholly old or wholly new. Only
+//! append-only stores lend `&T` (their committed records never change).
+
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::format::{Header, FLAG_APPEND_ONLY};
+use crate::record::Record;
+use crate::schema::Schema;
+use crate::store::{map_open_error, read_header, read_schema};
+use crate::sys::{process_alive, SharedMap};
+use std::fs::{File, OpenOptions};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Spins on an odd stripe before checking whether the writer is alive.
+const SPINS_BEFORE_CHECK: u32 = 1 << 16;
+
+/// An untyped reader: records as bytes, copied out.
+pub struct RawReader {
+    path: PathBuf,
+    file: File,
+    coord: Coord,
+    map: SharedMap,
+    header: Header,
+    schema: Schema,
+}
+
+impl std::fmt::Debug for RawReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawReader")
+            .field("path", &self.path)
+            .field("len", &self.header.record_count)
+            .field("generation", &self.header.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawReader {
+    /// Opens a reader on a store that may have a live writer.
+    pub fn open(path: impl AsRef<Path>) -> Result<RawReader> {
+        let path = path.as_ref();
+        let span = tracing::info_span!("recmap.reader.open", path = %path.display());
+        let _g = span.enter();
+        let file = OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(|e| map_open_error(path, e))?;
+        let coord = Coord::open(path)?;
+        coord.lock_shared()?;
+        let (header, _, _) = read_header(&file, path)?;
+        let schema = read_schema(&file, path, &header)?;
+        let map = Self::map_for(&file, path, &header)?;
+        tracing::info!(
+            generation = header.generation,
+            records = header.record_count,
+            "reader opened"
+        );
+        Ok(RawReader {
+            path: path.to_path_buf(),
+            file,
+            coord,
+            map,
+            header,
+            schema,
+        })
+    }
+
+    fn map_for(file: &File, path: &Path, header: &Header) -> Result<SharedMap> {
+        let need = header.layout.file_len();
+        let actual = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
+        if actual < need {
+            return Err(Error::Truncated {
+                path: path.into(),
+                expected: need,
+                actual,
+            });
+        }
+        SharedMap::map(file, need).map_err(|e| Error::io("mmap", path, e))
+    }
+
+    /// Adopts the newest commit. Cheap (one atomic load) when nothing was
+    /// committed since; otherwise reads the header and maps any new chunks.
+    /// Returns true if a newer commit was adopted. Never goes backwards.
+    pub fn refresh(&mut self) -> Result<bool> {
+        if self.coord.generation() == self.header.generation {
+            return Ok(false);
+        }
+        // A slot being written right now fails its CRC and the other one is
+        // used: possibly older than what the coordination file announced,
+        // never older than what we have (checked below).
+        let (h, _, _) = read_header(&self.file, &self.path)?;
+        if h.generation <= self.header.generation {
+            return Ok(false);
+        }
+        if h.record_size != self.header.record_size || h.schema_crc != self.header.schema_crc {
+            return Err(Error::BadSchema {
+                path: self.path.clone(),
+                reason: "the record layout changed under a reader".into(),
+            });
+        }
+        if h.layout.file_len() as usize > self.map.len() {
+            self.map = Self::map_for(&self.file, &self.path, &h)?;
+        }
+        tracing::debug!(
+            generation = h.generation,
+            records = h.record_count,
+            "reader refreshed"
+        );
+        self.header = h;
+        Ok(true)
+    }
+
+    /// Waits until a commit newer than `after_generation` is published, then
+    /// adopts it. Returns the adopted generation, or `None` on timeout.
+    /// On Linux the wait is a futex woken by the writer's commit.
+    pub fn wait_for_commit(
+        &mut self,
+        after_generation: u64,
+        timeout: Duration,
+    ) -> Result<Option<u64>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.refresh()?;
+            if self.header.generation > after_generation {
+                return Ok(Some(self.header.generation));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.coord
+                .wait_generation(after_generation.max(self.header.generation), deadline - now);
+        }
+    }
+
+    /// Committed records as of the adopted commit.
+    pub fn len(&self) -> u64 {
+        self.header.record_count
+    }
+    /// True when the adopted commit has no records.
+    pub fn is_empty(&self) -> bool {
+        self.header.record_count == 0
+    }
+    /// Generation of the adopted commit.
+    pub fn generation(&self) -> u64 {
+        self.header.generation
+    }
+    /// The stored record layout.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+    /// The data file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// True if committed records can never change (see [`Options::append_only`](crate::Options::append_only)).
+    pub fn is_append_only(&self) -> bool {
+        self.header.flags & FLAG_APPEND_ONLY != 0
+    }
+
+    fn offset(&self, i: u64) -> usize {
+        (self.header.layout.data_offset + self.header.layout.packing.record_offset(i)) as usize
+    }
+
+    /// Copies record `i` into `dst` (exactly `record_size` bytes). Returns
+    /// false past the adopted length. The copy is never torn: it is retried
+    /// while the writer is updating the record's page.
+    #[inline]
+    pub fn read_into(&self, i: u64, dst: &mut [u8]) -> Result<bool> {
+        if i >= self.header.record_count {
+            return Ok(false);
+        }
+        if dst.len() != self.schema.record_size as usize {
+            return Err(Error::InvalidOption {
+                option: "buffer",
+                reason: format!(
+                    "{} bytes, record size is {}",
+                    dst.len(),
+                    self.schema.record_size
+                ),
+            });
+        }
+        let off = self.offset(i);
+        if self.is_append_only() {
+            self.map.copy_atomic(off, dst);
+            return Ok(true);
+        }
+        let group = self.header.layout.packing.group_of(i);
+        let mut spins = 0u32;
+        loop {
+            let begin = self.coord.read_begin(group);
+            if begin % 2 == 0 {
+                self.map.copy_atomic(off, dst);
+                if self.coord.read_validate(group, begin) {
+                    return Ok(true);
+                }
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else if spins % SPINS_BEFORE_CHECK == 0 {
+                let pid = self.coord.writer_pid();
+                if pid == 0 || !process_alive(pid) {
+                    return Err(Error::WriterDied {
+                        path: self.path.clone(),
+                        index: i,
+                        pid,
+                    });
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Record `i` copied out, or `None` past the adopted length.
+    pub fn get(&self, i: u64) -> Result<Option<Vec<u8>>> {
+        let mut v = vec![0u8; self.schema.record_size as usize];
+        Ok(self.read_into(i, &mut v)?.then_some(v))
+    }
+
+    /// Record `i` of an append-only store, zero-copy. `None` past the
+    /// adopted length. Fails with `InvalidOption` on stores that are not
+    /// append-only, whose records may change under the reference.
+    pub fn get_ref(&self, i: u64) -> Result<Option<&[u8]>> {
+        if !self.is_append_only() {
+            return Err(Error::InvalidOption {
+                option: "get_ref",
+                reason: "zero-copy reads beside a writer need an append-only store; use get".into(),
+            });
+        }
+        if i >= self.header.record_count {
+            return Ok(None);
+        }
+        // Committed records of an append-only store are never written again
+        // while readers exist (see `SharedMap::stable_bytes`).
+        Ok(Some(self.map.stable_bytes(
+            self.offset(i),
+            self.schema.record_size as usize,
+        )))
+    }
+}
+
+/// A typed reader; see [`RawReader`].
+///
+/// ```no_run
+/// recmap::record! { pub struct Tick { pub ts: u64, pub price: f64 } }
+/// let mut r = recmap::Reader::<Tick>::open("ticks.rmap")?;
+/// let mut seen = r.generation();
+/// loop {
+///     if let Some(g) = r.wait_for_commit(seen, std::time::Duration::from_secs(1))? {
+///         seen = g;
+///         if let Some(t) = r.get(r.len() - 1)? { println!("{}", t.price); }
+///     }
+/// }
+/// # Ok::<(), recmap::Error>(())
+/// ```
+pub struct Reader<T: Record> {
+    raw: RawReader,
+    _t: PhantomData<T>,
+}
+
+impl<T: Record> std::fmt::Debug for Reader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.raw.fmt(f)
+    }
+}
+
+impl<T: Record> Reader<T> {
+    /// Opens a typed reader; the stored schema must be `T`'s.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let raw = RawReader::open(path)?;
+        let want = T::schema();
+        if *raw.schema() != want {
+            return Err(Error::SchemaMismatch {
+                path: raw.path().to_path_buf(),
+                stored: Box::new(raw.schema().clone()),
+                requested: Box::new(want),
+            });
+        }
+        Ok(Reader {
+            raw,
+            _t: PhantomData,
+        })
+    }
+
+    /// Opens a reader on a named shared store (see [`crate::shared`]).
+    pub fn open_shared(name: &str) -> Result<Self> {
+        let path = crate::shared::shared_path(name)?;
+        if !path.exists() {
+            return Err(Error::NotFound { path });
+        }
+        Self::open(path)
+    }
+
+    /// The untyped reader.
+    pub fn raw(&self) -> &RawReader {
+        &self.raw
+    }
+
+    /// Record `i`, copied out and validated (never torn); `None` past the
+    /// adopted length.
+    #[inline]
+    pub fn get(&self, i: u64) -> Result<Option<T>> {
+        let mut v = T::zeroed();
+        Ok(self
+            .raw
+            .read_into(i, bytemuck::bytes_of_mut(&mut v))?
+            .then_some(v))
+    }
+
+    /// Record `i` of an append-only store, zero-copy.
+    pub fn get_ref(&self, i: u64) -> Result<Option<&T>> {
+        Ok(self.raw.get_ref(i)?.map(bytemuck::from_bytes))
+    }
+
+    /// See [`RawReader::refresh`].
+    pub fn refresh(&mut self) -> Result<bool> {
+        self.raw.refresh()
+    }
+    /// See [`RawReader::wait_for_commit`].
+    pub fn wait_for_commit(
+        &mut self,
+        after_generation: u64,
+        timeout: Duration,
+    ) -> Result<Option<u64>> {
+        self.raw.wait_for_commit(after_generation, timeout)
+    }
+    /// Committed records as of the adopted commit.
+    pub fn len(&self) -> u64 {
+        self.raw.len()
+    }
+    /// True when the adopted commit has no records.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+    /// Generation of the adopted commit.
+    pub fn generation(&self) -> u64 {
+        self.raw.generation()
+    }
+    /// True for append-only stores.
+    pub fn is_append_only(&self) -> bool {
+        self.raw.is_append_only()
+    }
+}
