@@ -18,7 +18,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 pub const COORD_MAGIC: [u8; 8] = *b"RMAPCORD";
 pub const COORD_VERSION: u32 = 1;
 /// Seqlock stripes; data page (group) `g` uses stripe `g % STRIPES`.
-pub const STRIPES: u64 = 4096;
+pub const STRIPES: u64 = 512;
 /// Offsets in the coordination file.
 pub mod at {
     pub const MAGIC: usize = 0;

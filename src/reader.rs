@@ -11,7 +11,7 @@
 
 use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::format::{Header, FLAG_APPEND_ONLY};
+use crate::format::{Header, Packing, FLAG_APPEND_ONLY};
 use crate::record::Record;
 use crate::schema::Schema;
 use crate::store::{map_open_error, read_header, read_schema};
@@ -192,12 +192,18 @@ impl RawReader {
                 ),
             });
         }
-        let off = self.offset(i);
+        let p = self.header.layout.packing;
+        self.read_located(i, p.group_of(i), self.offset(i), dst)
+    }
+
+    /// The seqlock-validated copy of record `i`, which lives in `group` at
+    /// byte `off` of the file (`i` < len, `dst` of the record size).
+    #[inline]
+    fn read_located(&self, i: u64, group: u64, off: usize, dst: &mut [u8]) -> Result<bool> {
         if self.is_append_only() {
             self.map.copy_atomic(off, dst);
             return Ok(true);
         }
-        let group = self.header.layout.packing.group_of(i);
         let mut spins = 0u32;
         loop {
             let begin = self.coord.read_begin(group);
@@ -279,6 +285,8 @@ impl<T: Record> std::fmt::Debug for Reader<T> {
 }
 
 impl<T: Record> Reader<T> {
+    const PACKING: Packing = Packing::new(std::mem::size_of::<T>() as u64);
+
     /// Opens a typed reader; the stored schema must be `T`'s.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let raw = RawReader::open(path)?;
@@ -314,11 +322,16 @@ impl<T: Record> Reader<T> {
     /// adopted length.
     #[inline]
     pub fn get(&self, i: u64) -> Result<Option<T>> {
+        if i >= self.raw.header.record_count {
+            return Ok(None);
+        }
+        // The packing is a constant for `T`: no division at run time.
+        let p = Self::PACKING;
+        let off = (self.raw.header.layout.data_offset + p.record_offset(i)) as usize;
         let mut v = T::zeroed();
-        Ok(self
-            .raw
-            .read_into(i, bytemuck::bytes_of_mut(&mut v))?
-            .then_some(v))
+        self.raw
+            .read_located(i, p.group_of(i), off, bytemuck::bytes_of_mut(&mut v))?;
+        Ok(Some(v))
     }
 
     /// Record `i` of an append-only store, zero-copy.
