@@ -30,10 +30,27 @@ pub mod at {
     pub const WRITER_EPOCH: usize = 40;
     pub const COMMIT_FUTEX: usize = 48;
     pub const WAITERS: usize = 56;
+    pub const DATA_DEV: usize = 64;
+    pub const DATA_INO: usize = 72;
     pub const STRIPES: usize = 4096;
 }
 /// Length of the coordination file.
 pub const COORD_LEN: usize = at::STRIPES + STRIPES as usize * 8;
+
+/// (device, inode, hard links) of an open file; (0, 0, 1) where unknown.
+fn file_identity(f: &File) -> std::io::Result<(u64, u64, u64)> {
+    let m = f.metadata()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok((m.dev(), m.ino(), m.nlink()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        Ok((0, 0, 1))
+    }
+}
 
 /// The coordination file's path for a data file.
 pub fn coord_path(data: &Path) -> PathBuf {
@@ -63,8 +80,30 @@ impl Coord {
     /// Creation is idempotent and needs no lock: the file is extended to its
     /// full length (zeros are a valid initial state) and its fixed header is
     /// written with the same bytes by whoever gets there.
-    pub(crate) fn open(data: &Path) -> Result<Coord> {
-        let path = coord_path(data);
+    ///
+    /// The coordination file is found through the data file's canonical
+    /// path (symlinks resolved) and records the data file's identity
+    /// (device and inode), so every process of one store meets in one
+    /// coordination file. A writer (`claim`) takes over a file left by a
+    /// store that was replaced at the path; a reader refuses a mismatch, and
+    /// refuses a data file with several hard links (each name would get its
+    /// own coordination file).
+    pub(crate) fn open(data: &Path, data_file: &File, claim: bool) -> Result<Coord> {
+        let canonical =
+            std::fs::canonicalize(data).map_err(|e| Error::io("resolve path", data, e))?;
+        let path = coord_path(&canonical);
+        let (dev, ino, links) = file_identity(data_file).map_err(|e| Error::io("stat", data, e))?;
+        if links > 1 && claim {
+            tracing::warn!(path = %data.display(), links, "the data file has several hard links; readers will refuse to open it");
+        }
+        if links > 1 && !claim {
+            return Err(Error::BadCoordination {
+                path,
+                reason: format!(
+                    "the data file has {links} hard links; readers need it to have one name"
+                ),
+            });
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -81,9 +120,16 @@ impl Coord {
                 .map_err(|e| Error::io("extend coordination file", &path, e))?;
         }
         let mut head = [0u8; 16];
-        crate::fileio::read_exact_at(&file, &mut head, 0)
-            .map_err(|e| Error::io("read coordination file", &path, e))?;
         let expected = Self::fixed_header();
+        for attempt in 0..2 {
+            crate::fileio::read_exact_at(&file, &mut head, 0)
+                .map_err(|e| Error::io("read coordination file", &path, e))?;
+            // Another process may be writing the fixed header right now.
+            if head == expected || attempt == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         if head != expected {
             if head.iter().any(|&b| b != 0) {
                 return Err(Error::BadCoordination {
@@ -96,7 +142,25 @@ impl Coord {
         }
         let map = AtomicMap::map(&file, COORD_LEN)
             .map_err(|e| Error::io("mmap coordination file", &path, e))?;
-        Ok(Coord { file, path, map })
+        let coord = Coord { file, path, map };
+        let (d, i) = (coord.word(at::DATA_DEV), coord.word(at::DATA_INO));
+        let known = (d.load(Ordering::Acquire), i.load(Ordering::Acquire));
+        if known != (dev, ino) {
+            if claim {
+                if known != (0, 0) {
+                    tracing::warn!(path = %coord.path.display(), "coordination file belonged to a replaced store; taking it over");
+                    coord.reset_high_water(0);
+                }
+                d.store(dev, Ordering::Release);
+                i.store(ino, Ordering::Release);
+            } else if known != (0, 0) {
+                return Err(Error::BadCoordination {
+                    path: coord.path.clone(),
+                    reason: "it belongs to another data file (the store was replaced?); open a writer once to take it over".into(),
+                });
+            }
+        }
+        Ok(coord)
     }
 
     fn fixed_header() -> [u8; 16] {
@@ -153,7 +217,9 @@ impl Coord {
     /// Waits until the published generation exceeds `after` or `timeout`
     /// passes; returns the published generation.
     pub(crate) fn wait_generation(&self, after: u64, timeout: std::time::Duration) -> u64 {
-        let deadline = std::time::Instant::now() + timeout;
+        let Some(deadline) = std::time::Instant::now().checked_add(timeout) else {
+            return self.wait_generation(after, std::time::Duration::from_secs(3600));
+        };
         let futex = self.map.u32_at(at::COMMIT_FUTEX);
         let waiters = self.word(at::WAITERS);
         loop {
@@ -205,7 +271,7 @@ impl Coord {
             let w = self.stripe(s);
             let v = w.load(Ordering::Acquire);
             if v % 2 == 1 {
-                w.store(v + 1, Ordering::Release);
+                w.store(v.wrapping_add(1), Ordering::Release);
                 reset += 1;
             }
         }
@@ -243,7 +309,7 @@ impl Coord {
         };
         for &s in &stripes {
             let w = self.stripe(s);
-            w.store(w.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         }
         // The odd values must be visible before any byte of the write.
         fence(Ordering::Release);
@@ -254,7 +320,7 @@ impl Coord {
     pub(crate) fn end_write(&self, stripes: &[u64]) {
         for &s in stripes {
             let w = self.stripe(s);
-            w.store(w.load(Ordering::Relaxed) + 1, Ordering::Release);
+            w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
         }
     }
 

@@ -40,6 +40,9 @@ pub const MAX_FILE_LEN: u64 = 1 << 60;
 pub const FLAG_APPEND_ONLY: u32 = 1;
 /// Every flag this version defines.
 pub const KNOWN_FLAGS: u32 = FLAG_APPEND_ONLY;
+/// Largest generation a header may carry; a commit past it is refused, so
+/// `generation + 1` never overflows.
+pub const MAX_GENERATION: u64 = 1 << 62;
 /// Bytes per entry in the page-checksum table.
 pub const CHECKSUM_ENTRY_LEN: u64 = 4;
 
@@ -361,7 +364,9 @@ impl Header {
     /// Every field is checked against its valid range and against the values
     /// derived from the others, so a decoded header is internally consistent.
     pub fn decode(b: &[u8], slot_index: usize) -> Result<Header, SlotError> {
-        let b = &b[..SLOT_LEN];
+        let Some(b) = b.get(..SLOT_LEN) else {
+            return Err(bad("slot", b.len() as u64, "shorter than 128 bytes"));
+        };
         if b.iter().all(|&x| x == 0) {
             return Err(SlotError::Empty);
         }
@@ -436,11 +441,12 @@ impl Header {
             ));
         }
         let generation = rd_u64(b, slot::GENERATION);
-        if generation == 0 || (generation % 2) as usize != slot_index {
+        if generation == 0 || generation > MAX_GENERATION || (generation % 2) as usize != slot_index
+        {
             return Err(bad(
                 "generation",
                 generation,
-                "must be >= 1 and match its slot (generation % 2)",
+                "must be 1..=2^62 and match its slot (generation % 2)",
             ));
         }
         let schema_offset = rd_u64(b, slot::SCHEMA_OFFSET);
@@ -575,7 +581,7 @@ mod tests {
 
     #[test]
     fn header_roundtrip() {
-        for g in [1u64, 2, 77, u64::MAX - 1] {
+        for g in [1u64, 2, 77, MAX_GENERATION - 1, MAX_GENERATION] {
             let h = sample(g);
             let bytes = h.encode();
             assert_eq!(Header::decode(&bytes, h.slot_index()), Ok(h));

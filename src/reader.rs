@@ -15,7 +15,7 @@ use crate::format::{Header, Packing, FLAG_APPEND_ONLY};
 use crate::record::Record;
 use crate::schema::Schema;
 use crate::store::{map_open_error, read_header, read_schema};
-use crate::sys::{process_alive, SharedMap};
+use crate::sys::SharedMap;
 use std::fs::{File, OpenOptions};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -54,11 +54,11 @@ impl RawReader {
             .read(true)
             .open(path)
             .map_err(|e| map_open_error(path, e))?;
-        let coord = Coord::open(path)?;
+        let coord = Coord::open(path, &file, false)?;
         coord.lock_shared()?;
-        let (header, _, _) = read_header(&file, path)?;
-        let schema = read_schema(&file, path, &header)?;
+        let header = Self::announced_header(&file, path, &coord)?;
         let map = Self::map_for(&file, path, &header)?;
+        let schema = read_schema(&file, path, &header)?;
         tracing::info!(
             generation = header.generation,
             records = header.record_count,
@@ -72,6 +72,26 @@ impl RawReader {
             header,
             schema,
         })
+    }
+
+    /// The newest valid header slot, but never one newer than the writer has
+    /// announced: a writer announces a generation only after its header is
+    /// durable, and a reader must not adopt a commit that could still vanish
+    /// (a later writer would then reuse those record slots under it).
+    fn announced_header(file: &File, path: &Path, coord: &Coord) -> Result<Header> {
+        let announced = coord.generation();
+        let (best, slots, _) = read_header(file, path)?;
+        if coord.writer_pid() != 0 && announced != 0 && best.generation > announced {
+            if let Some(h) = slots
+                .iter()
+                .filter_map(|s| s.as_ref().ok())
+                .filter(|h| h.generation <= announced)
+                .max_by_key(|h| h.generation)
+            {
+                return Ok(*h);
+            }
+        }
+        Ok(best)
     }
 
     fn map_for(file: &File, path: &Path, header: &Header) -> Result<SharedMap> {
@@ -100,7 +120,7 @@ impl RawReader {
         // A slot being written right now fails its CRC and the other one is
         // used: possibly older than what the coordination file announced,
         // never older than what we have (checked below).
-        let (h, _, _) = read_header(&self.file, &self.path)?;
+        let h = Self::announced_header(&self.file, &self.path, &self.coord)?;
         if h.generation <= self.header.generation {
             return Ok(false);
         }
@@ -110,7 +130,7 @@ impl RawReader {
                 reason: "the record layout changed under a reader".into(),
             });
         }
-        if h.layout.file_len() as usize > self.map.len() {
+        if h.layout.file_len() > self.map.len() as u64 {
             self.map = Self::map_for(&self.file, &self.path, &h)?;
         }
         tracing::debug!(
@@ -130,18 +150,24 @@ impl RawReader {
         after_generation: u64,
         timeout: Duration,
     ) -> Result<Option<u64>> {
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too large to represent waits forever.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
+            let announced = self.coord.generation();
             self.refresh()?;
             if self.header.generation > after_generation {
                 return Ok(Some(self.header.generation));
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            self.coord
-                .wait_generation(after_generation.max(self.header.generation), deadline - now);
+            let left = match deadline {
+                Some(d) if now >= d => return Ok(None),
+                Some(d) => d - now,
+                None => Duration::from_secs(3600),
+            };
+            // Wait for the announcement to move past what we have seen, so
+            // an announcement we cannot adopt yet does not make us spin.
+            let seen = after_generation.max(self.header.generation).max(announced);
+            self.coord.wait_generation(seen, left);
         }
     }
 
@@ -152,6 +178,20 @@ impl RawReader {
     /// True when the adopted commit has no records.
     pub fn is_empty(&self) -> bool {
         self.header.record_count == 0
+    }
+
+    /// True if a writer holds the store: every writer holds the exclusive
+    /// lock on the data file, so a shared lock attempt on our own descriptor
+    /// fails exactly while one lives (pid checks would be fooled by pid reuse
+    /// and pid namespaces). Used only when a stripe stays odd for long.
+    fn writer_alive(&self) -> bool {
+        match self.file.try_lock_shared() {
+            Ok(()) => {
+                let _ = self.file.unlock();
+                false
+            }
+            Err(_) => true,
+        }
     }
     /// Generation of the adopted commit.
     pub fn generation(&self) -> u64 {
@@ -207,7 +247,7 @@ impl RawReader {
         let mut spins = 0u32;
         loop {
             let begin = self.coord.read_begin(group);
-            if begin % 2 == 0 {
+            if begin.is_multiple_of(2) {
                 self.map.copy_atomic(off, dst);
                 if self.coord.read_validate(group, begin) {
                     return Ok(true);
@@ -216,9 +256,9 @@ impl RawReader {
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();
-            } else if spins % SPINS_BEFORE_CHECK == 0 {
-                let pid = self.coord.writer_pid();
-                if pid == 0 || !process_alive(pid) {
+            } else if spins.is_multiple_of(SPINS_BEFORE_CHECK) {
+                if !self.writer_alive() {
+                    let pid = self.coord.writer_pid();
                     return Err(Error::WriterDied {
                         path: self.path.clone(),
                         index: i,

@@ -230,6 +230,12 @@ impl Schema {
             if f.count == 0 {
                 return Err(field_err(&f.name, "element count must be at least 1"));
             }
+            if f.ty == FieldType::Bool && f.count != 1 {
+                return Err(field_err(
+                    &f.name,
+                    "bool fields hold one value; use bytes[N] for flags",
+                ));
+            }
             if f.offset % f.ty.elem_size() != 0 {
                 return Err(field_err(
                     &f.name,

@@ -281,12 +281,19 @@ pub struct VerifyReport {
     pub records_checked: u64,
     /// Pages with uncommitted in-place updates in this handle, not checked.
     pub pages_skipped: u64,
+    /// Damaged pages found beyond the first `MAX_PROBLEMS` listed.
+    pub problems_omitted: u64,
 }
+
+/// `verify` lists at most this many damaged pages (the first ones, in page
+/// order) and counts the rest, so a hostile or wrecked file cannot make it
+/// allocate without bound.
+pub const MAX_PROBLEMS: usize = 10_000;
 
 impl VerifyReport {
     /// True when no damage was found.
     pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.problems_omitted == 0
     }
 }
 
@@ -571,7 +578,7 @@ impl RawStore {
     /// Writers open the coordination file, clear what a dead writer left in
     /// it, and publish their generation and high-water mark there.
     fn attach_coord(&mut self, created: bool) -> Result<()> {
-        let coord = Coord::open(&self.path)?;
+        let coord = Coord::open(&self.path, &self.file, true)?;
         if created {
             // A coordination file left by an older store at this path.
             coord.reset_high_water(0);
@@ -827,6 +834,17 @@ impl RawStore {
         Ok(())
     }
 
+    /// `AppendOnly` if record `i` is committed in an append-only store.
+    pub(crate) fn check_mutable(&self, i: u64) -> Result<()> {
+        if i < self.header.record_count && self.header.flags & FLAG_APPEND_ONLY != 0 {
+            return Err(Error::AppendOnly {
+                path: self.path.clone(),
+                index: i,
+            });
+        }
+        Ok(())
+    }
+
     /// Every write of the write path goes through here: a positional write
     /// that poisons the handle on failure.
     fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
@@ -995,12 +1013,7 @@ impl RawStore {
                 len: self.len,
             });
         }
-        if i < self.header.record_count && self.header.flags & FLAG_APPEND_ONLY != 0 {
-            return Err(Error::AppendOnly {
-                path: self.path.clone(),
-                index: i,
-            });
-        }
+        self.check_mutable(i)?;
         if i >= self.flushed {
             self.stage_slot(i).copy_from_slice(record);
             return Ok(());
@@ -1121,11 +1134,12 @@ impl RawStore {
             ..self.header
         };
         self.publish(header)?;
-        self.layout = layout;
+        // Map first: on failure the old map and layout stay consistent for reads.
         self.map = match sys::map_read_only(&self.file, layout.file_len()) {
             Ok(m) => m,
             Err(e) => return Err(self.poison("mmap", e)),
         };
+        self.layout = layout;
         tracing::info!(
             old_len,
             new_len = want,
@@ -1139,6 +1153,15 @@ impl RawStore {
 
     /// Writes `header` into its slot and makes it durable.
     fn publish(&mut self, header: Header) -> Result<()> {
+        if header.generation > crate::format::MAX_GENERATION {
+            return Err(Error::InvalidOption {
+                option: "generation",
+                reason: format!(
+                    "the store has used all {} generations",
+                    crate::format::MAX_GENERATION
+                ),
+            });
+        }
         let bytes = header.encode();
         self.write(&bytes, SLOT_OFFSETS[header.slot_index()])?;
         self.sync(false)?;
@@ -1310,11 +1333,12 @@ impl RawStore {
             ..self.header
         };
         self.publish(header)?;
-        self.layout = layout;
+        // Map first: on failure the old map and layout stay consistent for reads.
         self.map = match sys::map_read_only(&self.file, layout.file_len()) {
             Ok(m) => m,
             Err(e) => return Err(self.poison("mmap", e)),
         };
+        self.layout = layout;
         let actual = self
             .file
             .metadata()
@@ -1491,7 +1515,9 @@ impl RawStore {
                 self.header.tail_crc
             };
             let got = self.group_crc(g, committed);
-            if got != expected {
+            if got != expected && rep.problems.len() >= MAX_PROBLEMS {
+                rep.problems_omitted += 1;
+            } else if got != expected {
                 rep.problems.push(Problem::PageChecksum {
                     group: g,
                     first_page: (self.layout.data_offset + g * p.group_bytes()) / PAGE_SIZE,
@@ -1541,6 +1567,15 @@ pub(crate) fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResul
         .map_err(|e| Error::io("stat", path, e))?
         .len();
     if len < PAGE_SIZE {
+        // A recmap file cut short keeps its magic: say so, not "not ours".
+        let mut magic = [0u8; 8];
+        if len >= 8 && read_exact_at(file, &mut magic, 0).is_ok() && magic == crate::format::MAGIC {
+            return Err(Error::Truncated {
+                path: path.into(),
+                expected: 2 * PAGE_SIZE,
+                actual: len,
+            });
+        }
         return Err(Error::NotRecmap {
             path: path.into(),
             reason: format!("{len} bytes, shorter than the 4096-byte header page"),

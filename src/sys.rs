@@ -9,7 +9,7 @@ use crate::record::FixedStr;
 use memmap2::{Mmap, MmapOptions, MmapRaw};
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Maps the first `len` bytes of `file` read-only and shared.
 ///
@@ -133,8 +133,8 @@ impl SharedMap {
         self.len
     }
 
-    /// Copies `dst.len()` bytes from `offset` with relaxed atomic loads (8 bytes
-    /// at a time when aligned), so a concurrent write by another process is
+    /// Copies `dst.len()` bytes from `offset` with relaxed atomic loads (a
+    /// word at a time when aligned), so a concurrent write by another process is
     /// not a data race. The copy may mix old and new bytes; callers validate
     /// it (seqlock). Panics if out of bounds.
     #[inline]
@@ -144,14 +144,17 @@ impl SharedMap {
             "read past the mapping"
         );
         let src = self.raw.as_ptr().wrapping_add(offset);
-        if (src as usize).is_multiple_of(8) && dst.len().is_multiple_of(8) {
-            for (k, chunk) in dst.chunks_exact_mut(8).enumerate() {
-                // SAFETY: `src + 8k .. src + 8k + 8` is inside the mapping
-                // (checked above), 8-aligned, and the mapping outlives this
-                // call. Reading through an atomic is sound even if another
-                // process writes the bytes concurrently; the mapping is
-                // read-only, and a load never writes.
-                let v = unsafe { (*(src.add(k * 8) as *const AtomicU64)).load(Ordering::Relaxed) };
+        const W: usize = std::mem::size_of::<usize>();
+        if (src as usize).is_multiple_of(W) && dst.len().is_multiple_of(W) {
+            for (k, chunk) in dst.chunks_exact_mut(W).enumerate() {
+                // SAFETY: `src + W*k .. src + W*k + W` is inside the mapping
+                // (checked above), aligned for `AtomicUsize`, and the mapping
+                // outlives this call. A relaxed load of at most pointer width
+                // is a plain load on every target (so it is allowed on
+                // read-only memory), and reading through an atomic is sound
+                // even if another process writes the bytes concurrently.
+                let v =
+                    unsafe { (*(src.add(k * W) as *const AtomicUsize)).load(Ordering::Relaxed) };
                 chunk.copy_from_slice(&v.to_ne_bytes());
             }
         } else {
@@ -178,29 +181,6 @@ impl SharedMap {
         // the caller contract above the bytes are not modified while the
         // reference lives, so a shared reference to them is sound.
         unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(offset), len) }
-    }
-}
-
-/// True unless process `pid` certainly does not exist (Unix: `kill(pid, 0)`
-/// fails with `ESRCH`). Elsewhere, always true.
-pub(crate) fn process_alive(pid: u64) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        if pid <= 0 {
-            return false;
-        }
-        // SAFETY: kill with signal 0 only checks that the process exists and
-        // may be signalled; it has no memory-safety preconditions.
-        let rc = unsafe { libc::kill(pid, 0) };
-        rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
     }
 }
 

@@ -121,8 +121,16 @@ impl<T: Record> Store<T> {
             let off = (self.raw.layout.data_offset + Self::PACKING.record_offset(i)) as usize;
             Some(bytemuck::from_bytes(&self.raw.map[off..off + Self::SIZE]))
         } else {
-            self.raw.get(i).map(bytemuck::from_bytes)
+            self.get_staged(i)
         }
+    }
+
+    /// The rare path of `get`: records not yet written to the file. Kept out
+    /// of line so `get` stays small enough to inline into hot loops.
+    #[cold]
+    #[inline(never)]
+    fn get_staged(&self, i: u64) -> Option<&T> {
+        self.raw.get(i).map(bytemuck::from_bytes)
     }
 
     /// A guard that derefs to a copy of record `i` and writes it back when
@@ -135,6 +143,7 @@ impl<T: Record> Store<T> {
     /// Fails at once on a read-only or poisoned handle or an index past the end.
     pub fn get_mut(&mut self, i: u64) -> Result<RecordMut<'_, T>> {
         self.raw.check_writable()?;
+        self.raw.check_mutable(i)?;
         let value = *self.get(i).ok_or(Error::IndexOutOfBounds {
             index: i,
             len: self.len(),

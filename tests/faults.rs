@@ -58,6 +58,7 @@ impl Rng {
 
 #[test]
 fn bit_flips_in_records_are_reported_with_page_and_records() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flip.rmap");
     let n = 5_000; // 29 full pages and a partial one (checked through the header's tail CRC)
@@ -105,6 +106,7 @@ fn bit_flips_in_records_are_reported_with_page_and_records() {
 
 #[test]
 fn every_bit_flip_in_the_schema_block_is_refused() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("schema.rmap");
     make(&path, 10);
@@ -128,6 +130,7 @@ fn every_bit_flip_in_the_schema_block_is_refused() {
 
 #[test]
 fn repair_rebuilds_checksums_and_keeps_records() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rebuild.rmap");
     let data = make(&path, 1000);
@@ -154,6 +157,7 @@ fn repair_rebuilds_checksums_and_keeps_records() {
 
 #[test]
 fn repair_truncates_to_the_verified_prefix() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trunc.rmap");
     let data = make(&path, 1000);
@@ -179,6 +183,7 @@ fn repair_truncates_to_the_verified_prefix() {
 
 #[test]
 fn repair_of_a_sound_store_does_nothing_and_needs_a_clean_handle() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clean.rmap");
     make(&path, 100);
@@ -210,6 +215,7 @@ fn child(name: &str, path: &Path) -> std::process::Output {
 
 #[test]
 fn growth_into_the_file_size_limit_is_a_clean_error() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fsize.rmap");
     let out = child("child_fsize_limit", &path);
@@ -298,6 +304,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn growth_into_a_full_disk_is_a_clean_error() {
+    let _serial = serial();
     let Some(fs) = Tmpfs::mount("1m") else {
         eprintln!("SKIPPED growth_into_a_full_disk_is_a_clean_error: cannot mount a tmpfs here (needs root)");
         return;
@@ -327,4 +334,12 @@ fn growth_into_a_full_disk_is_a_clean_error() {
     assert_eq!(s.len(), i);
     assert!(s.verify().unwrap().is_ok());
     assert!(s.iter().enumerate().all(|(k, r)| *r == rec(k as u64)));
+}
+
+/// Tests in this binary run one at a time: a child process forked by one
+/// test briefly holds copies of every open descriptor (until it execs), and
+/// with them the `flock` locks of another test's stores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

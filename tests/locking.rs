@@ -58,6 +58,7 @@ fn reader_locked(path: &Path) -> bool {
 
 #[test]
 fn second_writer_in_the_same_process_is_locked() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let mut w = Store::<R16>::open(&path).unwrap();
     match Store::<R16>::open(&path) {
@@ -85,6 +86,7 @@ fn second_writer_in_the_same_process_is_locked() {
 
 #[test]
 fn a_freshly_created_store_is_locked_by_its_creator() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.rmap");
     let c = Store::<R16>::create(&path).unwrap();
@@ -96,6 +98,7 @@ fn a_freshly_created_store_is_locked_by_its_creator() {
 
 #[test]
 fn read_only_open_while_a_writer_holds_it_is_locked() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let w = Store::<R16>::open(&path).unwrap();
     match Store::<R16>::open_read_only(&path) {
@@ -110,6 +113,7 @@ fn read_only_open_while_a_writer_holds_it_is_locked() {
 
 #[test]
 fn read_only_opens_coexist_and_keep_writers_out() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let r1 = Store::<R16>::open_read_only(&path).unwrap();
     let r2 = Store::<R16>::open_read_only(&path).unwrap();
@@ -145,6 +149,7 @@ fn spawn_waiter<R: Send + 'static>(
 
 #[test]
 fn waiting_writer_gets_the_lock_after_the_holder_drops() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let mut a = Store::<R16>::open(&path).unwrap();
     let p = path.clone();
@@ -172,6 +177,7 @@ fn waiting_writer_gets_the_lock_after_the_holder_drops() {
 
 #[test]
 fn waiting_reader_gets_the_lock_after_the_writer_drops() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let mut a = Store::<R16>::open(&path).unwrap();
     let p = path.clone();
@@ -194,6 +200,7 @@ fn waiting_reader_gets_the_lock_after_the_writer_drops() {
 
 #[test]
 fn waiting_writer_waits_for_every_reader() {
+    let _serial = serial();
     let (_d, path) = new_store(3);
     let r1 = Store::<R16>::open_read_only(&path).unwrap();
     let r2 = Store::<R16>::open_read_only(&path).unwrap();
@@ -316,6 +323,7 @@ impl Drop for Holder {
 
 #[test]
 fn writer_in_another_process_locks_out_this_one() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let holder = Holder::start(&path, "write");
     assert!(writer_locked(&path));
@@ -331,6 +339,7 @@ fn writer_in_another_process_locks_out_this_one() {
 
 #[test]
 fn reader_in_another_process_shares_with_readers_only() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let holder = Holder::start(&path, "read");
     let r = Store::<R16>::open_read_only(&path).unwrap();
@@ -347,6 +356,7 @@ fn reader_in_another_process_shares_with_readers_only() {
 
 #[test]
 fn this_process_holding_the_lock_locks_out_a_child() {
+    let _serial = serial();
     let (_d, path) = new_store(4);
     let w = Store::<R16>::open(&path).unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
@@ -369,6 +379,7 @@ fn this_process_holding_the_lock_locks_out_a_child() {
 
 #[test]
 fn waiting_writer_gets_the_lock_when_the_other_process_exits() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let holder = Holder::start(&path, "write");
     let p = path.clone();
@@ -390,6 +401,7 @@ fn waiting_writer_gets_the_lock_when_the_other_process_exits() {
 
 #[test]
 fn a_killed_holder_releases_its_lock() {
+    let _serial = serial();
     let (_d, path) = new_store(10);
     let mut holder = Holder::start(&path, "write");
     assert!(writer_locked(&path));
@@ -398,4 +410,12 @@ fn a_killed_holder_releases_its_lock() {
     let s = Store::<R16>::open(&path).unwrap();
     assert_eq!(s.len(), 10);
     assert!(s.verify().unwrap().is_ok());
+}
+
+/// Tests in this binary run one at a time: a child process forked by one
+/// test briefly holds copies of every open descriptor (until it execs), and
+/// with them the `flock` locks of another test's stores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -261,6 +261,7 @@ fn reader_line(out: &str) -> (u64, u64) {
 
 #[test]
 fn stress_one_writer_four_readers() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stress.rmap");
     let mut s = new_store(&path);
@@ -271,7 +272,7 @@ fn stress_one_writer_four_readers() {
     let readers: Vec<Child> = (0..4).map(|_| spawn("child_reader", &path, secs)).collect();
     let writer = spawn("child_writer", &path, secs);
     let wout = finish(writer, "writer");
-    let acked: u64 = wout.lines().filter_map(acked).last().unwrap();
+    let acked: u64 = wout.lines().rev().find_map(acked).unwrap();
     for (k, r) in readers.into_iter().enumerate() {
         let out = finish(r, &format!("reader {k}"));
         let (reads, len) = reader_line(&out);
@@ -294,6 +295,7 @@ fn stress_one_writer_four_readers() {
 
 #[test]
 fn a_reader_follows_growth_through_many_chunks() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grow.rmap");
     let mut s = new_store(&path);
@@ -325,6 +327,7 @@ fn a_reader_follows_growth_through_many_chunks() {
 
 #[test]
 fn writer_killed_while_readers_run_then_a_new_writer_continues() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kill.rmap");
     let mut s = new_store(&path);
@@ -347,7 +350,7 @@ fn writer_killed_while_readers_run_then_a_new_writer_continues() {
     // A new writer process checks every record at open and continues.
     let second = spawn("child_writer", &path, 2.0);
     let out = finish(second, "second writer");
-    let final_len: u64 = out.lines().filter_map(acked).last().unwrap();
+    let final_len: u64 = out.lines().rev().find_map(acked).unwrap();
     assert!(final_len > last);
     for (k, r) in readers.into_iter().enumerate() {
         let out = finish(r, &format!("reader {k}"));
@@ -367,6 +370,7 @@ fn writer_killed_while_readers_run_then_a_new_writer_continues() {
 
 #[test]
 fn shrinking_is_refused_while_a_reader_is_open() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shrink.rmap");
     let mut s = Options::new()
@@ -420,6 +424,7 @@ fn shrinking_is_refused_while_a_reader_is_open() {
 
 #[test]
 fn append_only_readers_borrow_and_writers_cannot_rewrite() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.rmap");
     let mut s = Options::new()
@@ -465,6 +470,7 @@ fn append_only_readers_borrow_and_writers_cannot_rewrite() {
 
 #[test]
 fn refresh_is_monotonic_and_wait_times_out() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wait.rmap");
     let mut s = new_store(&path);
@@ -488,5 +494,69 @@ fn refresh_is_monotonic_and_wait_times_out() {
     assert!(matches!(
         Reader::<Rec>::open(dir.path().join("missing.rmap")),
         Err(Error::NotFound { .. })
+    ));
+}
+
+/// Tests in this binary run one at a time: a child process forked by one
+/// test briefly holds copies of every open descriptor (until it execs), and
+/// with them the `flock` locks of another test's stores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn a_reader_through_a_symlink_meets_the_writer_and_hard_links_are_refused() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("real.rmap");
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .initial_capacity(100_000)
+        .append_only(true)
+        .open::<Rec>(&path)
+        .unwrap();
+    s.extend((0..100).map(|i| rec(i, 0))).unwrap();
+    s.commit().unwrap();
+    let link = dir.path().join("link.rmap");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let mut r = Reader::<Rec>::open(&link).unwrap();
+    // The reader's shared lock is on the one coordination file of the store.
+    assert!(matches!(
+        s.raw_mut().compact(),
+        Err(Error::ReadersPresent { .. })
+    ));
+    // ...and so are the writer's announcements.
+    s.push(&rec(100, 0)).unwrap();
+    s.commit().unwrap();
+    assert!(r
+        .wait_for_commit(r.generation(), Duration::from_secs(5))
+        .unwrap()
+        .is_some());
+    assert_eq!(r.len(), 101);
+    // A huge timeout is "wait forever", not an overflow.
+    assert_eq!(
+        r.wait_for_commit(0, Duration::MAX).unwrap(),
+        Some(r.generation())
+    );
+    drop(r);
+    // A second name for the same inode would get its own coordination file.
+    let hard = dir.path().join("hard.rmap");
+    std::fs::hard_link(&path, &hard).unwrap();
+    assert!(matches!(
+        Reader::<Rec>::open(&hard),
+        Err(Error::BadCoordination { .. })
+    ));
+    assert!(matches!(
+        Reader::<Rec>::open(&path),
+        Err(Error::BadCoordination { .. })
+    ));
+    std::fs::remove_file(&hard).unwrap();
+    assert!(Reader::<Rec>::open(&path).is_ok());
+    // get_mut on a committed record of an append-only store fails up front.
+    assert!(matches!(
+        s.get_mut(3),
+        Err(Error::AppendOnly { index: 3, .. })
     ));
 }

@@ -15,6 +15,7 @@ fn name(tag: &str) -> String {
 
 #[test]
 fn create_open_remove() {
+    let _serial = serial();
     let n = name("life");
     let mut s = Store::<Flag>::create_shared(&n).unwrap();
     s.push(&Flag { set: 7, by: 1 }).unwrap();
@@ -43,6 +44,7 @@ fn create_open_remove() {
 
 #[test]
 fn missing_names() {
+    let _serial = serial();
     let n = name("missing");
     assert!(matches!(
         Store::<Flag>::open_shared(&n),
@@ -57,6 +59,7 @@ fn missing_names() {
 
 #[test]
 fn invalid_names() {
+    let _serial = serial();
     let long = "x".repeat(201);
     for bad in [
         "",
@@ -87,6 +90,7 @@ fn invalid_names() {
 
 #[test]
 fn ipc_flag_demo_runs_as_two_processes() {
+    let _serial = serial();
     // `cargo test` builds examples next to the test binaries; when only this
     // test target was built, build the example the same way.
     let exe = std::env::current_exe().unwrap();
@@ -140,4 +144,12 @@ fn ipc_flag_demo_runs_as_two_processes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("flag set by process"), "{text}");
     assert!(!shared_exists(&n).unwrap(), "the waiter removes the store");
+}
+
+/// Tests in this binary run one at a time: a child process forked by one
+/// test briefly holds copies of every open descriptor (until it execs), and
+/// with them the `flock` locks of another test's stores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

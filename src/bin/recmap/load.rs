@@ -3,13 +3,22 @@
 //! it goes and `--skip-bad` sets bad rows aside.
 //!
 //! Rows are encoded straight into a reusable buffer of many records that is
-//! handed to `RawStore::extend_from_bytes` in large pieces; nothing is
-//! committed until the end (or the end of each `--batch`), so a failed load
-//! leaves the store as it was: uncommitted appends are discarded on reopen.
+//! handed to `RawStore::extend_from_bytes` in large pieces (`bin` input goes
+//! to the store as read); nothing is committed until the end (or the end of
+//! each `--batch`), so a failed load leaves the store as it was: uncommitted
+//! appends are discarded on reopen.
+//!
+//! CSV is converted in one pass over a large input buffer: the numbers of a
+//! plain row are parsed where they lie, each parse also finding where its
+//! field ends; rows the fast path does not take as they are (quoted fields,
+//! errors) are read by the `csv` crate, so results and messages are the
+//! crate's. One thread does it all: on two busy cores a reader thread did
+//! not pay. A helper thread starts the disk writing while the load goes on
+//! ([`WriteBehind`]), which shortens the final commit.
 
 use crate::common::{input_name, schema_from_args, CliResult, Failure, RemoveOnFail, EXIT_OK};
 use crate::progress::Progress;
-use crate::value::{Codec, FastCell};
+use crate::value::{self, Codec, FastCell, FieldCodec};
 use recmap::{Options, RawStore};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -118,6 +127,7 @@ struct Loader {
     /// Total input size when every input is a file (for reserving room once).
     input_size: Option<u64>,
     reserved: bool,
+    write_behind: WriteBehind,
 }
 
 fn infer_format(p: &Path) -> Format {
@@ -200,6 +210,7 @@ pub fn run(a: Args) -> CliResult {
             })
             .sum(),
         reserved: false,
+        write_behind: WriteBehind::new(&a.path),
         store,
         codec,
         rs,
@@ -237,6 +248,7 @@ pub fn run(a: Args) -> CliResult {
     }
     result?;
     l.flush()?;
+    l.write_behind.finish();
     l.store.commit()?;
     cleanup.disarm();
     if let Some(r) = &mut l.rejects {
@@ -264,7 +276,336 @@ pub fn run(a: Args) -> CliResult {
     Ok(EXIT_OK)
 }
 
-type CsvReader = csv::Reader<Box<dyn Read + Send>>;
+/// Bytes handed to the store between two write-behind syncs.
+const WRITE_BEHIND: u64 = 64 << 20;
+
+/// Gets the disk writing the appended records while the load goes on:
+/// every [`WRITE_BEHIND`] bytes handed to the store, a helper thread
+/// `fdatasync`s the store file through a read-only handle of its own, so
+/// the final commit's sync finds little left to write (the commit is still
+/// what makes the load durable and visible). The store's `flock` belongs to
+/// its own handle, which this one does not touch. A failed sync here is
+/// ignored: the kernel reports a writeback error to the store's handle too,
+/// at the commit's sync.
+struct WriteBehind {
+    path: PathBuf,
+    pending: u64,
+    tx: Option<mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    off: bool,
+}
+
+impl WriteBehind {
+    fn new(path: &Path) -> WriteBehind {
+        WriteBehind {
+            path: path.to_path_buf(),
+            pending: 0,
+            tx: None,
+            thread: None,
+            off: false,
+        }
+    }
+
+    /// `n` more bytes went to the store.
+    #[inline]
+    fn note(&mut self, n: u64) {
+        self.pending += n;
+        if self.pending >= WRITE_BEHIND {
+            self.pending = 0;
+            self.kick();
+        }
+    }
+
+    #[cold]
+    fn kick(&mut self) {
+        if self.off {
+            return;
+        }
+        if self.tx.is_none() {
+            let Ok(file) = File::open(&self.path) else {
+                self.off = true;
+                return;
+            };
+            // One request waits while a sync runs; more are dropped.
+            let (tx, rx) = mpsc::sync_channel::<()>(1);
+            let spawned = std::thread::Builder::new()
+                .name("write-behind".into())
+                .spawn(move || {
+                    for () in rx {
+                        let _ = file.sync_data();
+                    }
+                });
+            match spawned {
+                Ok(t) => {
+                    self.tx = Some(tx);
+                    self.thread = Some(t);
+                }
+                Err(_) => {
+                    self.off = true;
+                    return;
+                }
+            }
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// Waits for a sync under way (before the commit's own).
+    fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Read size for `bin` input (rounded down to whole records).
+const BIN_CHUNK: usize = 1 << 20;
+
+/// Input buffer size for CSV (grown for a longer record).
+const IN_BUF: usize = 1 << 20;
+
+/// CSV input: a buffer refilled from the reader, the unprocessed tail (a
+/// partial row) kept at its front.
+struct InBuf {
+    input: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    /// The unprocessed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Input offset of `buf[0]`.
+    base: u64,
+}
+
+impl InBuf {
+    /// Moves the unprocessed bytes to the front and reads more after them,
+    /// growing the buffer when it is full. False (and `eof`) at the end.
+    fn refill(&mut self) -> io::Result<bool> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads the record at `start` as the `csv` crate would (see
+    /// [`csv_record_at`]), reading more input until it is complete, and
+    /// moves past it. Returns whether there was one (else only blank lines
+    /// were left) and how many `\n` it consumed.
+    fn csv_record(
+        &mut self,
+        row: &mut csv::ByteRecord,
+        field: &mut Vec<u8>,
+        name: &str,
+    ) -> Result<(bool, u64), Failure> {
+        loop {
+            let data = &self.buf[self.start..self.end];
+            match csv_record_at(data, self.eof, row, field) {
+                Some((got, used, newlines)) => {
+                    self.start += used;
+                    return Ok((got, newlines));
+                }
+                None => {
+                    self.refill().map_err(|e| Failure::io(name, e))?;
+                }
+            }
+        }
+    }
+}
+
+/// Where [`csv_record_at`] is in a record (the `csv-core` parser's states
+/// for the `csv` crate's default dialect, which `ReaderBuilder::new()` uses).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CsvState {
+    StartRecord,
+    StartField,
+    InField,
+    InQuoted,
+    /// A `"` inside a quoted field: either the first of `""` or the end.
+    QuoteInQuoted,
+}
+
+/// One record from `data`, which starts where a record may start, by the
+/// rules of the `csv` crate's default reader (delimiter `,`, quote `"`,
+/// doubled quotes, no escape or comments, `\r`, `\n` or `\r\n` ending a
+/// record, blank lines skipped): the same fields, and the same bytes and
+/// `\n`s consumed, as `csv_core` with that configuration (its NFA,
+/// transcribed; a record ended by `\r` leaves a following `\n` unread,
+/// as there). Returns (a record was found, bytes used, `\n`s consumed),
+/// or `None` when `data` ends inside the record and `eof` is false. At the
+/// end of the input an open record (even an open quote) ends as in the
+/// crate. The caller strips a UTF-8 BOM at the very start of the input.
+fn csv_record_at(
+    data: &[u8],
+    eof: bool,
+    row: &mut csv::ByteRecord,
+    field: &mut Vec<u8>,
+) -> Option<(bool, usize, u64)> {
+    use CsvState::*;
+    row.clear();
+    field.clear();
+    let mut state = StartRecord;
+    let mut newlines = 0u64;
+    let mut i = 0;
+    loop {
+        let Some(&c) = data.get(i) else {
+            if !eof {
+                return None;
+            }
+            if state == StartRecord {
+                return Some((false, i, newlines));
+            }
+            row.push_field(field);
+            return Some((true, i, newlines));
+        };
+        let term = c == b'\r' || c == b'\n';
+        match state {
+            StartRecord => {
+                if term {
+                    newlines += (c == b'\n') as u64;
+                    i += 1;
+                } else {
+                    state = StartField;
+                }
+                continue;
+            }
+            StartField if c == b'"' => state = InQuoted,
+            InQuoted if c == b'"' => state = QuoteInQuoted,
+            InQuoted => {
+                newlines += (c == b'\n') as u64;
+                field.push(c);
+            }
+            QuoteInQuoted if c == b'"' => {
+                field.push(c);
+                state = InQuoted;
+            }
+            StartField | InField | QuoteInQuoted => {
+                if c == b',' {
+                    row.push_field(field);
+                    field.clear();
+                    state = StartField;
+                } else if term {
+                    // The terminator is consumed; a `\r`'s `\n` is not.
+                    row.push_field(field);
+                    newlines += (c == b'\n') as u64;
+                    return Some((true, i + 1, newlines));
+                } else {
+                    field.push(c);
+                    state = InField;
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
+/// The index of the first `,`, `\r` or `\n` in `buf` from `p` (else `buf.len()`).
+#[inline(always)]
+fn field_end(buf: &[u8], mut p: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    #[inline(always)]
+    fn zero_bytes(x: u64) -> u64 {
+        x.wrapping_sub(ONES) & !x & HIGH
+    }
+    while p < buf.len() {
+        let w = value::load8(buf, p);
+        let m = zero_bytes(w ^ (ONES * b',' as u64))
+            | zero_bytes(w ^ (ONES * b'\n' as u64))
+            | zero_bytes(w ^ (ONES * b'\r' as u64));
+        if m != 0 {
+            return (p + (m.trailing_zeros() / 8) as usize).min(buf.len());
+        }
+        p += 8;
+    }
+    buf.len()
+}
+
+/// The fast path for one CSV row starting at `buf[p]`, which must end with
+/// a record terminator: every field converted into `rec`. Returns the index
+/// of the row's terminator, or `None` when the `csv` crate should read the
+/// row instead (a quoted field, a wrong column count, a bad value: the same
+/// result then, and the same message for an error).
+#[inline(always)]
+fn parse_row(
+    buf: &[u8],
+    mut p: usize,
+    cells: &[(FastCell, usize)],
+    fields: &[FieldCodec],
+    rec: &mut [u8],
+) -> Option<usize> {
+    let last = cells.len() - 1;
+    for (k, (fast, f)) in cells.iter().enumerate() {
+        // A number followed by the delimiter this column needs.
+        if let Some(e) = fast.parse_at(buf, p, rec) {
+            match buf.get(e) {
+                Some(b',') if k < last => {
+                    p = e + 1;
+                    continue;
+                }
+                Some(b'\n' | b'\r') if k == last => return Some(e),
+                _ => {}
+            }
+        }
+        // Anything else: find the field, then convert it as a whole.
+        if buf.get(p) == Some(&b'"') {
+            return None;
+        }
+        let e = field_end(buf, p);
+        let cell = &buf[p..e];
+        if !fast.parse(cell, rec) && fields[*f].parse_text(cell, rec).is_err() {
+            return None;
+        }
+        let t = *buf.get(e)?;
+        if (t == b',') != (k < last) {
+            return None;
+        }
+        p = e + 1;
+    }
+    Some(p - 1)
+}
+
+/// Finds the end of a row skipped by `--skip` (not checked) like
+/// [`parse_row`]; `None` for a quoted field.
+#[inline]
+fn skip_row(buf: &[u8], mut p: usize) -> Option<usize> {
+    loop {
+        if buf.get(p) == Some(&b'"') {
+            return None;
+        }
+        let e = field_end(buf, p);
+        if *buf.get(e)? != b',' {
+            return Some(e);
+        }
+        p = e + 1;
+    }
+}
 
 fn csv_failure(name: &str, e: csv::Error) -> Failure {
     let msg = format!("{name}: {e}");
@@ -326,15 +667,10 @@ impl Loader {
         if self.filled > 0 {
             self.store
                 .extend_from_bytes(&self.buf[..self.filled * self.rs])?;
+            self.write_behind.note((self.filled * self.rs) as u64);
             self.filled = 0;
         }
         Ok(())
-    }
-
-    /// The record slot the next row is parsed into.
-    #[inline]
-    fn slot(&mut self) -> &mut [u8] {
-        &mut self.buf[self.filled * self.rs..(self.filled + 1) * self.rs]
     }
 
     /// True (and counts it) while the first `--skip` rows are being skipped.
@@ -349,11 +685,20 @@ impl Loader {
         }
     }
 
-    /// The row just parsed into `slot()` is good.
-    #[inline]
+    /// The row just parsed into the next slot of `buf` is good.
+    #[inline(always)]
     fn accept(&mut self, at: Loc) -> Result<(), Failure> {
         self.filled += 1;
         self.rows += 1;
+        if self.filled == self.cap || self.batch.is_some() {
+            return self.accept_more(at);
+        }
+        Ok(())
+    }
+
+    /// The rest of `accept`: a full buffer, a `--batch` boundary.
+    #[inline(never)]
+    fn accept_more(&mut self, at: Loc) -> Result<(), Failure> {
         if self.filled == self.cap {
             self.flush()?;
         }
@@ -413,25 +758,14 @@ impl Loader {
         Failure::rejected(msg)
     }
 
-    /// Reads the header (unless `no_header`) and returns, per column, the field it fills.
+    /// The header row: per column, the field it fills.
     fn csv_header(
         &self,
-        rdr: &mut CsvReader,
+        row: &csv::ByteRecord,
         name: &str,
-        no_header: bool,
-    ) -> Result<Option<Vec<usize>>, Failure> {
+        line: u64,
+    ) -> Result<Vec<usize>, Failure> {
         let nfields = self.codec.fields.len();
-        if no_header {
-            return Ok(Some((0..nfields).collect()));
-        }
-        let mut row = csv::ByteRecord::new();
-        if !rdr
-            .read_byte_record(&mut row)
-            .map_err(|e| csv_failure(name, e))?
-        {
-            return Ok(None); // empty input
-        }
-        let line = row.position().map_or(1, |p| p.line());
         let at = format!("{name}:{line}");
         let mut map = Vec::with_capacity(row.len());
         for (j, col) in row.iter().enumerate() {
@@ -459,11 +793,20 @@ impl Loader {
                 self.codec.fields[missing].name
             )));
         }
-        Ok(Some(map))
+        Ok(map)
     }
 
-    /// CSV: a reader thread splits rows (the csv crate) while this thread
-    /// converts fields into records, so the two overlap on two cores.
+    /// CSV. Rows are read from a large buffer and converted in one pass: the
+    /// numbers of a plain row are parsed where they lie, each parse also
+    /// finding where its field ends, straight into the record. A row the
+    /// fast path does not take as it is (a quoted field, a wrong column
+    /// count, a bad value) goes through the `csv` crate, which decides what
+    /// it means and what the error is, exactly as for every row before. An
+    /// input with many such rows is read entirely by the `csv` crate.
+    ///
+    /// Line numbers are the `csv` crate's: a record's line is where the
+    /// previous record ended (blank lines before it, and the `\n` of a
+    /// `\r\n`, are not counted yet).
     fn load_csv(
         &mut self,
         input: Box<dyn Read + Send>,
@@ -471,18 +814,137 @@ impl Loader {
         no_header: bool,
     ) -> Result<(), Failure> {
         let name = self.names[idx].clone();
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 18)
-            .from_reader(input);
-        let Some(map) = self.csv_header(&mut rdr, &name, no_header)? else {
-            return Ok(());
+        let mut inb = InBuf {
+            input,
+            buf: vec![0u8; IN_BUF],
+            start: 0,
+            end: 0,
+            eof: false,
+            base: 0,
+        };
+        let mut row = csv::ByteRecord::new();
+        let mut field = Vec::new();
+        // The csv crate drops a UTF-8 BOM at the start of the input.
+        while inb.end < 3 && !inb.eof {
+            inb.refill().map_err(|e| Failure::io(&name, e))?;
+        }
+        if inb.buf[..inb.end].starts_with(b"\xEF\xBB\xBF") {
+            inb.start = 3;
+        }
+        // `line`: the line of `buf[start]`; `rec_line`: the next record's.
+        let mut line = 1u64;
+        let mut rec_line = 1u64;
+        let map = if no_header {
+            (0..self.codec.fields.len()).collect()
+        } else {
+            let (got, newlines) = inb.csv_record(&mut row, &mut field, &name)?;
+            if !got {
+                return Ok(()); // empty input (counted as 0 bytes, as before)
+            }
+            let map = self.csv_header(&row, &name, rec_line)?;
+            line += newlines;
+            rec_line = line;
+            map
         };
         let cells: Vec<(FastCell, usize)> = map
             .iter()
             .map(|&f| (FastCell::new(&self.codec.fields[f]), f))
             .collect();
+        let ncols = cells.len();
+        let rs = self.rs;
+        // Rows the fast path took and rows it passed to the csv crate.
+        let (mut fast, mut slow) = (0u64, 0u64);
+        loop {
+            // Whole rows: up to the last record terminator read so far.
+            let region_end = match inb.buf[inb.start..inb.end]
+                .iter()
+                .rposition(|&c| c == b'\n' || c == b'\r')
+            {
+                Some(i) => inb.start + i + 1,
+                None => inb.start,
+            };
+            let region = &inb.buf[..region_end];
+            let mut p = inb.start;
+            while p < region_end {
+                match region[p] {
+                    b'\n' => {
+                        line += 1;
+                        p += 1;
+                        continue;
+                    }
+                    b'\r' => {
+                        p += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                let end = if self.skipped < self.skip {
+                    skip_row(region, p)
+                } else {
+                    let rec = &mut self.buf[self.filled * rs..(self.filled + 1) * rs];
+                    parse_row(region, p, &cells, &self.codec.fields, rec)
+                };
+                let Some(t) = end else { break };
+                if !self.skipping() {
+                    self.accept(Loc {
+                        input: idx,
+                        line: rec_line,
+                    })?;
+                }
+                fast += 1;
+                if region[t] == b'\n' {
+                    line += 1;
+                }
+                rec_line = line;
+                p = t + 1;
+            }
+            inb.start = p;
+            self.progress_at(self.bytes + inb.base + p as u64);
+            if p < region_end || (inb.eof && inb.start < inb.end) {
+                // A row for the csv crate (or the last one, without a terminator).
+                let (got, newlines) = inb.csv_record(&mut row, &mut field, &name)?;
+                if got {
+                    self.csv_row(&row, idx, &cells, ncols, rec_line)?;
+                }
+                line += newlines;
+                rec_line = line;
+                slow += 1;
+                // (Not where a BOM follows: a new csv reader would drop it.)
+                if slow >= 64
+                    && slow * 8 > fast
+                    && !inb.buf[inb.start..inb.end].starts_with(b"\xEF\xBB\xBF")
+                {
+                    return self.load_csv_stream(inb, idx, &cells, rec_line);
+                }
+                continue;
+            }
+            if inb.eof {
+                break;
+            }
+            inb.refill().map_err(|e| Failure::io(&name, e))?;
+        }
+        self.bytes += inb.base + inb.end as u64;
+        Ok(())
+    }
+
+    /// The rest of a CSV input where the fast path did not pay: every record
+    /// through the `csv` crate, split on a reader thread while this thread
+    /// converts, so the two overlap on two cores.
+    fn load_csv_stream(
+        &mut self,
+        inb: InBuf,
+        idx: usize,
+        cells: &[(FastCell, usize)],
+        first_line: u64,
+    ) -> Result<(), Failure> {
+        let name = self.names[idx].clone();
+        let done = inb.base + inb.start as u64;
+        let rest = io::Cursor::new(inb.buf[inb.start..inb.end].to_vec()).chain(inb.input);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(1 << 18)
+            .from_reader(rest);
         let ncols = cells.len();
         const ROWS_PER_BATCH: usize = 256;
         std::thread::scope(|scope| {
@@ -509,10 +971,11 @@ impl Loader {
             });
             for (batch, n) in rx {
                 for row in &batch[..n] {
-                    self.csv_row(row, idx, &cells, ncols)?;
+                    let line = first_line + row.position().map_or(1, |p| p.line()) - 1;
+                    self.csv_row(row, idx, cells, ncols, line)?;
                 }
                 if let Some(last) = batch[..n].last().and_then(|r| r.position()) {
-                    self.progress_at(self.bytes + last.byte());
+                    self.progress_at(self.bytes + done + last.byte());
                 }
                 let _ = back_tx.send(batch);
             }
@@ -520,11 +983,12 @@ impl Loader {
                 .join()
                 .expect("the CSV reader thread does not panic")
                 .map_err(|e| csv_failure(&name, e))?;
-            self.bytes += bytes;
+            self.bytes += done + bytes;
             Ok(())
         })
     }
 
+    /// One record from the `csv` crate (a row the fast path did not take).
     #[inline]
     fn csv_row(
         &mut self,
@@ -532,11 +996,11 @@ impl Loader {
         idx: usize,
         cells: &[(FastCell, usize)],
         ncols: usize,
+        line: u64,
     ) -> Result<(), Failure> {
         if self.skipping() {
             return Ok(());
         }
-        let line = row.position().map_or(0, |p| p.line());
         let at = Loc { input: idx, line };
         if row.len() != ncols {
             let reason = format!("expected {ncols} columns, got {}", row.len());
@@ -632,12 +1096,16 @@ impl Loader {
         Ok(())
     }
 
+    /// Raw records: read in large chunks that go to the store whole (no
+    /// copy per record), split only where `--skip` ends and at `--batch`
+    /// boundaries.
     fn load_bin(&mut self, mut input: Box<dyn Read + Send>, idx: usize) -> Result<(), Failure> {
         let name = self.names[idx].clone();
         let rs = self.rs;
-        let mut chunk = vec![0u8; ((1 << 20) / rs).max(1) * rs];
+        let mut chunk = vec![0u8; (BIN_CHUNK / rs).max(1) * rs];
         let mut pending = 0usize;
         let mut total = 0u64;
+        // Index (in this input) of the first record in `chunk`.
         let mut record = 0u64;
         loop {
             let n = match input.read(&mut chunk[pending..]) {
@@ -650,18 +1118,33 @@ impl Loader {
             total += n as u64;
             self.bytes += n as u64;
             let whole = pending / rs;
-            for k in 0..whole {
-                let at = Loc {
-                    input: idx,
-                    line: record,
-                };
-                record += 1;
-                if self.skipping() {
-                    continue;
+            let mut k = (self.skip - self.skipped).min(whole as u64) as usize;
+            self.skipped += k as u64;
+            self.input_rows += k as u64;
+            while k < whole {
+                let mut m = whole - k;
+                if let Some(b) = self.batch {
+                    m = m.min((b - self.rows % b).min(usize::MAX as u64) as usize);
                 }
-                self.slot().copy_from_slice(&chunk[k * rs..(k + 1) * rs]);
-                self.accept(at)?;
+                self.flush()?;
+                self.store.extend_from_bytes(&chunk[k * rs..(k + m) * rs])?;
+                self.write_behind.note((m * rs) as u64);
+                k += m;
+                self.rows += m as u64;
+                self.input_rows += m as u64;
+                if let Some(b) = self.batch {
+                    if self.rows.is_multiple_of(b) {
+                        self.store.commit()?;
+                        self.committed_rows = self.rows;
+                        self.committed_input_rows = self.input_rows;
+                        self.last_committed = Some(Loc {
+                            input: idx,
+                            line: record + k as u64 - 1,
+                        });
+                    }
+                }
             }
+            record += whole as u64;
             chunk.copy_within(whole * rs..pending, 0);
             pending -= whole * rs;
             self.progress_at(self.bytes);

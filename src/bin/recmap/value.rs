@@ -194,6 +194,232 @@ impl FastCell {
     }
 }
 
+impl FastCell {
+    /// Parses the plain number that starts at `buf[p]` (digits, an optional
+    /// `-`, for floats also `+` and one `.`) straight from the input,
+    /// without first finding where the field ends: writes the value into
+    /// `rec` and returns the index just past the number. The caller checks
+    /// that a delimiter follows there; then the result is the same as
+    /// [`FastCell::parse`] of the field's text. `None` means "find the
+    /// field and use `parse` or the general path": another kind of field, a
+    /// longer or unusual form, or a value out of range.
+    #[inline(always)]
+    pub fn parse_at(&self, buf: &[u8], p: usize, rec: &mut [u8]) -> Option<usize> {
+        let out = &mut rec[self.offset..];
+        let end = match self.kind {
+            FastKind::U64 => {
+                let (v, e) = uint_at(buf, p)?;
+                out[..8].copy_from_slice(&v.to_le_bytes());
+                e
+            }
+            FastKind::U32 => {
+                let (v, e) = uint_at(buf, p)?;
+                out[..4].copy_from_slice(&u32::try_from(v).ok()?.to_le_bytes());
+                e
+            }
+            FastKind::U16 => {
+                let (v, e) = uint_at(buf, p)?;
+                out[..2].copy_from_slice(&u16::try_from(v).ok()?.to_le_bytes());
+                e
+            }
+            FastKind::U8 => {
+                let (v, e) = uint_at(buf, p)?;
+                out[0] = u8::try_from(v).ok()?;
+                e
+            }
+            FastKind::I64 => {
+                let (v, e) = int_at(buf, p)?;
+                out[..8].copy_from_slice(&v.to_le_bytes());
+                e
+            }
+            FastKind::I32 => {
+                let (v, e) = int_at(buf, p)?;
+                out[..4].copy_from_slice(&i32::try_from(v).ok()?.to_le_bytes());
+                e
+            }
+            FastKind::I16 => {
+                let (v, e) = int_at(buf, p)?;
+                out[..2].copy_from_slice(&i16::try_from(v).ok()?.to_le_bytes());
+                e
+            }
+            FastKind::I8 => {
+                let (v, e) = int_at(buf, p)?;
+                out[0] = i8::try_from(v).ok()? as u8;
+                e
+            }
+            FastKind::F64 => {
+                let (d, e) = decimal_at(buf, p)?;
+                let v = if d.digits <= 19 && d.mant <= 1 << 53 && d.frac <= 22 {
+                    // Clinger's fast path, as in fast_f64.
+                    let v = d.mant as f64 / POW10_F64[d.frac];
+                    if d.neg {
+                        -v
+                    } else {
+                        v
+                    }
+                } else {
+                    std_float::<f64>(&buf[p..e])?
+                };
+                out[..8].copy_from_slice(&v.to_le_bytes());
+                e
+            }
+            FastKind::F32 => {
+                let (d, e) = decimal_at(buf, p)?;
+                let v = if d.digits <= 19 && d.mant <= 1 << 24 && d.frac <= 10 {
+                    // Clinger's fast path, as in fast_f32.
+                    let v = d.mant as f32 / POW10_F32[d.frac];
+                    if d.neg {
+                        -v
+                    } else {
+                        v
+                    }
+                } else {
+                    std_float::<f32>(&buf[p..e])?
+                };
+                out[..4].copy_from_slice(&v.to_le_bytes());
+                e
+            }
+            FastKind::Slow => return None,
+        };
+        Some(end)
+    }
+}
+
+/// 8 bytes of `buf` from `i` as a little-endian word, zero-padded past the end.
+#[inline(always)]
+pub fn load8(buf: &[u8], i: usize) -> u64 {
+    match buf.get(i..i + 8) {
+        Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+        None => load8_tail(buf, i),
+    }
+}
+
+#[cold]
+fn load8_tail(buf: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if i < buf.len() {
+        let n = buf.len() - i;
+        w[..n].copy_from_slice(&buf[i..]);
+    }
+    u64::from_le_bytes(w)
+}
+
+/// Marks (0x80) the bytes of `w` that are not ASCII digits. The lowest mark
+/// is exact; marks above it may be spurious (carries), which is all a
+/// "first non-digit" search needs.
+#[inline(always)]
+fn non_digits(w: u64) -> u64 {
+    (w.wrapping_add(0x4646_4646_4646_4646) | w.wrapping_sub(0x3030_3030_3030_3030))
+        & 0x8080_8080_8080_8080
+}
+
+const POW10_U64: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// Reads the decimal digits at `buf[i..]` onto `v`, eight at a time:
+/// returns (value, digit count, index after the digits). The value is
+/// exact while the digits of `v` and these number at most 19 together.
+#[inline(always)]
+fn scan_digits(buf: &[u8], mut i: usize, mut v: u64) -> (u64, usize, usize) {
+    let start = i;
+    loop {
+        let w = load8(buf, i);
+        let nd = non_digits(w);
+        if nd == 0 {
+            v = v.wrapping_mul(100_000_000).wrapping_add(eight_digits(w));
+            i += 8;
+            continue;
+        }
+        let k = (nd.trailing_zeros() / 8) as usize;
+        if k > 0 {
+            // The k digits moved to the top of the word, '0's below them.
+            let w = (w << (64 - 8 * k)) | (0x3030_3030_3030_3030u64 >> (8 * k));
+            v = v.wrapping_mul(POW10_U64[k]).wrapping_add(eight_digits(w));
+            i += k;
+        }
+        return (v, i - start, i);
+    }
+}
+
+/// 1 to 19 plain digits at `buf[p..]`: (value, index after).
+#[inline(always)]
+fn uint_at(buf: &[u8], p: usize) -> Option<(u64, usize)> {
+    let (v, n, e) = scan_digits(buf, p, 0);
+    (1..=19).contains(&n).then_some((v, e))
+}
+
+/// An optional `-` and 1 to 19 plain digits in range: (value, index after).
+#[inline(always)]
+fn int_at(buf: &[u8], p: usize) -> Option<(i64, usize)> {
+    if buf.get(p) == Some(&b'-') {
+        let (v, e) = uint_at(buf, p + 1)?;
+        (v <= 1 << 63).then_some(((v as i64).wrapping_neg(), e))
+    } else {
+        let (v, e) = uint_at(buf, p)?;
+        Some((i64::try_from(v).ok()?, e))
+    }
+}
+
+/// `[-+]digits[.digits]` split up: the digits as one integer (exact when
+/// `digits <= 19`), how many there are, and how many follow the point.
+struct Decimal {
+    neg: bool,
+    mant: u64,
+    digits: usize,
+    frac: usize,
+}
+
+#[inline(always)]
+fn decimal_at(buf: &[u8], p: usize) -> Option<(Decimal, usize)> {
+    let (neg, q) = match buf.get(p) {
+        Some(b'-') => (true, p + 1),
+        Some(b'+') => (false, p + 1),
+        _ => (false, p),
+    };
+    let (mut mant, mut digits, mut e) = scan_digits(buf, q, 0);
+    let mut frac = 0;
+    if buf.get(e) == Some(&b'.') {
+        let (m, k, after) = scan_digits(buf, e + 1, mant);
+        if digits + k <= 19 {
+            mant = m;
+        }
+        digits += k;
+        frac = k;
+        e = after;
+    }
+    (digits > 0).then_some((
+        Decimal {
+            neg,
+            mant,
+            digits,
+            frac,
+        },
+        e,
+    ))
+}
+
+/// std's correctly rounded parser for a plain decimal (ASCII, so `from_utf8`
+/// always succeeds); `None` for a value out of range (the general path
+/// reports it).
+#[inline]
+fn std_float<F: std::str::FromStr + Finite>(text: &[u8]) -> Option<F> {
+    let v: F = std::str::from_utf8(text).ok()?.parse().ok()?;
+    v.finite().then_some(v)
+}
+
+trait Finite {
+    fn finite(&self) -> bool;
+}
+impl Finite for f64 {
+    fn finite(&self) -> bool {
+        self.is_finite()
+    }
+}
+impl Finite for f32 {
+    fn finite(&self) -> bool {
+        self.is_finite()
+    }
+}
+
 /// True when the 8 bytes (little-endian) are all ASCII digits.
 #[inline(always)]
 fn is_8digits(v: u64) -> bool {
@@ -853,6 +1079,64 @@ mod tests {
         assert_eq!(fast_uint(b"1234567/"), None);
         assert_eq!(fast_uint(b"9999999999999999999"), Some(9999999999999999999));
         assert!(fast_f64(b"1e5").is_none() && fast_f64(b".").is_none() && fast_f64(b"").is_none());
+    }
+
+    /// `FastCell::parse_at` straight from the input agrees with the general
+    /// path on the field's text: same bytes when it takes a value, and it
+    /// takes none that the general path rejects.
+    #[test]
+    fn parse_at_agrees_with_parse_text() {
+        let c = codec("a:u8,b:i8,c:u16,d:i16,e:u32,f:i32,g:u64,h:i64,i:f32,j:f64");
+        let mut x = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces = [
+            "0", "1", "9", "12", "255", "256", "-", "+", ".", "e", "E5", "-0", "00", "127", "-128",
+            "65535", "4294967295", "4294967296", "9223372036854775807", "9223372036854775808",
+            "18446744073709551615", "18446744073709551616", "340282350000000000000000000000000000000",
+            "1797693134862315700000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+            "x", " ", "\"", "inf", "NaN", "1234567", "12345678", "123456789", "9007199254740993",
+        ];
+        let mut checked = 0;
+        for _ in 0..300_000 {
+            let mut text = String::new();
+            for _ in 0..(next() % 4) {
+                if next() % 3 == 0 {
+                    text.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                } else {
+                    for _ in 0..(next() % 21) {
+                        text.push((b'0' + (next() % 10) as u8) as char);
+                    }
+                }
+            }
+            let delim = [",", "\n", "\r", ";", "x"][(next() % 5) as usize];
+            let pad = "0123456789".repeat((next() % 2) as usize);
+            let buf = format!("{text}{delim}{pad}");
+            for (k, f) in c.fields.iter().enumerate() {
+                let fast = FastCell::new(f);
+                let mut a = vec![0u8; c.record_size];
+                let mut b = vec![0u8; c.record_size];
+                let Some(e) = fast.parse_at(buf.as_bytes(), 0, &mut a) else {
+                    continue;
+                };
+                if !matches!(buf.as_bytes().get(e), Some(b',' | b'\n' | b'\r')) {
+                    continue;
+                }
+                assert_eq!(&buf[..e], text, "field {k}: {buf:?}");
+                f.parse_text(text.as_bytes(), &mut b)
+                    .unwrap_or_else(|err| panic!("field {k}: {text:?}: fast path took it, {err}"));
+                assert_eq!(a, b, "field {k}: {text:?}");
+                if fast.parse(text.as_bytes(), &mut b) {
+                    assert_eq!(a, b, "field {k}: {text:?}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
     }
 
     #[test]
