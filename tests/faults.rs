@@ -343,3 +343,36 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[test]
+fn refresh_detects_a_file_truncated_behind_the_engine() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.rmap");
+    make(&path, 100);
+    let mut r = recmap::Reader::<Rec>::open(&path).unwrap();
+    let mut w = Store::<Rec>::open(&path).unwrap();
+    let cap = w.capacity();
+    w.extend((100..cap * 4).map(rec)).unwrap(); // grows the file
+    w.commit().unwrap();
+    let need = std::fs::metadata(&path).unwrap().len();
+    // Another program cuts the file (ignoring the locks).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(need / 2)
+        .unwrap();
+    match r.refresh() {
+        Err(Error::Truncated {
+            expected, actual, ..
+        }) => {
+            assert_eq!(actual, need / 2);
+            assert!(expected > actual);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The old view stays usable: its pages are still inside the file.
+    assert_eq!(r.len(), 100);
+    assert_eq!(r.get(99).unwrap().unwrap(), rec(99));
+}
