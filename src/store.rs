@@ -1166,12 +1166,19 @@ impl RawStore {
         self.write(&bytes, SLOT_OFFSETS[header.slot_index()])?;
         self.sync(false)?;
         self.header = header;
+        self.announce();
+        Ok(())
+    }
+
+    /// Tells readers about the published header (after it is durable).
+    /// Operations that borrow the coordination file out of `self` while
+    /// they publish (`compact`, truncating `repair`) call it again after.
+    fn announce(&mut self) {
         if let Some(c) = &self.coord {
-            c.raise_high_water(header.record_count);
-            c.set_generation(header.generation);
+            c.raise_high_water(self.header.record_count);
+            c.set_generation(self.header.generation);
             self.high_water = c.high_water();
         }
-        Ok(())
     }
 
     /// Makes every change since the last commit durable and visible to new
@@ -1295,6 +1302,7 @@ impl RawStore {
         let r = coord.try_lock_exclusive().and_then(|()| self.shrink());
         coord.unlock();
         self.coord = Some(coord);
+        self.announce();
         r
     }
 
@@ -1369,6 +1377,7 @@ impl RawStore {
                 .and_then(|()| self.repair_inner(how));
             coord.unlock();
             self.coord = Some(coord);
+            self.announce();
             return r;
         }
         self.repair_inner(how)
