@@ -1120,13 +1120,30 @@ impl RawStore {
         sys::preallocate(&self.file, old_len, want)
             .map_err(|e| map_grow_error(&self.path, want, e))?;
         self.observe(IoEvent::SetLen { len: want });
-        // Copy the committed checksums (full groups); entries past them are unused.
-        let groups = self.header.record_count / p.records_per_group;
+        // The new length must be durable with the table: sync metadata too.
+        self.relocate(layout, true)?;
+        tracing::info!(
+            old_len,
+            new_len = want,
+            capacity = layout.capacity(),
+            generation = self.header.generation,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "grew"
+        );
+        Ok(())
+    }
+
+    /// Moves to `layout` (growth or shrink): copies the committed checksums
+    /// of full groups to the new table position (which the caller chose in
+    /// space the current header does not use), syncs (`all`: with metadata),
+    /// publishes a header with the new capacity and table, and remaps.
+    fn relocate(&mut self, layout: Layout, all: bool) -> Result<()> {
+        let groups = self.header.record_count / self.layout.packing.records_per_group;
         let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
         let old_table = self.layout.table_offset as usize;
         let table = self.map[old_table..old_table + n].to_vec();
         self.write(&table, layout.table_offset)?;
-        self.sync(true)?;
+        self.sync(all)?;
         let header = Header {
             generation: self.header.generation + 1,
             capacity: layout.capacity(),
@@ -1140,14 +1157,6 @@ impl RawStore {
             Err(e) => return Err(self.poison("mmap", e)),
         };
         self.layout = layout;
-        tracing::info!(
-            old_len,
-            new_len = want,
-            capacity = layout.capacity(),
-            generation = self.header.generation,
-            elapsed_us = t0.elapsed().as_micros() as u64,
-            "grew"
-        );
         Ok(())
     }
 
@@ -1329,24 +1338,7 @@ impl RawStore {
         {
             return Ok(0);
         }
-        let n = (self.len / p.records_per_group * CHECKSUM_ENTRY_LEN) as usize;
-        let old_table = self.layout.table_offset as usize;
-        let table = self.map[old_table..old_table + n].to_vec();
-        self.write(&table, layout.table_offset)?;
-        self.sync(false)?;
-        let header = Header {
-            generation: self.header.generation + 1,
-            capacity: layout.capacity(),
-            layout,
-            ..self.header
-        };
-        self.publish(header)?;
-        // Map first: on failure the old map and layout stay consistent for reads.
-        self.map = match sys::map_read_only(&self.file, layout.file_len()) {
-            Ok(m) => m,
-            Err(e) => return Err(self.poison("mmap", e)),
-        };
-        self.layout = layout;
+        self.relocate(layout, false)?;
         let actual = self
             .file
             .metadata()
