@@ -11,10 +11,11 @@
 //! CSV is converted in one pass over a large input buffer: the numbers of a
 //! plain row are parsed where they lie, each parse also finding where its
 //! field ends; rows the fast path does not take as they are (quoted fields,
-//! errors) are read by the `csv` crate, so results and messages are the
-//! crate's. One thread does it all: on two busy cores a reader thread did
-//! not pay. A helper thread starts the disk writing while the load goes on
-//! ([`WriteBehind`]), which shortens the final commit.
+//! errors) are read again by the `csv` crate's own rules ([`csv_record_at`]),
+//! so results and messages are as with the crate. One thread does it all:
+//! on two busy cores a second thread did not pay. A helper thread starts the
+//! disk writing while the load goes on ([`WriteBehind`]), which shortens the
+//! final commit.
 
 use crate::common::{input_name, schema_from_args, CliResult, Failure, RemoveOnFail, EXIT_OK};
 use crate::progress::Progress;
@@ -549,7 +550,7 @@ fn field_end(buf: &[u8], mut p: usize) -> usize {
 
 /// The fast path for one CSV row starting at `buf[p]`, which must end with
 /// a record terminator: every field converted into `rec`. Returns the index
-/// of the row's terminator, or `None` when the `csv` crate should read the
+/// of the row's terminator, or `None` when [`csv_record_at`] should read the
 /// row instead (a quoted field, a wrong column count, a bad value: the same
 /// result then, and the same message for an error).
 #[inline(always)]
@@ -800,9 +801,10 @@ impl Loader {
     /// numbers of a plain row are parsed where they lie, each parse also
     /// finding where its field ends, straight into the record. A row the
     /// fast path does not take as it is (a quoted field, a wrong column
-    /// count, a bad value) goes through the `csv` crate, which decides what
-    /// it means and what the error is, exactly as for every row before. An
-    /// input with many such rows is read entirely by the `csv` crate.
+    /// count, a bad value) is read again by the `csv` crate's rules
+    /// ([`csv_record_at`]) and converted field by field as before, so it
+    /// means the same and fails with the same message. An input with many
+    /// such rows is read by the `csv` crate itself from there on.
     ///
     /// Line numbers are the `csv` crate's: a record's line is where the
     /// previous record ended (blank lines before it, and the `\n` of a
@@ -1169,4 +1171,70 @@ fn csv_line(row: &csv::ByteRecord) -> Vec<u8> {
         v.pop();
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `csv_record_at` reads records exactly as the `csv` crate does: the
+    /// same fields, and after each record the same byte and line position;
+    /// with the input cut short it waits for more instead of guessing.
+    #[test]
+    fn csv_record_at_matches_the_csv_crate() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"a1,,\"\"\r\n\n x";
+        let (mut row, mut field) = (csv::ByteRecord::new(), Vec::new());
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let data: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(&data[..]);
+            let mut want = csv::ByteRecord::new();
+            let (mut at, mut line) = (0usize, 1u64);
+            loop {
+                let got_want = rdr.read_byte_record(&mut want).unwrap();
+                let (got, used, newlines) =
+                    csv_record_at(&data[at..], true, &mut row, &mut field).unwrap();
+                assert_eq!(got, got_want, "{data:?} at {at}");
+                at += used;
+                line += newlines;
+                assert_eq!(at as u64, rdr.position().byte(), "{data:?}");
+                assert_eq!(line, rdr.position().line(), "{data:?}");
+                if !got {
+                    break;
+                }
+                assert_eq!(row, want, "{data:?}");
+                // Cut anywhere before its end, the record is not taken.
+                let cut = at - used + (next() % used.max(1) as u64) as usize;
+                assert!(
+                    csv_record_at(&data[at - used..cut], false, &mut row, &mut field).is_none(),
+                    "{data:?} cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn field_end_finds_the_first_delimiter() {
+        let text = b"0123456789abcdef,x\ry\n";
+        for p in 0..text.len() {
+            let want = text[p..]
+                .iter()
+                .position(|&c| c == b',' || c == b'\r' || c == b'\n')
+                .map_or(text.len(), |i| p + i);
+            assert_eq!(field_end(text, p), want);
+            assert_eq!(field_end(&text[..16], p.min(16)), 16);
+        }
+    }
 }
