@@ -18,15 +18,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 pub(crate) fn map_read_only(file: &File, len: u64) -> io::Result<Mmap> {
     let len =
         usize::try_from(len).map_err(|_| io::Error::other("file larger than the address space"))?;
-    // SAFETY: memmap2 requires that the mapped file is not truncated or
-    // modified in ways that violate Rust's aliasing rules while the map is
-    // alive. The caller holds a lock on `file` that excludes every other
-    // cooperating writer (exclusive lock) or every writer (shared lock for
-    // read-only handles), and only checks that `len` <= the file length it
-    // just read under that lock. In-process writes go through the same handle
-    // that owns this map and take `&mut self`, so no `&[u8]` borrowed from the
-    // map is alive while its bytes change. Truncation by a non-cooperating
-    // process is outside the contract (documented in docs/concurrency.md).
+    // Why the mapping is sound: callers hold a lock excluding every other
+    // writer (exclusive) or every writer (shared, read-only handles) and
+    // checked `len` against the file under it; in-process writes take `&mut`
+    // of the owner, so no borrowed `&[u8]` sees bytes change; truncation by a
+    // program ignoring the locks is outside the contract (docs/concurrency.md).
+    // SAFETY: the file is neither truncated nor changed under live borrows.
     unsafe { MmapOptions::new().len(len).map(file) }
 }
 
@@ -101,11 +98,10 @@ impl AtomicMap {
             offset.is_multiple_of(8) && offset + 8 <= self.len,
             "coord offset {offset}"
         );
-        // SAFETY: the pointer is in bounds and 8-aligned (the mapping is
-        // page-aligned and `offset` is a multiple of 8), the mapping outlives
-        // `&self`, and the coordination protocol accesses these bytes only
-        // through atomics, in every process, so there is no non-atomic access
-        // to race with. `AtomicU64` has the size and alignment of `u64`.
+        // Every process touches these bytes only through atomics (the
+        // coordination protocol), so there is no non-atomic access to race.
+        // SAFETY: in bounds, 8-aligned (page-aligned map, offset % 8 == 0),
+        // and the mapping outlives `&self`.
         unsafe { &*(self.raw.as_ptr().add(offset) as *const AtomicU64) }
     }
 }
@@ -147,12 +143,10 @@ impl SharedMap {
         const W: usize = std::mem::size_of::<usize>();
         if (src as usize).is_multiple_of(W) && dst.len().is_multiple_of(W) {
             for (k, chunk) in dst.chunks_exact_mut(W).enumerate() {
-                // SAFETY: `src + W*k .. src + W*k + W` is inside the mapping
-                // (checked above), aligned for `AtomicUsize`, and the mapping
-                // outlives this call. A relaxed load of at most pointer width
-                // is a plain load on every target (so it is allowed on
-                // read-only memory), and reading through an atomic is sound
-                // even if another process writes the bytes concurrently.
+                // A relaxed load of at most pointer width is a plain load on
+                // every target (fine on read-only memory) and is not a data
+                // race even if another process writes these bytes.
+                // SAFETY: in bounds (checked above), aligned, map outlives us.
                 let v =
                     unsafe { (*(src.add(k * W) as *const AtomicUsize)).load(Ordering::Relaxed) };
                 chunk.copy_from_slice(&v.to_ne_bytes());
@@ -194,10 +188,10 @@ pub(crate) fn wait_on(word: &AtomicU32, expected: u32, timeout: std::time::Durat
             tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
         };
-        // SAFETY: `word` is a valid, aligned 32-bit atomic in a shared
-        // mapping that outlives the call; FUTEX_WAIT (not PRIVATE, so other
-        // processes' wakes reach it) only reads it and sleeps. `ts` is a
-        // valid relative timeout. Spurious returns are fine: callers loop.
+        // FUTEX_WAIT (not PRIVATE: other processes' wakes reach it) only
+        // reads the word and sleeps; spurious returns are fine, callers loop.
+        // SAFETY: `word` is a valid aligned atomic that outlives the call,
+        // `ts` a valid relative timeout.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
