@@ -120,6 +120,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// `SchemaMismatch` unless the stored layout equals the requested one.
+    pub(crate) fn check_schema(
+        path: &std::path::Path,
+        stored: &Schema,
+        requested: &Schema,
+    ) -> Result<()> {
+        if stored == requested {
+            return Ok(());
+        }
+        Err(Error::SchemaMismatch {
+            path: path.to_path_buf(),
+            stored: Box::new(stored.clone()),
+            requested: Box::new(requested.clone()),
+        })
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io {
             op,

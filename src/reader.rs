@@ -330,14 +330,7 @@ impl<T: Record> Reader<T> {
     /// Opens a typed reader; the stored schema must be `T`'s.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let raw = RawReader::open(path)?;
-        let want = T::schema();
-        if *raw.schema() != want {
-            return Err(Error::SchemaMismatch {
-                path: raw.path().to_path_buf(),
-                stored: Box::new(raw.schema().clone()),
-                requested: Box::new(want),
-            });
-        }
+        Error::check_schema(raw.path(), raw.schema(), &T::schema())?;
         Ok(Reader {
             raw,
             _t: PhantomData,

@@ -651,13 +651,7 @@ impl RawStore {
         }
         let schema = read_schema(&file, path, &header)?;
         if let Some(want) = want {
-            if *want != schema {
-                return Err(Error::SchemaMismatch {
-                    path: path.into(),
-                    stored: Box::new(schema),
-                    requested: Box::new(want.clone()),
-                });
-            }
+            Error::check_schema(path, &schema, want)?;
         }
         let other = 1 - chosen;
         match &slots[other] {

@@ -58,14 +58,7 @@ impl<T: Record> Store<T> {
 
     /// Wraps a raw store whose schema must equal `T::schema()`.
     pub fn from_raw(raw: RawStore) -> Result<Self> {
-        let want = T::schema();
-        if *raw.schema() != want {
-            return Err(Error::SchemaMismatch {
-                path: raw.path().to_path_buf(),
-                stored: Box::new(raw.schema().clone()),
-                requested: Box::new(want),
-            });
-        }
+        Error::check_schema(raw.path(), raw.schema(), &T::schema())?;
         Ok(Store {
             raw,
             _t: PhantomData,

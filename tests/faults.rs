@@ -198,6 +198,26 @@ fn repair_of_a_sound_store_does_nothing_and_needs_a_clean_handle() {
     ));
 }
 
+/// Creates a store at `path` and appends (committing every 500 records)
+/// until growing the file fails; returns the store, its length and the error.
+fn fill_until_growth_fails(path: &Path) -> (Store<Rec>, u64, Error) {
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .open::<Rec>(path)
+        .unwrap();
+    s.extend((0..1000).map(rec)).unwrap();
+    s.commit().unwrap();
+    let mut i = 1000;
+    loop {
+        match s.extend((i..i + 500).map(rec)) {
+            Ok(_) => i += 500,
+            Err(e) => return (s, i, e),
+        }
+        s.commit().unwrap();
+    }
+}
+
 /// Runs the `#[ignore]`d test `name` of this binary in a child process.
 fn child(name: &str, path: &Path) -> std::process::Output {
     std::process::Command::new(std::env::current_exe().unwrap())
@@ -251,21 +271,7 @@ fn child_fsize_limit() {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
     }
-    let mut s = Options::new()
-        .create_new(true)
-        .chunk_size(64 << 10)
-        .open::<Rec>(&path)
-        .unwrap();
-    s.extend((0..1000).map(rec)).unwrap();
-    s.commit().unwrap();
-    let mut i = 1000;
-    let err = loop {
-        match s.extend((i..i + 500).map(rec)) {
-            Ok(_) => i += 500,
-            Err(e) => break e,
-        }
-        s.commit().unwrap();
-    };
+    let (mut s, i, err) = fill_until_growth_fails(Path::new(&path));
     assert!(matches!(err, Error::FileTooLarge { .. }), "{err}");
     println!("child: FileTooLarge after {i} records: {err}");
     // The handle is not poisoned: reads and commits of what fits still work.
@@ -310,21 +316,7 @@ fn growth_into_a_full_disk_is_a_clean_error() {
         return;
     };
     let path = fs.0.join("full.rmap");
-    let mut s = Options::new()
-        .create_new(true)
-        .chunk_size(64 << 10)
-        .open::<Rec>(&path)
-        .unwrap();
-    s.extend((0..1000).map(rec)).unwrap();
-    s.commit().unwrap();
-    let mut i = 1000;
-    let err = loop {
-        match s.extend((i..i + 500).map(rec)) {
-            Ok(_) => i += 500,
-            Err(e) => break e,
-        }
-        s.commit().unwrap();
-    };
+    let (mut s, i, err) = fill_until_growth_fails(&path);
     assert!(matches!(err, Error::NoSpace { .. }), "{err}");
     assert!(s.raw().poisoned().is_none());
     assert_eq!(s.len(), i);
