@@ -4,6 +4,7 @@
 //! optionally writes a hand-made SVG bar chart.
 
 use crate::common::{human_bytes, CliResult, Failure, EXIT_OK};
+use crate::measure;
 use recmap::{Options, RawStore, Schema};
 use std::fs::File;
 use std::hint::black_box;
@@ -17,7 +18,8 @@ The store has the schema id:u64 plus a bytes[] pad up to --record-size
 and sums the ids, so all do the same work; the file is in the page cache
 (warm), which is what recmap's zero-copy map is for. pread is one system
 call per record; BufReader (8 KiB buffer) seeks, which drops its buffer, then
-reads. The scratch directory is removed at the end.
+reads. Random reads are timed in five parts of the index sequence and the
+median part is reported. The scratch directory is removed at the end.
 
 Examples:
   recmap bench
@@ -155,15 +157,7 @@ pub fn run(a: Args) -> CliResult {
     let mut rec = vec![0u8; rs];
 
     // Random indices (xorshift64*), generated up front so no method pays for them.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let idx: Vec<u64> = (0..a.reads)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-        })
-        .collect();
+    let idx = measure::random_indices(a.reads, n, measure::SEED);
     let want_random: u64 = idx.iter().fold(0u64, |s, &i| s.wrapping_add(i));
     let want_seq: u64 = (0..n).fold(0u64, |s, i| s.wrapping_add(i));
 
@@ -185,17 +179,15 @@ pub fn run(a: Args) -> CliResult {
     let mut results: Vec<(&'static str, &'static str, f64)> = Vec::new();
 
     // recmap: random, sequential.
-    let t = Instant::now();
     let mut sum = 0u64;
-    for &i in &idx {
-        rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
-        sum = sum.wrapping_add(id_of(&rec));
-    }
-    results.push((
-        "random",
-        "recmap get",
-        t.elapsed().as_nanos() as f64 / a.reads as f64,
-    ));
+    let ns = median_of_passes(&idx, |part| {
+        for &i in part {
+            rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
+            sum = sum.wrapping_add(id_of(&rec));
+        }
+        Ok(())
+    })?;
+    results.push(("random", "recmap get", ns));
     check("recmap random", sum, want_random)?;
     let t = Instant::now();
     let mut sum = 0u64;
@@ -203,26 +195,20 @@ pub fn run(a: Args) -> CliResult {
         rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
         sum = sum.wrapping_add(id_of(&rec));
     }
-    results.push((
-        "scan",
-        "recmap get",
-        t.elapsed().as_nanos() as f64 / n as f64,
-    ));
+    results.push(("scan", "recmap get", measure::ns_per_op(t, n)));
     check("recmap scan", sum, want_seq)?;
 
     // pread.
     let file = File::open(&path).map_err(io_fail(&path))?;
-    let t = Instant::now();
     let mut sum = 0u64;
-    for &i in &idx {
-        pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(&path))?;
-        sum = sum.wrapping_add(id_of(&rec));
-    }
-    results.push((
-        "random",
-        "pread",
-        t.elapsed().as_nanos() as f64 / a.reads as f64,
-    ));
+    let ns = median_of_passes(&idx, |part| {
+        for &i in part {
+            pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(&path))?;
+            sum = sum.wrapping_add(id_of(&rec));
+        }
+        Ok(())
+    })?;
+    results.push(("random", "pread", ns));
     check("pread random", sum, want_random)?;
     let t = Instant::now();
     let mut sum = 0u64;
@@ -230,24 +216,22 @@ pub fn run(a: Args) -> CliResult {
         pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(&path))?;
         sum = sum.wrapping_add(id_of(&rec));
     }
-    results.push(("scan", "pread", t.elapsed().as_nanos() as f64 / n as f64));
+    results.push(("scan", "pread", measure::ns_per_op(t, n)));
     check("pread scan", sum, want_seq)?;
 
     // BufReader: seek + read at random; in order, reading on and skipping page padding.
     let mut r = BufReader::new(File::open(&path).map_err(io_fail(&path))?);
-    let t = Instant::now();
     let mut sum = 0u64;
-    for &i in &idx {
-        r.seek(SeekFrom::Start(geo.offset(i)))
-            .map_err(io_fail(&path))?;
-        r.read_exact(&mut rec).map_err(io_fail(&path))?;
-        sum = sum.wrapping_add(id_of(&rec));
-    }
-    results.push((
-        "random",
-        "BufReader seek+read",
-        t.elapsed().as_nanos() as f64 / a.reads as f64,
-    ));
+    let ns = median_of_passes(&idx, |part| {
+        for &i in part {
+            r.seek(SeekFrom::Start(geo.offset(i)))
+                .map_err(io_fail(&path))?;
+            r.read_exact(&mut rec).map_err(io_fail(&path))?;
+            sum = sum.wrapping_add(id_of(&rec));
+        }
+        Ok(())
+    })?;
+    results.push(("random", "BufReader seek+read", ns));
     check("BufReader random", sum, want_random)?;
     let t = Instant::now();
     let mut sum = 0u64;
@@ -264,11 +248,7 @@ pub fn run(a: Args) -> CliResult {
         pos = off + rs as u64;
         sum = sum.wrapping_add(id_of(&rec));
     }
-    results.push((
-        "scan",
-        "BufReader read",
-        t.elapsed().as_nanos() as f64 / n as f64,
-    ));
+    results.push(("scan", "BufReader read", measure::ns_per_op(t, n)));
     check("BufReader scan", sum, want_seq)?;
 
     results.sort_by_key(|r| r.0 != "random"); // random first, then scans
@@ -321,6 +301,25 @@ pub fn run(a: Args) -> CliResult {
         eprintln!("wrote {}", svg.display());
     }
     Ok(EXIT_OK)
+}
+
+/// Random reads are timed in up to [`PASSES`] consecutive parts of the index
+/// sequence; the figure is the median part's ns per read, so a burst of load
+/// from other processes during one part does not skew it.
+const PASSES: usize = 5;
+
+fn median_of_passes(
+    idx: &[u64],
+    mut pass: impl FnMut(&[u64]) -> Result<(), Failure>,
+) -> Result<f64, Failure> {
+    let per = idx.len().div_ceil(PASSES).max(1);
+    let mut ns = Vec::with_capacity(PASSES);
+    for part in idx.chunks(per) {
+        let t = Instant::now();
+        pass(part)?;
+        ns.push(measure::ns_per_op(t, part.len() as u64));
+    }
+    Ok(measure::median(&mut ns))
 }
 
 fn xml_escape(s: &str) -> String {

@@ -11,6 +11,7 @@ mod export;
 mod get;
 mod info;
 mod load;
+mod measure;
 mod progress;
 mod schema;
 mod value;

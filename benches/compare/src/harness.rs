@@ -1,0 +1,878 @@
+//! The measuring harness every system runs through: the record type and the
+//! data, the settings, the probe, the loops that time each workload (load,
+//! random get, scan, durable update, durable append) and the results table.
+//!
+//! A system module calls [`Cx::load`], [`Cx::get`], [`Cx::scan`] and
+//! [`Cx::commits`] with closures doing its own work; the harness decides how
+//! often they run, checks the sums they return and records the figures.
+
+use crate::measure::{self, DeviceWrites};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+recmap::record! {
+    /// 64 bytes: `a` is the record's index (its key), `b`…`h` are derived
+    /// from it. Updates change `c` only, so sums over `a` and `h` stay
+    /// checkable after them.
+    pub struct Rec {
+        pub a: u64,
+        pub b: u64,
+        pub c: u64,
+        pub d: u64,
+        pub e: u64,
+        pub f: u64,
+        pub g: u64,
+        pub h: u64,
+    }
+}
+
+pub const REC: usize = std::mem::size_of::<Rec>();
+const _: () = assert!(REC == 64);
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Rec {
+    /// The record stored at index `i` by every load.
+    pub fn new(i: u64) -> Rec {
+        let s = splitmix(i);
+        Rec {
+            a: i,
+            b: s,
+            c: s.rotate_left(8),
+            d: s.rotate_left(16),
+            e: s.rotate_left(24),
+            f: s.rotate_left(32),
+            g: s.rotate_left(40),
+            h: s ^ i,
+        }
+    }
+
+    /// Record `i` as written by update number `k`: only `c` changes.
+    pub fn updated(i: u64, k: u64) -> Rec {
+        Rec {
+            c: k,
+            ..Rec::new(i)
+        }
+    }
+
+    /// What a get adds to its sum: the first and the last word, so the
+    /// whole 64-byte record (one cache line) is read.
+    #[inline(always)]
+    pub fn get_value(&self) -> u64 {
+        self.a.wrapping_add(self.h)
+    }
+}
+
+/// Which workloads run (a system's load always runs, since the others need
+/// its data; it is only reported when selected).
+#[derive(Clone, Copy, Debug)]
+pub struct Workloads {
+    pub load: bool,
+    pub get: bool,
+    pub scan: bool,
+    pub update: bool,
+    pub append: bool,
+}
+
+impl Workloads {
+    pub const NAMES: [&'static str; 5] = ["load", "get", "scan", "update", "append"];
+
+    pub fn parse(names: &[String]) -> std::result::Result<Workloads, String> {
+        let mut w = Workloads {
+            load: false,
+            get: false,
+            scan: false,
+            update: false,
+            append: false,
+        };
+        for n in names {
+            match n.as_str() {
+                "load" => w.load = true,
+                "get" => w.get = true,
+                "scan" => w.scan = true,
+                "update" => w.update = true,
+                "append" => w.append = true,
+                _ => {
+                    return Err(format!(
+                        "--workloads: unknown workload {n:?} (known: {})",
+                        Self::NAMES.join(",")
+                    ))
+                }
+            }
+        }
+        Ok(w)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub records: u64,
+    pub dir: PathBuf,
+    pub only: Option<Vec<String>>,
+    pub workloads: Workloads,
+    pub lookups: u64,
+    pub slow_lookups: u64,
+    pub passes: usize,
+    pub scan_passes: usize,
+    pub commits: u64,
+    pub commit_seconds: f64,
+    pub bytes_ops: u64,
+    pub keep: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            records: 1_000_000,
+            dir: PathBuf::from("/var/tmp"),
+            only: None,
+            workloads: Workloads {
+                load: true,
+                get: true,
+                scan: true,
+                update: true,
+                append: true,
+            },
+            lookups: 1_000_000,
+            slow_lookups: 200_000,
+            passes: 5,
+            scan_passes: 3,
+            commits: 10_000,
+            commit_seconds: 15.0,
+            bytes_ops: 1_000,
+            keep: false,
+        }
+    }
+}
+
+/// A column of the results table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Col {
+    Load,
+    Get,
+    Scan,
+    UpdateP50,
+    UpdateP99,
+    UpdateBytes,
+    AppendP50,
+    AppendP99,
+    AppendBytes,
+}
+
+impl Col {
+    pub fn title(self) -> &'static str {
+        match self {
+            Col::Load => "bulk load (durable)",
+            Col::Get => "random get",
+            Col::Scan => "scan",
+            Col::UpdateP50 => "update+commit p50",
+            Col::UpdateP99 => "update+commit p99",
+            Col::UpdateBytes => "update: bytes/commit",
+            Col::AppendP50 => "append+commit p50",
+            Col::AppendP99 => "append+commit p99",
+            Col::AppendBytes => "append: bytes/commit",
+        }
+    }
+}
+
+/// What a figure is, for formatting.
+#[derive(Clone, Copy, Debug)]
+pub enum Unit {
+    MBps,
+    Ns,
+    GBps,
+    Bytes,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub value: f64,
+    pub unit: Unit,
+    /// Printed after the ratio, inside the parentheses.
+    pub extra: Option<String>,
+}
+
+/// Rows in insertion order, each a map from column to cell.
+#[derive(Default, Debug)]
+pub struct Table {
+    rows: Vec<(String, HashMap<Col, Cell>)>,
+}
+
+/// The row every ratio is relative to.
+pub const BASE_ROW: &str = "recmap";
+
+impl Table {
+    pub fn row(&mut self, name: &str) {
+        if !self.rows.iter().any(|r| r.0 == name) {
+            self.rows.push((name.to_string(), HashMap::new()));
+        }
+    }
+
+    pub fn set(&mut self, row: &str, col: Col, cell: Cell) {
+        self.row(row);
+        let r = self.rows.iter_mut().find(|r| r.0 == row).expect("row");
+        r.1.insert(col, cell);
+    }
+
+    pub fn get(&self, row: &str, col: Col) -> Option<&Cell> {
+        self.rows.iter().find(|r| r.0 == row)?.1.get(&col)
+    }
+
+    pub fn render(&self, cols: &[Col]) -> String {
+        let mut s = String::from("| system |");
+        for c in cols {
+            s.push_str(&format!(" {} |", c.title()));
+        }
+        s.push_str("\n|---|");
+        for _ in cols {
+            s.push_str("---:|");
+        }
+        s.push('\n');
+        // The probe's row last.
+        let mut rows: Vec<_> = self.rows.iter().collect();
+        rows.sort_by_key(|r| r.0 == PROBE_ROW);
+        for (name, cells) in rows {
+            s.push_str(&format!("| {name} |"));
+            for &c in cols {
+                let text = match cells.get(&c) {
+                    None => "—".to_string(),
+                    Some(cell) => {
+                        let mut t = fmt_value(cell.value, cell.unit);
+                        let base = self.get(BASE_ROW, c).map(|b| b.value);
+                        let mut inner = Vec::new();
+                        if let Some(b) = base.filter(|b| *b > 0.0) {
+                            inner.push(format!("{}×", fmt_ratio(cell.value / b)));
+                        }
+                        if let Some(x) = &cell.extra {
+                            inner.push(x.clone());
+                        }
+                        if !inner.is_empty() {
+                            t.push_str(&format!(" ({})", inner.join("; ")));
+                        }
+                        t
+                    }
+                };
+                s.push_str(&format!(" {text} |"));
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+pub fn fmt_ratio(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}")
+    } else if r >= 10.0 {
+        format!("{r:.1}")
+    } else if r >= 0.1 || r <= 0.0 || !r.is_finite() {
+        format!("{r:.2}")
+    } else {
+        // Two significant digits.
+        let digits = (1.0 - r.log10().floor()) as usize;
+        format!("{r:.digits$}")
+    }
+}
+
+pub fn fmt_value(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::MBps => format!("{v:.0} MB/s"),
+        Unit::GBps => format!("{v:.2} GB/s"),
+        Unit::Ns => {
+            if v < 10.0 {
+                format!("{v:.1} ns")
+            } else if v < 10_000.0 {
+                format!("{v:.0} ns")
+            } else if v < 10_000_000.0 {
+                format!("{:.0} µs", v / 1e3)
+            } else {
+                format!("{:.1} ms", v / 1e6)
+            }
+        }
+        Unit::Bytes => {
+            if v < 1024.0 {
+                format!("{v:.0} B")
+            } else if v < 1024.0 * 1024.0 {
+                format!("{:.1} KiB", v / 1024.0)
+            } else {
+                format!("{:.2} MiB", v / 1024.0 / 1024.0)
+            }
+        }
+    }
+}
+
+/// Update or append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    Update,
+    Append,
+}
+
+impl Commit {
+    fn name(self) -> &'static str {
+        match self {
+            Commit::Update => "update",
+            Commit::Append => "append",
+        }
+    }
+    fn cols(self) -> (Col, Col, Col) {
+        match self {
+            Commit::Update => (Col::UpdateP50, Col::UpdateP99, Col::UpdateBytes),
+            Commit::Append => (Col::AppendP50, Col::AppendP99, Col::AppendBytes),
+        }
+    }
+}
+
+/// The yardstick for durable writes: one 64-byte `pwrite` at a random
+/// record offset of a separate, preallocated and already written file, then
+/// `fdatasync`. It runs interleaved with every system's commits.
+pub struct Probe {
+    file: File,
+    slots: u64,
+    k: u64,
+    /// Every interleaved probe latency, per workload.
+    samples: HashMap<&'static str, Vec<f64>>,
+    /// Device bytes per probe, from a probe-only loop, per workload.
+    bytes: HashMap<&'static str, Option<f64>>,
+}
+
+pub const PROBE_ROW: &str = "probe: pwrite 64 B + fdatasync";
+
+impl Probe {
+    fn new(path: &Path) -> Result<Probe> {
+        let slots = 1 << 20; // 64 MiB
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        let chunk: Vec<u8> = (0..(2usize << 20)).map(|i| i as u8).collect();
+        let mut off = 0;
+        while off < slots * REC as u64 {
+            file.write_all_at(&chunk, off)?;
+            off += chunk.len() as u64;
+        }
+        file.sync_all()?;
+        Ok(Probe {
+            file,
+            slots,
+            k: 0,
+            samples: HashMap::new(),
+            bytes: HashMap::new(),
+        })
+    }
+
+    /// One probe: returns its latency in ns.
+    pub fn once(&mut self) -> Result<f64> {
+        self.k += 1;
+        let slot = measure::Xorshift64Star::new(self.k).below(self.slots);
+        let rec = Rec::updated(slot, self.k);
+        let t = Instant::now();
+        self.file
+            .write_all_at(bytemuck::bytes_of(&rec), slot * REC as u64)?;
+        self.file.sync_data()?;
+        Ok(t.elapsed().as_nanos() as f64)
+    }
+}
+
+/// The run's state: settings, data, the indices, the table, the probe.
+pub struct Cx {
+    pub s: Settings,
+    /// `s.records` records, as every system loads them.
+    pub data: Vec<Rec>,
+    /// The random get indices (the same for every system; slow systems use a prefix).
+    pub get_idx: Vec<u64>,
+    /// The random indices of the update workload.
+    pub update_idx: Vec<u64>,
+    /// Scratch directory of this run (removed at the end unless `--keep`).
+    pub dir: PathBuf,
+    pub table: Table,
+    pub dev: Option<DeviceWrites>,
+    probe: Option<Probe>,
+    notes: Vec<String>,
+    /// Expected sums of a full get pass over `get_idx[..k]`, per k used.
+    want_get: HashMap<usize, u64>,
+    want_scan: u64,
+}
+
+impl Drop for Cx {
+    fn drop(&mut self) {
+        if !self.s.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Cx {
+    pub fn new(s: Settings) -> Result<Cx> {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let dir = s
+            .dir
+            .join(format!("recmap-compare-{}-{nonce}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let n = s.records;
+        eprintln!("generating {n} records and the index sequences");
+        let data: Vec<Rec> = (0..n).map(Rec::new).collect();
+        let get_idx = measure::random_indices(s.lookups.max(s.slow_lookups), n, measure::SEED);
+        let update_idx = measure::random_indices(s.commits.max(1) * 2, n, measure::SEED ^ 0xABCD);
+        let want_scan = data.iter().fold(0u64, |acc, r| acc.wrapping_add(r.a));
+        let dev = DeviceWrites::for_path(&dir);
+        Ok(Cx {
+            s,
+            data,
+            get_idx,
+            update_idx,
+            dir,
+            table: Table::default(),
+            dev,
+            probe: None,
+            notes: Vec::new(),
+            want_get: HashMap::new(),
+            want_scan,
+        })
+    }
+
+    pub fn n(&self) -> u64 {
+        self.s.records
+    }
+
+    pub fn selected(&self, system: &str) -> bool {
+        self.s
+            .only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|x| x == system))
+    }
+
+    /// A fresh path in the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn note(&mut self, s: String) {
+        self.notes.push(s);
+    }
+
+    pub fn columns(&self) -> Vec<Col> {
+        let w = self.s.workloads;
+        let mut c = Vec::new();
+        if w.load {
+            c.push(Col::Load);
+        }
+        if w.get {
+            c.push(Col::Get);
+        }
+        if w.scan {
+            c.push(Col::Scan);
+        }
+        if w.update {
+            c.extend([Col::UpdateP50, Col::UpdateP99, Col::UpdateBytes]);
+        }
+        if w.append {
+            c.extend([Col::AppendP50, Col::AppendP99, Col::AppendBytes]);
+        }
+        c
+    }
+
+    pub fn notes(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(p) = &self.probe {
+            for w in ["update", "append"] {
+                if let Some(v) = p.samples.get(w) {
+                    s.push_str(&format!(
+                        "- probe during {w}: {} interleaved samples in all\n",
+                        v.len()
+                    ));
+                }
+            }
+        }
+        for n in &self.notes {
+            s.push_str(&format!("- {n}\n"));
+        }
+        s
+    }
+
+    /// Times a durable bulk load of all records. Runs `sync` first (untimed)
+    /// so no load pays for an earlier one's writeback.
+    pub fn load(&mut self, row: &str, f: impl FnOnce(&[Rec]) -> Result<()>) -> Result<()> {
+        eprintln!("[{row}] load: {} records", self.n());
+        sync_all();
+        let t = Instant::now();
+        f(&self.data)?;
+        let secs = t.elapsed().as_secs_f64();
+        let mb = (self.n() * REC as u64) as f64 / 1e6;
+        eprintln!("[{row}] load: {secs:.3} s, {:.0} MB/s", mb / secs);
+        if self.s.workloads.load {
+            self.table.set(
+                row,
+                Col::Load,
+                Cell {
+                    value: mb / secs,
+                    unit: Unit::MBps,
+                    extra: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Times random gets: `passes` passes over the first `lookups` (or
+    /// `slow_lookups`) indices; `f` returns the sum of `Rec::get_value` of the
+    /// records it read, which is checked. Records the median ns per get.
+    pub fn get(
+        &mut self,
+        row: &str,
+        slow: bool,
+        mut f: impl FnMut(&[u64]) -> Result<u64>,
+    ) -> Result<()> {
+        if !self.s.workloads.get {
+            return Ok(());
+        }
+        let k = if slow {
+            self.s.slow_lookups
+        } else {
+            self.s.lookups
+        } as usize;
+        let want = *self.want_get.entry(k).or_insert_with(|| {
+            self.get_idx[..k]
+                .iter()
+                .fold(0u64, |acc, &i| acc.wrapping_add(Rec::new(i).get_value()))
+        });
+        let idx = &self.get_idx[..k];
+        eprintln!(
+            "[{row}] get: {} passes of {k} random lookups",
+            self.s.passes
+        );
+        let mut ns = Vec::new();
+        for _ in 0..self.s.passes {
+            let t = Instant::now();
+            let sum = f(idx)?;
+            ns.push(measure::ns_per_op(t, k as u64));
+            if sum != want {
+                return Err(format!("{row}: get read wrong data (sum {sum}, want {want})").into());
+            }
+        }
+        let med = measure::median(&mut ns.clone());
+        eprintln!("[{row}] get: median {med:.1} ns/op (passes {ns:.1?})");
+        self.table.set(
+            row,
+            Col::Get,
+            Cell {
+                value: med,
+                unit: Unit::Ns,
+                extra: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Times a full scan summing `a` of every record (`f` returns the sum).
+    /// Up to `scan_passes` passes, fewer once 10 s have gone by; median GB/s.
+    pub fn scan(&mut self, row: &str, mut f: impl FnMut() -> Result<u64>) -> Result<()> {
+        if !self.s.workloads.scan {
+            return Ok(());
+        }
+        eprintln!("[{row}] scan: {} records", self.n());
+        let start = Instant::now();
+        let mut gbps = Vec::new();
+        for _ in 0..self.s.scan_passes {
+            let t = Instant::now();
+            let sum = f()?;
+            let secs = t.elapsed().as_secs_f64();
+            if sum != self.want_scan {
+                return Err(format!(
+                    "{row}: scan read wrong data (sum {sum}, want {})",
+                    self.want_scan
+                )
+                .into());
+            }
+            gbps.push((self.n() * REC as u64) as f64 / 1e9 / secs);
+            if start.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+        }
+        let passes = gbps.len();
+        let med = measure::median(&mut gbps);
+        eprintln!("[{row}] scan: median {med:.2} GB/s ({passes} passes)");
+        self.table.set(
+            row,
+            Col::Scan,
+            Cell {
+                value: med,
+                unit: Unit::GBps,
+                extra: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Warms the page cache (and the system's mappings) with one untimed pass
+    /// of `f`, a full scan.
+    pub fn warm(&mut self, row: &str, f: impl FnOnce() -> Result<u64>) -> Result<()> {
+        eprintln!("[{row}] warm-up scan (untimed)");
+        let sum = f()?;
+        if sum != self.want_scan {
+            return Err(format!(
+                "{row}: warm-up read wrong data (sum {sum}, want {})",
+                self.want_scan
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    fn probe(&mut self) -> Result<&mut Probe> {
+        if self.probe.is_none() {
+            self.probe = Some(Probe::new(&self.dir.join("probe.dat"))?);
+        }
+        Ok(self.probe.as_mut().expect("probe"))
+    }
+
+    /// Device bytes per operation: `ops` operations in 5 chunks, each chunk
+    /// between two reads of the device counter; the least per-op figure (the
+    /// device is shared with other processes, whose writes only add).
+    fn device_bytes(&self, ops: u64, mut op: impl FnMut() -> Result<()>) -> Result<Option<f64>> {
+        let Some(dev) = &self.dev else {
+            return Ok(None);
+        };
+        sync_all();
+        let chunk = (ops / 5).max(1);
+        let mut best: Option<f64> = None;
+        let start = Instant::now();
+        for _ in 0..5 {
+            let before = dev.bytes().ok_or("device counter unreadable")?;
+            let mut done = 0u64;
+            let t = Instant::now();
+            while done < chunk {
+                op()?;
+                done += 1;
+                // A chunk stops early after its share of the time budget.
+                if done >= 20 && t.elapsed().as_secs_f64() > self.s.commit_seconds / 10.0 {
+                    break;
+                }
+            }
+            let after = dev.bytes().ok_or("device counter unreadable")?;
+            let per = (after - before) as f64 / done as f64;
+            best = Some(best.map_or(per, |b: f64| b.min(per)));
+            if start.elapsed().as_secs_f64() > self.s.commit_seconds / 2.0 {
+                break;
+            }
+        }
+        Ok(best)
+    }
+
+    /// Times durable single-record updates or appends. `op(k)` does the
+    /// `k`-th operation (0, 1, 2, … across all calls) and makes it durable.
+    ///
+    /// Latency: up to `commits` operations (at least 200, then stopping
+    /// after `commit_seconds`), each paired with one probe (alternately
+    /// after and before it), so the system and the probe see the same disk
+    /// conditions. Bytes: a separate loop of
+    /// `bytes_ops` operations without the probe (see `device_bytes`); the
+    /// probe's own bytes come from a probe-only loop, once per workload.
+    pub fn commits(
+        &mut self,
+        row: &str,
+        kind: Commit,
+        mut op: impl FnMut(u64) -> Result<()>,
+    ) -> Result<()> {
+        let selected = match kind {
+            Commit::Update => self.s.workloads.update,
+            Commit::Append => self.s.workloads.append,
+        };
+        if !selected {
+            return Ok(());
+        }
+        let w = kind.name();
+        let budget = Duration::from_secs_f64(self.s.commit_seconds);
+        let want = self.s.commits.max(1);
+        eprintln!("[{row}] {w}: up to {want} durable ops interleaved with the probe");
+        let mut k = 0u64;
+        // Warm-up, untimed.
+        for _ in 0..10 {
+            op(k)?;
+            k += 1;
+            self.probe()?.once()?;
+        }
+        let mut sys = Vec::with_capacity(want as usize);
+        let mut probe = Vec::with_capacity(want as usize);
+        let start = Instant::now();
+        while (sys.len() as u64) < want {
+            // Alternate which goes first, so neither always follows the other's sync.
+            let probe_first = sys.len() % 2 == 1;
+            if probe_first {
+                probe.push(self.probe()?.once()?);
+            }
+            let t = Instant::now();
+            op(k)?;
+            sys.push(t.elapsed().as_nanos() as f64);
+            k += 1;
+            if !probe_first {
+                probe.push(self.probe()?.once()?);
+            }
+            if sys.len() >= 200 && start.elapsed() > budget {
+                break;
+            }
+        }
+        let done = sys.len();
+        let p50 = measure::median(&mut sys);
+        let p99 = measure::percentile(&mut sys, 99.0);
+        let probe_p50 = measure::median(&mut probe);
+        eprintln!(
+            "[{row}] {w}: {done} ops, p50 {:.0} µs, p99 {:.0} µs; probe p50 {:.0} µs",
+            p50 / 1e3,
+            p99 / 1e3,
+            probe_p50 / 1e3
+        );
+        if (done as u64) < want {
+            self.note(format!(
+                "{row}: {w} stopped after {done} of {want} operations (time budget {} s)",
+                self.s.commit_seconds
+            ));
+        }
+        self.probe()?
+            .samples
+            .entry(w)
+            .or_default()
+            .extend_from_slice(&probe);
+
+        eprintln!(
+            "[{row}] {w}: device bytes, {} ops without the probe",
+            self.s.bytes_ops
+        );
+        let bytes = {
+            let ops = self.s.bytes_ops;
+            let mut kk = k;
+            self.device_bytes(ops, || {
+                op(kk)?;
+                kk += 1;
+                Ok(())
+            })?
+        };
+        let (c50, c99, cb) = kind.cols();
+        self.table.set(
+            row,
+            c50,
+            Cell {
+                value: p50,
+                unit: Unit::Ns,
+                extra: Some(format!("{}× probe", fmt_ratio(p50 / probe_p50))),
+            },
+        );
+        self.table.set(
+            row,
+            c99,
+            Cell {
+                value: p99,
+                unit: Unit::Ns,
+                extra: None,
+            },
+        );
+        if let Some(b) = bytes {
+            self.table.set(
+                row,
+                cb,
+                Cell {
+                    value: b,
+                    unit: Unit::Bytes,
+                    extra: None,
+                },
+            );
+        }
+
+        // The probe's own row: all interleaved samples so far, and its bytes.
+        let has_bytes = self.probe()?.bytes.contains_key(w);
+        if !has_bytes {
+            eprintln!(
+                "[probe] {w}: device bytes, {} probes alone",
+                self.s.bytes_ops
+            );
+            let mut p = self.probe.take().expect("probe");
+            let b = self.device_bytes(self.s.bytes_ops, || p.once().map(|_| ()));
+            self.probe = Some(p);
+            self.probe()?.bytes.insert(w, b?);
+        }
+        let p = self.probe()?;
+        let mut all = p.samples[w].clone();
+        let pb = p.bytes[w];
+        let (m, q) = (
+            measure::median(&mut all),
+            measure::percentile(&mut all, 99.0),
+        );
+        self.table.set(
+            PROBE_ROW,
+            c50,
+            Cell {
+                value: m,
+                unit: Unit::Ns,
+                extra: None,
+            },
+        );
+        self.table.set(
+            PROBE_ROW,
+            c99,
+            Cell {
+                value: q,
+                unit: Unit::Ns,
+                extra: None,
+            },
+        );
+        if let Some(b) = pb {
+            self.table.set(
+                PROBE_ROW,
+                cb,
+                Cell {
+                    value: b,
+                    unit: Unit::Bytes,
+                    extra: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes a file or directory of the scratch directory (each system
+    /// deletes its files when done, so big runs need one system's space).
+    pub fn remove(&self, path: &Path) {
+        if self.s.keep {
+            return;
+        }
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+    }
+}
+
+/// `sync(2)`: writes back everything dirty, so the next measurement starts clean.
+pub fn sync_all() {
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
+/// Sums `a` of records from a byte slice of whole records (any alignment).
+#[inline]
+pub fn sum_a_bytes(bytes: &[u8]) -> u64 {
+    bytes.chunks_exact(REC).fold(0u64, |acc, r| {
+        acc.wrapping_add(u64::from_le_bytes(r[..8].try_into().expect("8 bytes")))
+    })
+}
+
+/// A record copied out of bytes of any alignment.
+#[inline(always)]
+pub fn read_rec(bytes: &[u8]) -> Rec {
+    bytemuck::pod_read_unaligned(bytes)
+}

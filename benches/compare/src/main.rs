@@ -1,0 +1,137 @@
+//! `recmap-compare`: runs the same workloads on recmap and on its peers
+//! (raw memmap2, plain-file `pread`/`pwrite`, `BufReader`/`BufWriter`, an
+//! in-memory `Vec`, LMDB through heed, redb, SQLite through rusqlite) and
+//! prints one markdown table. See `README.md` beside `Cargo.toml`.
+//!
+//! This file owns the command line, the report header and the order of the
+//! run; `harness` owns the measuring loops and the table; `systems/*` hold
+//! one module per system. The seeded indices, medians/percentiles and the
+//! block-device write counter come from the CLI's `measure` module, which
+//! `recmap bench` uses too.
+
+#[path = "../../../src/bin/recmap/measure.rs"]
+mod measure;
+
+mod alloc_count;
+mod harness;
+mod report;
+mod systems;
+
+use harness::{Cx, Settings, Workloads};
+use std::path::PathBuf;
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
+
+const USAGE: &str = "\
+recmap-compare: recmap against memmap2, pread, BufReader, Vec, LMDB, redb and SQLite
+
+Usage: cargo run --release -- [OPTIONS]
+
+Options:
+  --records N          records of 64 bytes (default 1000000; 16000000 = 1 GiB)
+  --dir DIR            scratch directory on the disk under test (default /var/tmp);
+                       a fresh subdirectory is created and removed at the end
+  --only LIST          systems to run, comma-separated:
+                       recmap,memmap2,file,bufio,vec,lmdb,redb,sqlite (default all)
+  --workloads LIST     load,get,scan,update,append (default all)
+  --lookups N          random gets per pass for in-memory systems (default 1000000)
+  --slow-lookups N     random gets per pass for syscall/database systems (default 200000)
+  --passes N           get passes (median reported; default 5)
+  --scan-passes N      scan passes (median reported; default 3, fewer if slow)
+  --commits N          update/append operations per system, each made durable,
+                       interleaved with the probe (default 10000)
+  --commit-seconds S   time budget of one such loop (default 15; at least 200 ops)
+  --bytes-ops N        operations in the separate device-bytes loop (default 1000,
+                       in 5 chunks; the least per-op figure is reported)
+  --keep               keep the scratch directory
+  -h, --help           this text
+";
+
+fn parse_args() -> Result<Settings, String> {
+    let mut s = Settings::default();
+    let mut args = std::env::args().skip(1);
+    let list = |v: String| -> Vec<String> {
+        v.split(',')
+            .map(|x| x.trim().to_ascii_lowercase())
+            .filter(|x| !x.is_empty())
+            .collect()
+    };
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        let num = |name: &str, v: String| -> Result<u64, String> {
+            v.replace('_', "")
+                .parse::<u64>()
+                .map_err(|e| format!("{name}: {e}"))
+        };
+        match a.as_str() {
+            "--records" => s.records = num(&a, value(&a)?)?,
+            "--dir" => s.dir = PathBuf::from(value(&a)?),
+            "--only" => s.only = Some(list(value(&a)?)),
+            "--workloads" => s.workloads = Workloads::parse(&list(value(&a)?))?,
+            "--lookups" => s.lookups = num(&a, value(&a)?)?,
+            "--slow-lookups" => s.slow_lookups = num(&a, value(&a)?)?,
+            "--passes" => s.passes = num(&a, value(&a)?)? as usize,
+            "--scan-passes" => s.scan_passes = num(&a, value(&a)?)? as usize,
+            "--commits" => s.commits = num(&a, value(&a)?)?,
+            "--commit-seconds" => s.commit_seconds = num(&a, value(&a)?)? as f64,
+            "--bytes-ops" => s.bytes_ops = num(&a, value(&a)?)?,
+            "--keep" => s.keep = true,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    if s.records < 2 {
+        return Err("--records must be at least 2".into());
+    }
+    if s.passes == 0 || s.scan_passes == 0 || s.lookups == 0 || s.slow_lookups == 0 {
+        return Err("--passes, --scan-passes and --lookups must be at least 1".into());
+    }
+    if let Some(only) = &s.only {
+        for name in only {
+            if !systems::NAMES.contains(&name.as_str()) {
+                return Err(format!(
+                    "--only: unknown system {name:?} (known: {})",
+                    systems::NAMES.join(",")
+                ));
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn main() {
+    let settings = match parse_args() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(settings) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(settings: Settings) -> harness::Result<()> {
+    let mut cx = Cx::new(settings)?;
+    let header = report::header(&cx);
+    eprint!("{header}");
+    for name in systems::NAMES {
+        if cx.selected(name) {
+            systems::run(name, &mut cx)?;
+        }
+    }
+    let load_after = report::loadavg();
+    let mut out = header;
+    out.push_str(&cx.table.render(&cx.columns()));
+    out.push('\n');
+    out.push_str(&cx.notes());
+    out.push_str(&format!("load average at the end: {load_after}\n"));
+    print!("{out}");
+    Ok(())
+}

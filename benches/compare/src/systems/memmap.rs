@@ -1,0 +1,97 @@
+//! Raw memmap2, the ceiling: a plain file of records (no header, no
+//! checksums) mapped read-write with `MmapMut`. Load: `set_len`, map, copy,
+//! `flush` (msync) and `fdatasync`. Gets cast the mapped bytes with
+//! `bytemuck::from_bytes`; scans cast the whole range to `&[Rec]`. A durable
+//! update stores into the map and `flush_range`s (msync) its 4 KiB page; an
+//! append does the same in room preallocated past the records. A second row
+//! maps the same file again with `MADV_RANDOM` and repeats the workloads.
+
+use crate::harness::{Commit, Cx, Rec, Result, REC};
+use memmap2::{Advice, MmapMut};
+use std::hint::black_box;
+
+const ROW: &str = "memmap2";
+const ROW_RANDOM: &str = "memmap2 + MADV_RANDOM";
+
+pub fn run(cx: &mut Cx) -> Result<()> {
+    let path = cx.path("memmap2.dat");
+    let n = cx.n();
+    // Room for both rows' appends (warm-up, timed and bytes loops).
+    let room = 2 * (cx.s.commits + cx.s.bytes_ops + 100);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let mut map = None;
+    cx.load(ROW, |data| {
+        file.set_len((n + room) * REC as u64)?;
+        // SAFETY: the file is private to this process and nothing else
+        // truncates or writes it while mapped.
+        let mut m = unsafe { MmapMut::map_mut(&file)? };
+        m[..data.len() * REC].copy_from_slice(bytemuck::cast_slice(data));
+        m.flush()?;
+        file.sync_data()?;
+        map = Some(m);
+        Ok(())
+    })?;
+    let mut map = map.expect("loaded");
+    let mut next = n;
+    workloads(cx, ROW, &mut map, &mut next)?;
+    drop(map);
+
+    // SAFETY: as above.
+    let mut map = unsafe { MmapMut::map_mut(&file)? };
+    map.advise(Advice::Random)?;
+    workloads(cx, ROW_RANDOM, &mut map, &mut next)?;
+    drop(map);
+    drop(file);
+    cx.remove(&path);
+    Ok(())
+}
+
+fn scan(map: &[u8], n: u64) -> u64 {
+    let recs: &[Rec] = bytemuck::cast_slice(&map[..n as usize * REC]);
+    recs.iter().fold(0u64, |a, r| a.wrapping_add(r.a))
+}
+
+fn store(map: &mut MmapMut, i: u64, rec: &Rec) -> Result<()> {
+    let off = i as usize * REC;
+    map[off..off + REC].copy_from_slice(bytemuck::bytes_of(rec));
+    // msync of the 4 KiB page holding the record.
+    let page = off & !4095;
+    map.flush_range(page, 4096)?;
+    Ok(())
+}
+
+fn workloads(cx: &mut Cx, row: &str, map: &mut MmapMut, next: &mut u64) -> Result<()> {
+    let n = cx.n();
+    cx.table.row(row);
+    cx.warm(row, || Ok(scan(map, n)))?;
+    cx.get(row, false, |idx| {
+        let m: &[u8] = map;
+        let mut sum = 0u64;
+        for &i in idx {
+            let off = black_box(i) as usize * REC;
+            let r: &Rec = black_box(bytemuck::from_bytes(&m[off..off + REC]));
+            sum = sum.wrapping_add(r.get_value());
+        }
+        Ok(sum)
+    })?;
+    cx.scan(row, || Ok(black_box(scan(map, n))))?;
+    let idx = cx.update_idx.clone();
+    cx.commits(row, Commit::Update, |k| {
+        let i = idx[k as usize % idx.len()];
+        store(map, i, &Rec::updated(i, k))
+    })?;
+    cx.commits(row, Commit::Append, |_| {
+        let i = *next;
+        if (i + 1) as usize * REC > map.len() {
+            return Err("memmap2: append room exhausted".into());
+        }
+        store(map, i, &Rec::new(i))?;
+        *next += 1;
+        Ok(())
+    })?;
+    Ok(())
+}

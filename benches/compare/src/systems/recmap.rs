@@ -1,0 +1,113 @@
+//! recmap: `Store<Rec>` created with `initial_capacity`, loaded with
+//! `extend_from_slice` in 4 MiB batches and one `commit`; random gets with
+//! `Store::get` (zero-copy `&Rec`) and, as a second row, by indexing the
+//! `&[Rec]` run from `Store::slices`; scans with `Store::iter` and
+//! `Store::slices`; durable updates with `set` + `commit`, appends with
+//! `push` + `commit`. Also counts heap allocations in the get and scan loops.
+
+use crate::alloc_count::allocations;
+use crate::harness::{Commit, Cx, Rec, Result};
+use std::cell::Cell;
+use std::hint::black_box;
+
+pub const ROW: &str = "recmap";
+const ROW_SLICES: &str = "recmap (slices)";
+
+pub fn run(cx: &mut Cx) -> Result<()> {
+    let path = cx.path("recmap.rmap");
+    let n = cx.n();
+    let mut store = None;
+    cx.load(ROW, |data| {
+        let mut s = recmap::Options::new()
+            .create_new(true)
+            .initial_capacity(n)
+            .open::<Rec>(&path)?;
+        for batch in data.chunks((4 << 20) / 64) {
+            s.extend_from_slice(batch)?;
+        }
+        s.commit()?;
+        store = Some(s);
+        Ok(())
+    })?;
+    let mut store = store.expect("loaded");
+    cx.table.row(ROW);
+    cx.table.row(ROW_SLICES);
+
+    cx.warm(ROW, || {
+        Ok(store.iter().fold(0u64, |a, r| a.wrapping_add(r.a)))
+    })?;
+
+    // Random get through Store::get, counting allocations inside the loop.
+    let allocs = Cell::new(0u64);
+    let lookups = Cell::new(0u64);
+    cx.get(ROW, false, |idx| {
+        let before = allocations();
+        let mut sum = 0u64;
+        for &i in idx {
+            let r: &Rec = black_box(store.get(black_box(i)).expect("i < len"));
+            sum = sum.wrapping_add(r.get_value());
+        }
+        allocs.set(allocs.get() + allocations() - before);
+        lookups.set(lookups.get() + idx.len() as u64);
+        Ok(sum)
+    })?;
+    if lookups.get() > 0 {
+        cx.note(format!(
+            "allocations during recmap get loop: {} ({} Store::get calls, counted by the global allocator)",
+            allocs.get(),
+            lookups.get()
+        ));
+    }
+
+    // Random get by indexing the one &[Rec] run (64-byte records fill pages exactly).
+    cx.get(ROW_SLICES, false, |idx| {
+        let recs: &[Rec] = store.slices(0..n).next().map_or(&[], |(_, s)| s);
+        let mut sum = 0u64;
+        for &i in idx {
+            let r: &Rec = black_box(&recs[black_box(i) as usize]);
+            sum = sum.wrapping_add(r.get_value());
+        }
+        Ok(sum)
+    })?;
+
+    let allocs = Cell::new(0u64);
+    let scans = Cell::new(0u64);
+    cx.scan(ROW, || {
+        let before = allocations();
+        let sum = store.iter().fold(0u64, |a, r| a.wrapping_add(r.a));
+        allocs.set(allocs.get() + allocations() - before);
+        scans.set(scans.get() + 1);
+        Ok(black_box(sum))
+    })?;
+    if scans.get() > 0 {
+        cx.note(format!(
+            "allocations during recmap scan loop (Store::iter): {} in {} scans",
+            allocs.get(),
+            scans.get()
+        ));
+    }
+    cx.scan(ROW_SLICES, || {
+        let mut sum = 0u64;
+        for (_, s) in store.slices(0..n) {
+            sum = s.iter().fold(sum, |a, r| a.wrapping_add(r.a));
+        }
+        Ok(black_box(sum))
+    })?;
+
+    let idx = cx.update_idx.clone();
+    cx.commits(ROW, Commit::Update, |k| {
+        let i = idx[k as usize % idx.len()];
+        store.set(i, &Rec::updated(i, k))?;
+        store.commit()?;
+        Ok(())
+    })?;
+    cx.commits(ROW, Commit::Append, |_| {
+        let i = store.len();
+        store.push(&Rec::new(i))?;
+        store.commit()?;
+        Ok(())
+    })?;
+    drop(store);
+    cx.remove(&path);
+    Ok(())
+}
