@@ -39,6 +39,8 @@ Options:
   --slow-lookups N     random gets per pass for syscall/database systems (default 200000)
   --passes N           get passes (median reported; default 5)
   --scan-passes N      scan passes (median reported; default 3, fewer if slow)
+  --load-runs N        bulk loads per system, median reported (default 3 up to
+                       4 million records, else 1)
   --commits N          update/append operations per system, each made durable,
                        interleaved with the probe (default 10000)
   --commit-seconds S   time budget of one such loop (default 15; at least 200 ops)
@@ -73,6 +75,7 @@ fn parse_args() -> Result<Settings, String> {
             "--slow-lookups" => s.slow_lookups = num(&a, value(&a)?)?,
             "--passes" => s.passes = num(&a, value(&a)?)? as usize,
             "--scan-passes" => s.scan_passes = num(&a, value(&a)?)? as usize,
+            "--load-runs" => s.load_runs = num(&a, value(&a)?)? as usize,
             "--commits" => s.commits = num(&a, value(&a)?)?,
             "--commit-seconds" => s.commit_seconds = num(&a, value(&a)?)? as f64,
             "--bytes-ops" => s.bytes_ops = num(&a, value(&a)?)?,
@@ -83,6 +86,9 @@ fn parse_args() -> Result<Settings, String> {
             }
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
+    }
+    if s.load_runs == 0 {
+        s.load_runs = if s.records <= 4_000_000 { 3 } else { 1 };
     }
     if s.records < 2 {
         return Err("--records must be at least 2".into());

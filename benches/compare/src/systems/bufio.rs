@@ -15,7 +15,7 @@ const ROW: &str = "BufReader / BufWriter";
 pub fn run(cx: &mut Cx) -> Result<()> {
     let path = cx.path("bufio.dat");
     let n = cx.n();
-    cx.load(ROW, |data| {
+    cx.load(ROW, &[&path], |data| {
         let f = File::create_new(&path)?;
         let mut w = BufWriter::new(f);
         for r in data {

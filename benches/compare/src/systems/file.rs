@@ -4,6 +4,11 @@
 //! over a whole file). Update: a 64-byte `pwrite` in place + `fdatasync`
 //! (the same operation as the probe, on this file). Append: a `pwrite` at
 //! the end + `fdatasync` (the file grows, so metadata goes with it).
+//!
+//! A second row maps this file (loaded by `write`, so its page cache may
+//! hold large folios) with memmap2 and times durable updates through the
+//! map (store + `msync` of the 4 KiB page), to compare with the `memmap2`
+//! row, whose file was loaded through the map.
 
 use crate::harness::{Commit, Cx, Rec, Result, REC};
 use std::fs::File;
@@ -12,6 +17,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 
 const ROW: &str = "file: pread / pwrite";
+const ROW_MAPPED: &str = "memmap2 on this write()-loaded file";
 
 fn pread(f: &File, i: u64) -> Result<Rec> {
     let mut r = Rec::new(0);
@@ -22,8 +28,7 @@ fn pread(f: &File, i: u64) -> Result<Rec> {
 pub fn run(cx: &mut Cx) -> Result<()> {
     let path = cx.path("file.dat");
     let n = cx.n();
-    let mut file = None;
-    cx.load(ROW, |data| {
+    let file = cx.load(ROW, &[&path], |data| {
         let mut f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -33,10 +38,8 @@ pub fn run(cx: &mut Cx) -> Result<()> {
             f.write_all(chunk)?;
         }
         f.sync_data()?;
-        file = Some(f);
-        Ok(())
+        Ok(f)
     })?;
-    let file = file.expect("loaded");
     cx.table.row(ROW);
     let scan = |f: &File| -> Result<u64> {
         let mut sum = 0u64;
@@ -69,6 +72,16 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         next += 1;
         Ok(())
     })?;
+    if cx.s.workloads.update {
+        // SAFETY: the file is private to this process and is not truncated
+        // or written otherwise while mapped.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+        cx.table.row(ROW_MAPPED);
+        cx.commits(ROW_MAPPED, Commit::Update, |k| {
+            let i = idx[k as usize % idx.len()];
+            super::memmap::store(&mut map, i, &Rec::updated(i, k))
+        })?;
+    }
     drop(file);
     cx.remove(&path);
     Ok(())

@@ -9,7 +9,7 @@
 use crate::harness::{read_rec, sum_a_bytes, Commit, Cx, Rec, Result, REC};
 use heed::byteorder::BE;
 use heed::types::{Bytes, U64};
-use heed::{Database, Env, EnvOpenOptions, PutFlags};
+use heed::{Database, EnvOpenOptions, PutFlags};
 use std::hint::black_box;
 
 const ROW: &str = "LMDB (heed)";
@@ -18,12 +18,11 @@ type Db = Database<U64<BE>, Bytes>;
 
 pub fn run(cx: &mut Cx) -> Result<()> {
     let dir = cx.path("lmdb");
-    std::fs::create_dir_all(&dir)?;
     let n = cx.n();
     // Room for the records, copy-on-write pages of the commits, and slack.
     let map_size = (n as usize * REC * 3 + (1 << 30)).next_multiple_of(1 << 20);
-    let mut opened: Option<(Env, Db)> = None;
-    cx.load(ROW, |data| {
+    let (env, db) = cx.load(ROW, &[&dir], |data| {
+        std::fs::create_dir_all(&dir)?;
         // SAFETY: the environment is private to this process and opened once.
         let env = unsafe { EnvOpenOptions::new().map_size(map_size).open(&dir)? };
         let mut wtxn = env.write_txn()?;
@@ -32,10 +31,8 @@ pub fn run(cx: &mut Cx) -> Result<()> {
             db.put_with_flags(&mut wtxn, PutFlags::APPEND, &r.a, bytemuck::bytes_of(r))?;
         }
         wtxn.commit()?;
-        opened = Some((env, db));
-        Ok(())
+        Ok((env, db))
     })?;
-    let (env, db) = opened.expect("loaded");
     cx.table.row(ROW);
     let scan = || -> Result<u64> {
         let rtxn = env.read_txn()?;

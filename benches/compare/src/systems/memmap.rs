@@ -18,13 +18,12 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     let n = cx.n();
     // Room for both rows' appends (warm-up, timed and bytes loops).
     let room = 2 * (cx.s.commits + cx.s.bytes_ops + 100);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    let mut map = None;
-    cx.load(ROW, |data| {
+    let (file, mut map) = cx.load(ROW, &[&path], |data| {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         file.set_len((n + room) * REC as u64)?;
         // SAFETY: the file is private to this process and nothing else
         // truncates or writes it while mapped.
@@ -32,10 +31,8 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         m[..data.len() * REC].copy_from_slice(bytemuck::cast_slice(data));
         m.flush()?;
         file.sync_data()?;
-        map = Some(m);
-        Ok(())
+        Ok((file, m))
     })?;
-    let mut map = map.expect("loaded");
     let mut next = n;
     workloads(cx, ROW, &mut map, &mut next)?;
     drop(map);
@@ -55,7 +52,8 @@ fn scan(map: &[u8], n: u64) -> u64 {
     recs.iter().fold(0u64, |a, r| a.wrapping_add(r.a))
 }
 
-fn store(map: &mut MmapMut, i: u64, rec: &Rec) -> Result<()> {
+/// Stores record `i` through the map and msyncs its 4 KiB page.
+pub(super) fn store(map: &mut MmapMut, i: u64, rec: &Rec) -> Result<()> {
     let off = i as usize * REC;
     map[off..off + REC].copy_from_slice(bytemuck::bytes_of(rec));
     // msync of the 4 KiB page holding the record.

@@ -16,8 +16,7 @@ const ROW_SLICES: &str = "recmap (slices)";
 pub fn run(cx: &mut Cx) -> Result<()> {
     let path = cx.path("recmap.rmap");
     let n = cx.n();
-    let mut store = None;
-    cx.load(ROW, |data| {
+    let mut store = cx.load(ROW, &[&path], |data| {
         let mut s = recmap::Options::new()
             .create_new(true)
             .initial_capacity(n)
@@ -26,10 +25,8 @@ pub fn run(cx: &mut Cx) -> Result<()> {
             s.extend_from_slice(batch)?;
         }
         s.commit()?;
-        store = Some(s);
-        Ok(())
+        Ok(s)
     })?;
-    let mut store = store.expect("loaded");
     cx.table.row(ROW);
     cx.table.row(ROW_SLICES);
 

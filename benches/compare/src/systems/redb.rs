@@ -14,8 +14,7 @@ const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("r");
 pub fn run(cx: &mut Cx) -> Result<()> {
     let path = cx.path("redb.redb");
     let n = cx.n();
-    let mut opened = None;
-    cx.load(ROW, |data| {
+    let db = cx.load(ROW, &[&path], |data| {
         let db = Database::create(&path)?;
         let wtxn = db.begin_write()?;
         {
@@ -25,10 +24,8 @@ pub fn run(cx: &mut Cx) -> Result<()> {
             }
         }
         wtxn.commit()?;
-        opened = Some(db);
-        Ok(())
+        Ok(db)
     })?;
-    let db = opened.expect("loaded");
     cx.table.row(ROW);
     let scan = || -> Result<u64> {
         let rtxn = db.begin_read()?;

@@ -14,8 +14,13 @@ const ROW: &str = "SQLite (WAL, synchronous=FULL)";
 pub fn run(cx: &mut Cx) -> Result<()> {
     let path = cx.path("sqlite.db");
     let n = cx.n();
-    let mut opened = None;
-    cx.load(ROW, |data| {
+    let side = |suffix: &str| {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    let (wal, shm) = (side("-wal"), side("-shm"));
+    let c = cx.load(ROW, &[&path, &wal, &shm], |data| {
         let mut c = Connection::open(&path)?;
         let mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if mode != "wal" {
@@ -33,10 +38,8 @@ pub fn run(cx: &mut Cx) -> Result<()> {
             }
         }
         tx.commit()?;
-        opened = Some(c);
-        Ok(())
+        Ok(c)
     })?;
-    let c = opened.expect("loaded");
     cx.table.row(ROW);
     let scan = || -> Result<u64> {
         let mut st = c.prepare_cached("SELECT v FROM r")?;
@@ -75,12 +78,8 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(())
     })?;
     drop(c);
-    cx.remove(&path);
-    let mut wal = path.clone().into_os_string();
-    wal.push("-wal");
-    cx.remove(std::path::Path::new(&wal));
-    let mut shm = path.into_os_string();
-    shm.push("-shm");
-    cx.remove(std::path::Path::new(&shm));
+    for p in [&path, &wal, &shm] {
+        cx.remove(p);
+    }
     Ok(())
 }
