@@ -18,6 +18,9 @@ use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod common;
+use common::{interleaved, timed};
+
 recmap::record! {
     /// 64 bytes, 64 to a page.
     pub struct Rec { pub a: [u64; 8] }
@@ -99,6 +102,33 @@ fn bench_gets(c: &mut Criterion, path: &std::path::Path) {
         })
     });
     g.finish();
+
+    // The same three, paired round by round (robust to a loaded machine).
+    let rounds = std::env::var("RECMAP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    interleaved(
+        &mut [
+            (
+                "store_get_zero_copy",
+                &mut timed(|i| writer.get(i).unwrap().a[7]),
+            ),
+            (
+                "reader_get_validated",
+                &mut timed(|i| reader.get(i).unwrap().unwrap().a[7]),
+            ),
+            (
+                "memmap2_from_bytes",
+                &mut timed(|i| {
+                    let off = data + i as usize * 64;
+                    bytemuck::from_bytes::<Rec>(&map[off..off + 64]).a[7]
+                }),
+            ),
+        ],
+        &idx,
+        rounds,
+    );
 }
 
 /// Child: a reader process that reports when it sees each commit.

@@ -63,7 +63,7 @@ pub fn coord_path(data: &Path) -> PathBuf {
 pub(crate) struct Coord {
     file: File,
     path: PathBuf,
-    map: AtomicMap,
+    map: AtomicMap<COORD_LEN>,
 }
 
 impl std::fmt::Debug for Coord {
@@ -140,8 +140,8 @@ impl Coord {
             write_all_at(&file, &expected, 0)
                 .map_err(|e| Error::io("write coordination file", &path, e))?;
         }
-        let map = AtomicMap::map(&file, COORD_LEN)
-            .map_err(|e| Error::io("mmap coordination file", &path, e))?;
+        let map =
+            AtomicMap::map(&file).map_err(|e| Error::io("mmap coordination file", &path, e))?;
         let coord = Coord { file, path, map };
         let (d, i) = (coord.word(at::DATA_DEV), coord.word(at::DATA_INO));
         let known = (d.load(Ordering::Acquire), i.load(Ordering::Acquire));
@@ -195,6 +195,7 @@ impl Coord {
         let _ = self.file.unlock();
     }
 
+    #[inline]
     fn word(&self, offset: usize) -> &AtomicU64 {
         self.map.u64_at(offset)
     }
@@ -256,6 +257,7 @@ impl Coord {
         self.word(at::HIGH_WATER).fetch_max(count, Ordering::AcqRel);
     }
 
+    #[inline]
     fn stripe(&self, group: u64) -> &AtomicU64 {
         self.word(at::STRIPES + (group % STRIPES) as usize * 8)
     }
@@ -325,15 +327,14 @@ impl Coord {
     }
 
     /// Seqlock read side: the stripe's value before copying (odd: retry).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_begin(&self, group: u64) -> u64 {
-        self.stripe(group).load(Ordering::Acquire)
+        crate::sys::seq_begin(self.stripe(group))
     }
 
     /// Seqlock read side: true if the copy made since `read_begin` is whole.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_validate(&self, group: u64, begin: u64) -> bool {
-        fence(Ordering::Acquire);
-        self.stripe(group).load(Ordering::Relaxed) == begin
+        crate::sys::seq_recheck(self.stripe(group), begin)
     }
 }

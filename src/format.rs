@@ -129,8 +129,14 @@ impl Packing {
     /// Byte offset of record `i` relative to the start of the data region.
     #[inline(always)]
     pub const fn record_offset(&self, i: u64) -> u64 {
-        (i / self.records_per_group) * self.group_bytes()
-            + (i % self.records_per_group) * self.record_size
+        if self.is_dense() {
+            // Same value, fewer instructions (and a constant branch for a
+            // packing known at compile time).
+            i * self.record_size
+        } else {
+            (i / self.records_per_group) * self.group_bytes()
+                + (i % self.records_per_group) * self.record_size
+        }
     }
 
     /// The group holding record `i`.
@@ -148,6 +154,7 @@ impl Packing {
 
     /// True when records follow each other without padding across groups,
     /// so any run of records is contiguous in the file.
+    #[inline(always)]
     pub const fn is_dense(&self) -> bool {
         self.records_per_group * self.record_size == self.group_bytes()
     }

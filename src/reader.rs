@@ -57,7 +57,8 @@ impl RawReader {
         let coord = Coord::open(path, &file, false)?;
         coord.lock_shared()?;
         let header = Self::announced_header(&file, path, &coord)?;
-        let map = Self::map_for(&file, path, &header)?;
+        let mut map = Self::map_for(&file, path, &header)?;
+        Self::set_window(&mut map, path, &header)?;
         let schema = read_schema(&file, path, &header)?;
         tracing::info!(
             generation = header.generation,
@@ -92,6 +93,26 @@ impl RawReader {
             }
         }
         Ok(best)
+    }
+
+    /// Lets typed reads see exactly the header's records (the map covers
+    /// the header's layout, checked by `map_for`).
+    fn set_window(map: &mut SharedMap, path: &Path, header: &Header) -> Result<()> {
+        if map.set_records(
+            header.layout.data_offset,
+            header.record_size as u64,
+            header.record_count,
+        ) {
+            Ok(())
+        } else {
+            Err(Error::NotRecmap {
+                path: path.into(),
+                reason: format!(
+                    "header generation {} counts {} records past its own layout",
+                    header.generation, header.record_count
+                ),
+            })
+        }
     }
 
     fn map_for(file: &File, path: &Path, header: &Header) -> Result<SharedMap> {
@@ -133,6 +154,7 @@ impl RawReader {
         if h.layout.file_len() > self.map.len() as u64 {
             self.map = Self::map_for(&self.file, &self.path, &h)?;
         }
+        Self::set_window(&mut self.map, &self.path, &h)?;
         tracing::debug!(
             generation = h.generation,
             records = h.record_count,
@@ -238,14 +260,13 @@ impl RawReader {
 
     /// The seqlock-validated copy of record `i`, which lives in `group` at
     /// byte `off` of the file (`i` < len, `dst` of the record size).
-    #[inline]
+    ///
+    /// The uncontended path is kept small so that it inlines into callers'
+    /// loops (random lookups overlap their cache misses only when the loop
+    /// body is short); retries live in `read_contended`.
+    #[inline(always)]
     fn read_located(&self, i: u64, group: u64, off: usize, dst: &mut [u8]) -> Result<bool> {
-        if self.is_append_only() {
-            self.map.copy_atomic(off, dst);
-            return Ok(true);
-        }
-        let mut spins = 0u32;
-        loop {
+        if !self.is_append_only() {
             let begin = self.coord.read_begin(group);
             if begin.is_multiple_of(2) {
                 self.map.copy_atomic(off, dst);
@@ -253,6 +274,20 @@ impl RawReader {
                     return Ok(true);
                 }
             }
+            return self.read_contended(i, group, off, dst);
+        }
+        self.map.copy_atomic(off, dst);
+        Ok(true)
+    }
+
+    /// `read_located` after a first attempt met the writer in the page's
+    /// stripe: spin, then yield, checking now and then that the writer is
+    /// still alive (a writer killed mid-update leaves the stripe odd).
+    #[cold]
+    #[inline(never)]
+    fn read_contended(&self, i: u64, group: u64, off: usize, dst: &mut [u8]) -> Result<bool> {
+        let mut spins = 0u32;
+        loop {
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();
@@ -267,6 +302,13 @@ impl RawReader {
                 }
             } else {
                 std::thread::yield_now();
+            }
+            let begin = self.coord.read_begin(group);
+            if begin.is_multiple_of(2) {
+                self.map.copy_atomic(off, dst);
+                if self.coord.read_validate(group, begin) {
+                    return Ok(true);
+                }
             }
         }
     }
@@ -353,17 +395,26 @@ impl<T: Record> Reader<T> {
 
     /// Record `i`, copied out and validated (never torn); `None` past the
     /// adopted length.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, i: u64) -> Result<Option<T>> {
-        if i >= self.raw.header.record_count {
+        let raw = &self.raw;
+        // The one bounds check: the slot is inside the adopted records.
+        let Some(slot) = raw.map.slot::<T>(i) else {
             return Ok(None);
+        };
+        if raw.is_append_only() {
+            return Ok(Some(slot.read()));
         }
-        // The packing is a constant for `T`: no division at run time.
-        let p = Self::PACKING;
-        let off = (self.raw.header.layout.data_offset + p.record_offset(i)) as usize;
+        let group = Self::PACKING.group_of(i);
+        let begin = raw.coord.read_begin(group);
+        if begin.is_multiple_of(2) {
+            let v = slot.read();
+            if raw.coord.read_validate(group, begin) {
+                return Ok(Some(v));
+            }
+        }
         let mut v = T::zeroed();
-        self.raw
-            .read_located(i, p.group_of(i), off, bytemuck::bytes_of_mut(&mut v))?;
+        raw.read_contended(i, group, slot.offset(), bytemuck::bytes_of_mut(&mut v))?;
         Ok(Some(v))
     }
 

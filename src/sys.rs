@@ -9,7 +9,7 @@ use crate::record::FixedStr;
 use memmap2::{Mmap, MmapOptions, MmapRaw};
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Maps the first `len` bytes of `file` read-only and shared.
 ///
@@ -68,23 +68,28 @@ unsafe impl<const N: usize> bytemuck::Pod for FixedStr<N> {}
 
 /// A shared read-write mapping of the coordination file, accessed only as
 /// `AtomicU64`s by every process (see `coord`).
-pub(crate) struct AtomicMap {
+///
+/// `LEN` is the mapped length, a constant so that bounds checks of constant
+/// or masked offsets compile away (the seqlock stripes sit on readers' hot
+/// path).
+pub(crate) struct AtomicMap<const LEN: usize> {
     raw: MmapRaw,
-    len: usize,
 }
 
-impl AtomicMap {
-    /// Maps the first `len` bytes of `file` (opened read-write) shared.
-    pub(crate) fn map(file: &File, len: usize) -> io::Result<AtomicMap> {
-        let raw = MmapOptions::new().len(len).map_raw(file)?;
-        Ok(AtomicMap { raw, len })
+impl<const LEN: usize> AtomicMap<LEN> {
+    /// Maps the first `LEN` bytes of `file` (opened read-write, at least
+    /// `LEN` long) shared.
+    pub(crate) fn map(file: &File) -> io::Result<Self> {
+        let raw = MmapOptions::new().len(LEN).map_raw(file)?;
+        Ok(AtomicMap { raw })
     }
 
     /// The 32-bit atomic at byte `offset`. Panics if out of bounds or not
     /// 4-aligned.
+    #[inline]
     pub(crate) fn u32_at(&self, offset: usize) -> &AtomicU32 {
         assert!(
-            offset.is_multiple_of(4) && offset + 4 <= self.len,
+            offset.is_multiple_of(4) && offset + 4 <= LEN,
             "coord offset {offset}"
         );
         // SAFETY: as for `u64_at`, with 4-byte size and alignment.
@@ -93,9 +98,10 @@ impl AtomicMap {
 
     /// The atomic at byte `offset`. Panics if it is out of bounds or not
     /// 8-aligned.
+    #[inline]
     pub(crate) fn u64_at(&self, offset: usize) -> &AtomicU64 {
         assert!(
-            offset.is_multiple_of(8) && offset + 8 <= self.len,
+            offset.is_multiple_of(8) && offset + 8 <= LEN,
             "coord offset {offset}"
         );
         // Every process touches these bytes only through atomics (the
@@ -106,6 +112,156 @@ impl AtomicMap {
     }
 }
 
+/// Copies `n` bytes from `src` to `dst` with the semantics of per-byte
+/// relaxed atomic loads (Rust RFC 3301, `AtomicPerByte`): not a data race
+/// even if another process writes the source meanwhile; the copy may mix old
+/// and new bytes.
+///
+/// On x86_64 the bulk is read 16 bytes per instruction in inline assembly;
+/// elsewhere with word-sized relaxed atomic loads. The width matters for
+/// random lookups: each load of a missing cache line holds a load-buffer slot
+/// until the line arrives, so 8 word loads per 64-byte record let fewer
+/// lookups overlap than 4 wide ones (docs/benchmarks.md, "Readers beside a
+/// writer").
+///
+/// # Safety
+///
+/// `src..src + n` must be inside one live mapping (or allocation) for the
+/// whole call, and `dst..dst + n` must be valid for writes and not overlap
+/// the source.
+#[inline(always)]
+unsafe fn racy_copy(src: *const u8, dst: *mut u8, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    let done = {
+        use std::arch::x86_64::{__m128i, _mm_storeu_si128};
+        // Unaligned 16-byte loads in assembly, four per block of 64 bytes
+        // (one address register for the block keeps the loop short). Inline
+        // assembly is outside Rust's data-race rules as long as its effect is
+        // one Rust code could have: reading each byte once with a relaxed
+        // atomic load, which is what `movdqu` does (no promise across bytes
+        // is needed; callers validate).
+        let blocks = n / 64;
+        for k in 0..blocks {
+            let (a, b, c, d): (__m128i, __m128i, __m128i, __m128i);
+            // SAFETY: `src + 64k .. + 64` is inside the source range
+            // (k < n / 64), live per the contract; the asm only reads those
+            // bytes and writes its output registers.
+            unsafe {
+                std::arch::asm!(
+                    "movdqu {a}, [{p}]",
+                    "movdqu {b}, [{p} + 16]",
+                    "movdqu {c}, [{p} + 32]",
+                    "movdqu {d}, [{p} + 48]",
+                    p = in(reg) src.add(k * 64),
+                    a = out(xmm_reg) a,
+                    b = out(xmm_reg) b,
+                    c = out(xmm_reg) c,
+                    d = out(xmm_reg) d,
+                    options(nostack, readonly, preserves_flags),
+                );
+            }
+            // SAFETY: `dst + 64k .. + 64` is inside the destination
+            // (contract); unaligned stores accept any address.
+            unsafe {
+                let q = dst.add(k * 64).cast::<__m128i>();
+                _mm_storeu_si128(q, a);
+                _mm_storeu_si128(q.add(1), b);
+                _mm_storeu_si128(q.add(2), c);
+                _mm_storeu_si128(q.add(3), d);
+            }
+        }
+        let chunks = (n - blocks * 64) / 16;
+        for k in 0..chunks {
+            let at = blocks * 64 + k * 16;
+            let v: __m128i;
+            // SAFETY: as above, for the 16 bytes at `at` (< n).
+            unsafe {
+                std::arch::asm!(
+                    "movdqu {v}, [{p}]",
+                    p = in(reg) src.add(at),
+                    v = out(xmm_reg) v,
+                    options(nostack, readonly, preserves_flags),
+                );
+            }
+            // SAFETY: as above.
+            unsafe { _mm_storeu_si128(dst.add(at).cast(), v) };
+        }
+        blocks * 64 + chunks * 16
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = {
+        use std::sync::atomic::AtomicUsize;
+        const W: usize = std::mem::size_of::<usize>();
+        if (src as usize).is_multiple_of(W) {
+            let words = n / W;
+            for k in 0..words {
+                // A relaxed load of at most pointer width is a plain load on
+                // every target (fine on read-only memory) and is not a data
+                // race even if another process writes these bytes.
+                // SAFETY: inside the source range (contract) and aligned.
+                let v =
+                    unsafe { (*(src.add(k * W) as *const AtomicUsize)).load(Ordering::Relaxed) };
+                // SAFETY: inside the destination (contract), unaligned write.
+                unsafe { dst.add(k * W).cast::<usize>().write_unaligned(v) };
+            }
+            words * W
+        } else {
+            0
+        }
+    };
+    for k in done..n {
+        // SAFETY: inside both ranges (contract); one byte needs no alignment.
+        unsafe { *dst.add(k) = (*(src.add(k) as *const AtomicU8)).load(Ordering::Relaxed) };
+    }
+}
+
+/// Seqlock read side, first and last step: loads `word` with acquire
+/// ordering (no later load is performed before it).
+///
+/// On x86_64 this is one `mov` in inline assembly: every x86 load has acquire
+/// semantics and loads are not reordered with older loads (TSO), so the
+/// sequence "load the counter, copy with `racy_copy`, load the counter again"
+/// needs no fence. Written as assembly rather than an `Acquire` atomic load
+/// because the compiler must then keep every later load, even of the
+/// reader's own fields, below it, which lengthens a lookup loop; the
+/// assembly orders itself against the copy's assembly (both have side
+/// effects) and lets the compiler hoist the rest. Elsewhere: an `Acquire`
+/// load, and `seq_recheck` adds the fence.
+#[inline(always)]
+pub(crate) fn seq_begin(word: &AtomicU64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let v: u64;
+        // SAFETY: `word` is a valid, aligned 8-byte atomic for the call; an
+        // aligned 8-byte `mov` is an atomic load with acquire semantics on
+        // x86_64, the same operation as `load(Ordering::Acquire)`.
+        unsafe {
+            std::arch::asm!(
+                "mov {v}, qword ptr [{p}]",
+                p = in(reg) word.as_ptr(),
+                v = out(reg) v,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        word.load(Ordering::Acquire)
+    }
+}
+
+/// Seqlock read side, last step: true if `word` still holds `begin`, i.e.
+/// no write to the protected bytes overlapped the copy made since
+/// `seq_begin`. The copy's loads are ordered before this load (x86_64: TSO;
+/// elsewhere: an acquire fence).
+#[inline(always)]
+pub(crate) fn seq_recheck(word: &AtomicU64, begin: u64) -> bool {
+    #[cfg(not(target_arch = "x86_64"))]
+    std::sync::atomic::fence(Ordering::Acquire);
+    seq_begin(word) == begin
+}
+
 /// A read-only mapping of a data file that another process may be writing.
 ///
 /// It never creates a `&[u8]` over the whole mapping: bytes that may change
@@ -114,6 +270,56 @@ impl AtomicMap {
 pub(crate) struct SharedMap {
     raw: MmapRaw,
     len: usize,
+    /// The records `slot` hands out. Invariant (checked by `set_records`):
+    /// every record `i < count`, laid out by `Packing::new(record_size)` from
+    /// `data_offset`, lies inside the mapping.
+    window: Window,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    data_offset: usize,
+    record_size: u64,
+    count: u64,
+}
+
+/// Record `i` of a `SharedMap`'s window, bounds-checked once when made, so
+/// that reading it (again, on a seqlock retry) needs no check.
+pub(crate) struct Slot<'a, T> {
+    map: &'a SharedMap,
+    offset: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: bytemuck::Pod> Slot<'_, T> {
+    /// Byte offset of the record in the file.
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The record, read as by [`SharedMap::copy_atomic`]: possibly mixed old
+    /// and new bytes, which is fine for `Pod` types (every bit pattern is
+    /// valid); callers validate.
+    ///
+    /// Unlike a copy into a zeroed `T`, nothing is written twice, so a
+    /// caller's lookup loop keeps few stores in flight.
+    #[inline(always)]
+    pub(crate) fn read(&self) -> T {
+        let mut v = std::mem::MaybeUninit::<T>::uninit();
+        // SAFETY: `slot` made this only for a record inside the window, and
+        // the window lies inside the mapping (`set_records`), which `&'a`
+        // keeps alive; `v` is a local of exactly `size_of::<T>()` bytes.
+        unsafe {
+            racy_copy(
+                self.map.raw.as_ptr().wrapping_add(self.offset),
+                v.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of::<T>(),
+            )
+        };
+        // SAFETY: every byte was written by `racy_copy`, and every bit
+        // pattern is a valid `T` (`Pod`).
+        unsafe { v.assume_init() }
+    }
 }
 
 impl SharedMap {
@@ -122,40 +328,85 @@ impl SharedMap {
         let len = usize::try_from(len)
             .map_err(|_| io::Error::other("file larger than the address space"))?;
         let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
-        Ok(SharedMap { raw, len })
+        let window = Window {
+            data_offset: 0,
+            record_size: 1,
+            count: 0,
+        };
+        Ok(SharedMap { raw, len, window })
+    }
+
+    /// Sets the records `slot` may hand out: `count` records of
+    /// `record_size` bytes packed as the format packs them from
+    /// `data_offset`. Returns false, changing nothing, if they do not all
+    /// lie inside the mapping (callers map the header's layout first, and a
+    /// decoded header's count never exceeds its capacity, so false means a
+    /// bug or a hostile header that slipped past decoding).
+    #[must_use]
+    pub(crate) fn set_records(&mut self, data_offset: u64, record_size: u64, count: u64) -> bool {
+        let end = if count == 0 {
+            Some(0)
+        } else {
+            let p = crate::format::Packing::new(record_size);
+            (count - 1)
+                .checked_mul(p.group_bytes())
+                .and(data_offset.checked_add(p.record_offset(count - 1)))
+                .and_then(|o| o.checked_add(record_size))
+        };
+        if record_size == 0 || end.is_none_or(|e| e > self.len as u64) {
+            return false;
+        }
+        self.window = Window {
+            data_offset: data_offset as usize,
+            record_size,
+            count,
+        };
+        true
+    }
+
+    /// Record `i` of the window as a `T`, or `None` past its count.
+    /// `T` must have the window's record size (panics otherwise).
+    #[inline(always)]
+    pub(crate) fn slot<T: bytemuck::Pod>(&self, i: u64) -> Option<Slot<'_, T>> {
+        let w = self.window;
+        if i >= w.count {
+            return None;
+        }
+        let size = std::mem::size_of::<T>() as u64;
+        assert!(size == w.record_size, "record type of the wrong size");
+        // A constant packing for `T`: no division at run time.
+        let p = crate::format::Packing::new(size);
+        Some(Slot {
+            map: self,
+            offset: w.data_offset + p.record_offset(i) as usize,
+            _t: std::marker::PhantomData,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Copies `dst.len()` bytes from `offset` with relaxed atomic loads (a
-    /// word at a time when aligned), so a concurrent write by another process is
-    /// not a data race. The copy may mix old and new bytes; callers validate
-    /// it (seqlock). Panics if out of bounds.
+    /// Copies `dst.len()` bytes from `offset` so that a concurrent write by
+    /// another process is not a data race: the copy has the semantics of
+    /// per-byte relaxed atomic loads (Rust RFC 3301, `AtomicPerByte`). It may
+    /// mix old and new bytes; callers validate it (seqlock). Panics if out of
+    /// bounds.
     #[inline]
     pub(crate) fn copy_atomic(&self, offset: usize, dst: &mut [u8]) {
         assert!(
             offset <= self.len && dst.len() <= self.len - offset,
             "read past the mapping"
         );
-        let src = self.raw.as_ptr().wrapping_add(offset);
-        const W: usize = std::mem::size_of::<usize>();
-        if (src as usize).is_multiple_of(W) && dst.len().is_multiple_of(W) {
-            for (k, chunk) in dst.chunks_exact_mut(W).enumerate() {
-                // A relaxed load of at most pointer width is a plain load on
-                // every target (fine on read-only memory) and is not a data
-                // race even if another process writes these bytes.
-                // SAFETY: in bounds (checked above), aligned, map outlives us.
-                let v =
-                    unsafe { (*(src.add(k * W) as *const AtomicUsize)).load(Ordering::Relaxed) };
-                chunk.copy_from_slice(&v.to_ne_bytes());
-            }
-        } else {
-            for (k, b) in dst.iter_mut().enumerate() {
-                // SAFETY: as above, one byte at a time (no alignment needed).
-                *b = unsafe { (*(src.add(k) as *const AtomicU8)).load(Ordering::Relaxed) };
-            }
+        // SAFETY: the source range is inside the mapping (checked above),
+        // which outlives the call; `dst` is a distinct, writable slice of the
+        // same length.
+        unsafe {
+            racy_copy(
+                self.raw.as_ptr().wrapping_add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
         }
     }
 
