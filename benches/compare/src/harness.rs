@@ -129,6 +129,8 @@ pub struct Settings {
     pub commit_seconds: f64,
     pub bytes_ops: u64,
     pub keep: bool,
+    /// `black_box` every get (true) or only each pass's input and output.
+    pub black_box_each: bool,
 }
 
 impl Default for Settings {
@@ -153,6 +155,7 @@ impl Default for Settings {
             commit_seconds: 15.0,
             bytes_ops: 1_000,
             keep: false,
+            black_box_each: true,
         }
     }
 }
@@ -912,6 +915,37 @@ pub fn sum_a_bytes(bytes: &[u8]) -> u64 {
     bytes.chunks_exact(REC).fold(0u64, |acc, r| {
         acc.wrapping_add(u64::from_le_bytes(r[..8].try_into().expect("8 bytes")))
     })
+}
+
+/// The random-get loop of the systems that hand out `&Rec` (recmap,
+/// memmap2, Vec): sums `Rec::get_value` of `get(i)` for every index. With
+/// `each` (the default), every index and every record reference passes
+/// through `black_box`; each of those is an optimisation barrier that also
+/// makes the compiler reload, per get, whatever `get` reads from memory
+/// (for `Store::get`: four fields of the store). Without it (`--black-box
+/// pass`), only the index slice going in and the sum coming out do, as in
+/// a plain loop in user code.
+#[inline(always)]
+pub fn get_loop<'a>(each: bool, idx: &[u64], get: impl Fn(u64) -> &'a Rec) -> u64 {
+    #[inline(always)]
+    fn run<'a, const EACH: bool>(idx: &[u64], get: impl Fn(u64) -> &'a Rec) -> u64 {
+        let idx = if EACH { idx } else { std::hint::black_box(idx) };
+        let mut sum = 0u64;
+        for &i in idx {
+            let r = if EACH {
+                std::hint::black_box(get(std::hint::black_box(i)))
+            } else {
+                get(i)
+            };
+            sum = sum.wrapping_add(r.get_value());
+        }
+        std::hint::black_box(sum)
+    }
+    if each {
+        run::<true>(idx, get)
+    } else {
+        run::<false>(idx, get)
+    }
 }
 
 /// A record copied out of bytes of any alignment.

@@ -46,6 +46,8 @@ Options:
   --commit-seconds S   time budget of one such loop (default 15; at least 200 ops)
   --bytes-ops N        operations in the separate device-bytes loop (default 1000,
                        in 5 chunks; the least per-op figure is reported)
+  --black-box MODE     each: black_box every get's index and record (default);
+                       pass: only each pass's indices and sum (a plain user loop)
   --keep               keep the scratch directory
   -h, --help           this text
 ";
@@ -80,6 +82,13 @@ fn parse_args() -> Result<Settings, String> {
             "--commit-seconds" => s.commit_seconds = num(&a, value(&a)?)? as f64,
             "--bytes-ops" => s.bytes_ops = num(&a, value(&a)?)?,
             "--keep" => s.keep = true,
+            "--black-box" => {
+                s.black_box_each = match value(&a)?.as_str() {
+                    "each" => true,
+                    "pass" => false,
+                    v => return Err(format!("--black-box: {v:?}, expected each or pass")),
+                }
+            }
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);

@@ -123,6 +123,7 @@ pub fn header(cx: &Cx) -> String {
          - scratch dir: {} — {fs}\n\
          - device counter: {dev}\n\
          - {rustc}, load average at the start: {}\n\
+         - random gets of recmap, memmap2 and Vec: {}\n\
          - ratios in parentheses are this row's figure divided by the `{BASE_ROW}` row's: for \
          MB/s and GB/s above 1 is faster than recmap, for times and bytes above 1 is slower/more; \
          `N× probe` is the median commit over the median `{PROBE_ROW}` run interleaved with it\n\n",
@@ -134,5 +135,10 @@ pub fn header(cx: &Cx) -> String {
         read("/proc/sys/kernel/osrelease").trim(),
         cx.dir.display(),
         loadavg(),
+        if cx.s.black_box_each {
+            "`black_box` on every get's index and record (`--black-box each`)"
+        } else {
+            "`black_box` on each pass's indices and sum only (`--black-box pass`)"
+        },
     )
 }

@@ -6,7 +6,7 @@
 //! append does the same in room preallocated past the records. A second row
 //! maps the same file again with `MADV_RANDOM` and repeats the workloads.
 
-use crate::harness::{Commit, Cx, Rec, Result, REC};
+use crate::harness::{get_loop, Commit, Cx, Rec, Result, REC};
 use memmap2::{Advice, MmapMut};
 use std::hint::black_box;
 
@@ -66,15 +66,13 @@ fn workloads(cx: &mut Cx, row: &str, map: &mut MmapMut, next: &mut u64) -> Resul
     let n = cx.n();
     cx.table.row(row);
     cx.warm(row, || Ok(scan(map, n)))?;
+    let each = cx.s.black_box_each;
     cx.get(row, false, |idx| {
         let m: &[u8] = map;
-        let mut sum = 0u64;
-        for &i in idx {
-            let off = black_box(i) as usize * REC;
-            let r: &Rec = black_box(bytemuck::from_bytes(&m[off..off + REC]));
-            sum = sum.wrapping_add(r.get_value());
-        }
-        Ok(sum)
+        Ok(get_loop(each, idx, |i| {
+            let off = i as usize * REC;
+            bytemuck::from_bytes(&m[off..off + REC])
+        }))
     })?;
     cx.scan(row, || Ok(black_box(scan(map, n))))?;
     let idx = cx.update_idx.clone();

@@ -6,7 +6,7 @@
 //! `push` + `commit`. Also counts heap allocations in the get and scan loops.
 
 use crate::alloc_count::allocations;
-use crate::harness::{Commit, Cx, Rec, Result};
+use crate::harness::{get_loop, Commit, Cx, Rec, Result};
 use std::cell::Cell;
 use std::hint::black_box;
 
@@ -37,13 +37,10 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     // Random get through Store::get, counting allocations inside the loop.
     let allocs = Cell::new(0u64);
     let lookups = Cell::new(0u64);
+    let each = cx.s.black_box_each;
     cx.get(ROW, false, |idx| {
         let before = allocations();
-        let mut sum = 0u64;
-        for &i in idx {
-            let r: &Rec = black_box(store.get(black_box(i)).expect("i < len"));
-            sum = sum.wrapping_add(r.get_value());
-        }
+        let sum = get_loop(each, idx, |i| store.get(i).expect("i < len"));
         allocs.set(allocs.get() + allocations() - before);
         lookups.set(lookups.get() + idx.len() as u64);
         Ok(sum)
@@ -59,12 +56,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     // Random get by indexing the one &[Rec] run (64-byte records fill pages exactly).
     cx.get(ROW_SLICES, false, |idx| {
         let recs: &[Rec] = store.slices(0..n).next().map_or(&[], |(_, s)| s);
-        let mut sum = 0u64;
-        for &i in idx {
-            let r: &Rec = black_box(&recs[black_box(i) as usize]);
-            sum = sum.wrapping_add(r.get_value());
-        }
-        Ok(sum)
+        Ok(get_loop(each, idx, |i| &recs[i as usize]))
     })?;
 
     let allocs = Cell::new(0u64);

@@ -2,7 +2,7 @@
 //! durability): gets index it, scans iterate it. Nothing to load or commit,
 //! so only the get and scan columns are filled.
 
-use crate::harness::{Cx, Rec, Result};
+use crate::harness::{get_loop, Cx, Rec, Result};
 use std::hint::black_box;
 
 const ROW: &str = "Vec<Rec> (in memory)";
@@ -10,13 +10,9 @@ const ROW: &str = "Vec<Rec> (in memory)";
 pub fn run(cx: &mut Cx) -> Result<()> {
     let v: Vec<Rec> = cx.data.clone();
     cx.table.row(ROW);
+    let each = cx.s.black_box_each;
     cx.get(ROW, false, |idx| {
-        let mut sum = 0u64;
-        for &i in idx {
-            let r: &Rec = black_box(&v[black_box(i) as usize]);
-            sum = sum.wrapping_add(r.get_value());
-        }
-        Ok(sum)
+        Ok(get_loop(each, idx, |i| &v[i as usize]))
     })?;
     cx.scan(ROW, || {
         Ok(black_box(v.iter().fold(0u64, |a, r| a.wrapping_add(r.a))))
