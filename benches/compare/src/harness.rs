@@ -494,6 +494,19 @@ impl Cx {
         c
     }
 
+    /// Bytes per second written to the device while this process writes
+    /// nothing, over `secs` (after a `sync`): other processes' share, which
+    /// the bytes/commit columns cannot separate out.
+    pub fn idle_device_rate(&self, secs: f64) -> Option<f64> {
+        let dev = self.dev.as_ref()?;
+        sync_all();
+        let before = dev.bytes()?;
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        let after = dev.bytes()?;
+        Some((after - before) as f64 / t.elapsed().as_secs_f64())
+    }
+
     pub fn notes(&mut self) -> String {
         let mut s = String::new();
         if let Some(p) = &self.probe {

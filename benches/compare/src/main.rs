@@ -134,7 +134,17 @@ fn main() {
 
 fn run(settings: Settings) -> harness::Result<()> {
     let mut cx = Cx::new(settings)?;
-    let header = report::header(&cx);
+    let idle_before = cx.idle_device_rate(2.0);
+    let mut header = report::header(&cx);
+    if let Some(r) = idle_before {
+        header.insert_str(
+            header.rfind("\n\n").unwrap_or(header.len()),
+            &format!(
+                "\n- device writes by others while idle (2 s before the run): {:.0} kB/s",
+                r / 1e3
+            ),
+        );
+    }
     eprint!("{header}");
     for name in systems::NAMES {
         if cx.selected(name) {
@@ -142,6 +152,12 @@ fn run(settings: Settings) -> harness::Result<()> {
         }
     }
     let load_after = report::loadavg();
+    if let Some(r) = cx.idle_device_rate(2.0) {
+        cx.note(format!(
+            "device writes by others while idle (2 s after the run): {:.0} kB/s",
+            r / 1e3
+        ));
+    }
     let mut out = header;
     out.push_str(&cx.table.render(&cx.columns()));
     out.push('\n');
