@@ -38,8 +38,18 @@ pub const MAX_GROWTH_STEP: u64 = 1 << 30;
 pub const MAX_FILE_LEN: u64 = 1 << 60;
 /// Header flag: committed records are never changed (readers may borrow them).
 pub const FLAG_APPEND_ONLY: u32 = 1;
+/// Header flag: a *checked commit*, published with a single sync together
+/// with its data. The full groups it wrote are listed after the slot with
+/// their checksums; open validates them (and the tail group) before using the
+/// header, and falls back to the other slot if any did not reach the disk.
+pub const FLAG_CHECKED: u32 = 2;
 /// Every flag this version defines.
-pub const KNOWN_FLAGS: u32 = FLAG_APPEND_ONLY;
+pub const KNOWN_FLAGS: u32 = FLAG_APPEND_ONLY | FLAG_CHECKED;
+/// Bytes per entry of a checked commit's group list: group (u64), crc (u32).
+pub const LIST_ENTRY_LEN: usize = 12;
+/// Most full groups a checked commit lists; larger commits use two syncs.
+/// The list must fit in the slot's half of the header page.
+pub const MAX_LISTED_GROUPS: usize = 128;
 /// Largest generation a header may carry; a commit past it is refused, so
 /// `generation + 1` never overflows.
 pub const MAX_GENERATION: u64 = 1 << 62;
@@ -68,8 +78,10 @@ pub mod slot {
     pub const TABLE_OFFSET: usize = 96;
     pub const TABLE_LEN: usize = 104;
     pub const TAIL_CRC: usize = 112;
-    pub const RESERVED: usize = 116;
-    pub const RESERVED_LEN: usize = 8;
+    pub const LIST_LEN: usize = 116;
+    pub const RESERVED: usize = 118;
+    pub const RESERVED_LEN: usize = 2;
+    pub const LIST_CRC: usize = 120;
     pub const CRC: usize = 124;
 }
 
@@ -265,7 +277,35 @@ pub struct Header {
     /// (`record_count % records_per_page` records); 0 when there is none.
     /// It lives in the header so it changes atomically with the count.
     pub tail_crc: u32,
+    /// Entries in the group list that follows the slot (`FLAG_CHECKED` only).
+    pub list_len: u16,
+    /// CRC32 of the group list's `list_len * 12` bytes (0 without a list).
+    pub list_crc: u32,
     pub layout: Layout,
+}
+
+/// Encodes a checked commit's group list (full groups in increasing order,
+/// each with its checksum) as it follows the slot on disk.
+pub fn encode_list(list: &[(u64, u32)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(list.len() * LIST_ENTRY_LEN);
+    for &(g, crc) in list {
+        b.extend_from_slice(&g.to_le_bytes());
+        b.extend_from_slice(&crc.to_le_bytes());
+    }
+    b
+}
+
+/// Decodes the group list of a header decoded from `b` (the bytes from the
+/// slot's start, as passed to `Header::decode`, which already checked it).
+pub fn decode_list(b: &[u8], h: &Header) -> Vec<(u64, u32)> {
+    let n = h.list_len as usize;
+    b.get(SLOT_LEN..SLOT_LEN + n * LIST_ENTRY_LEN)
+        .map(|l| {
+            l.chunks_exact(LIST_ENTRY_LEN)
+                .map(|e| (rd_u64(e, 0), rd_u32(e, 8)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Why a header slot was rejected.
@@ -281,6 +321,9 @@ pub enum SlotError {
     WrongByteOrder { found: u32 },
     /// A newer (or unknown) format version.
     UnsupportedVersion { found: u32 },
+    /// A checked commit (one sync) whose data did not all reach the disk:
+    /// the listed or tail group `group` does not match its checksum.
+    IncompleteCommit { group: u64 },
     /// A field holds a value outside its valid range.
     BadField {
         field: &'static str,
@@ -312,6 +355,10 @@ impl fmt::Display for SlotError {
                     "format version {found}, this build reads {FORMAT_VERSION}"
                 )
             }
+            SlotError::IncompleteCommit { group } => write!(
+                f,
+                "checked commit interrupted: group {group} did not reach the disk"
+            ),
             SlotError::BadField {
                 field,
                 value,
@@ -356,6 +403,8 @@ impl Header {
         wr_u64(&mut b, slot::TABLE_OFFSET, self.layout.table_offset);
         wr_u64(&mut b, slot::TABLE_LEN, self.layout.table_len);
         wr_u32(&mut b, slot::TAIL_CRC, self.tail_crc);
+        b[slot::LIST_LEN..slot::LIST_LEN + 2].copy_from_slice(&self.list_len.to_le_bytes());
+        wr_u32(&mut b, slot::LIST_CRC, self.list_crc);
         let crc = crc32fast::hash(&b[..slot::CRC]);
         wr_u32(&mut b, slot::CRC, crc);
         b
@@ -370,7 +419,11 @@ impl Header {
     ///
     /// Every field is checked against its valid range and against the values
     /// derived from the others, so a decoded header is internally consistent.
+    ///
+    /// `b` may extend past the slot (up to the end of the header page): a
+    /// checked commit's group list follows the slot and is checked too.
     pub fn decode(b: &[u8], slot_index: usize) -> Result<Header, SlotError> {
+        let whole = b;
         let Some(b) = b.get(..SLOT_LEN) else {
             return Err(bad("slot", b.len() as u64, "shorter than 128 bytes"));
         };
@@ -403,7 +456,7 @@ impl Header {
             return Err(bad(
                 "flags",
                 flags as u64,
-                "unknown flags (v1 defines only bit 0, append-only)",
+                "unknown flags (v1 defines bit 0, append-only, and bit 1, checked commit)",
             ));
         }
         if b[slot::RESERVED..slot::RESERVED + slot::RESERVED_LEN]
@@ -486,6 +539,50 @@ impl Header {
                 "must be 0 when the last group is full",
             ));
         }
+        let list_len = u16::from_le_bytes([b[slot::LIST_LEN], b[slot::LIST_LEN + 1]]);
+        let list_crc = rd_u32(b, slot::LIST_CRC);
+        if flags & FLAG_CHECKED == 0 {
+            if list_len != 0 || list_crc != 0 {
+                return Err(bad(
+                    "list_len",
+                    list_len as u64,
+                    "a group list without the checked-commit flag",
+                ));
+            }
+        } else {
+            if list_len as usize > MAX_LISTED_GROUPS {
+                return Err(bad("list_len", list_len as u64, "more than 128 groups"));
+            }
+            let n = list_len as usize * LIST_ENTRY_LEN;
+            let Some(list) = whole.get(SLOT_LEN..SLOT_LEN + n) else {
+                return Err(bad(
+                    "list_len",
+                    list_len as u64,
+                    "the group list does not fit after the slot",
+                ));
+            };
+            let got = crc32fast::hash(list);
+            if got != list_crc {
+                return Err(bad(
+                    "list_crc",
+                    list_crc as u64,
+                    "group list checksum mismatch (torn or corrupt)",
+                ));
+            }
+            let full = record_count / packing.records_per_group;
+            let mut prev = None;
+            for e in list.chunks_exact(LIST_ENTRY_LEN) {
+                let g = rd_u64(e, 0);
+                if g >= full || prev.is_some_and(|p| g <= p) {
+                    return Err(bad(
+                        "list",
+                        g,
+                        "groups must be full groups in increasing order",
+                    ));
+                }
+                prev = Some(g);
+            }
+        }
         let data_offset = rd_u64(b, slot::DATA_OFFSET);
         if data_offset != layout.data_offset {
             return Err(bad(
@@ -517,6 +614,8 @@ impl Header {
             schema_len,
             schema_crc: rd_u32(b, slot::SCHEMA_CRC),
             tail_crc,
+            list_len,
+            list_crc,
             layout,
         })
     }
@@ -551,6 +650,8 @@ mod tests {
             schema_len: 40,
             schema_crc: 0xdead_beef,
             tail_crc: 0x1234_5678,
+            list_len: 0,
+            list_crc: 0,
             layout,
         }
     }
@@ -634,7 +735,9 @@ mod tests {
             (slot::FORMAT_VERSION, 2, false),
             (slot::BYTE_ORDER_MARK, 0x0403_0201, false),
             (slot::PAGE_SIZE, 8192, false),
-            (slot::FLAGS, 2, false),
+            (slot::FLAGS, 4, false),
+            (slot::LIST_LEN, 1, false),
+            (slot::LIST_CRC, 7, false),
             (slot::RECORD_SIZE, 0, false),
             (slot::RECORD_SIZE, 25, false),
             (slot::RECORD_ALIGN, 3, false),
@@ -670,6 +773,67 @@ mod tests {
         b[slot::RESERVED] = 1;
         resign(&mut b);
         assert!(Header::decode(&b, 1).is_err());
+    }
+
+    /// A checked commit's slot followed by its list, as written to disk.
+    fn checked(list: &[(u64, u32)]) -> (Header, Vec<u8>) {
+        let mut h = sample(1);
+        let l = encode_list(list);
+        h.flags |= FLAG_CHECKED;
+        h.list_len = list.len() as u16;
+        h.list_crc = crc32fast::hash(&l);
+        let mut b = h.encode().to_vec();
+        b.extend_from_slice(&l);
+        (h, b)
+    }
+
+    #[test]
+    fn checked_commit_list_round_trip_and_damage() {
+        // 101 records of 24 bytes: groups 0 (170 records) is not full, so
+        // use a header whose count makes groups 0..=2 full.
+        let list = [(0u64, 0xaaaa_aaaa), (2, 0xbbbb_bbbb)];
+        let mut h = sample(1);
+        h.record_count = 170 * 3 + 5;
+        let l = encode_list(&list);
+        h.flags |= FLAG_CHECKED;
+        h.list_len = 2;
+        h.list_crc = crc32fast::hash(&l);
+        let mut b = h.encode().to_vec();
+        b.extend_from_slice(&l);
+        let d = Header::decode(&b, 1).unwrap();
+        assert_eq!(d, h);
+        assert_eq!(decode_list(&b, &d), list);
+        // The list cut short (a slot read without it) or torn: invalid.
+        assert!(Header::decode(&b[..SLOT_LEN + 12], 1).is_err());
+        for bit in 0..l.len() * 8 {
+            let mut t = b.clone();
+            t[SLOT_LEN + bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                Header::decode(&t, 1).is_err(),
+                "list bit {bit} flip accepted"
+            );
+        }
+        // Groups must be full and increasing, at most 128 of them.
+        for bad_list in [
+            vec![(2u64, 1u32), (0, 1)],
+            vec![(3, 1)],
+            vec![(1, 1), (1, 1)],
+        ] {
+            let (mut h2, _) = checked(&bad_list);
+            h2.record_count = 170 * 3 + 5;
+            let l2 = encode_list(&bad_list);
+            let mut b2 = h2.encode().to_vec();
+            b2.extend_from_slice(&l2);
+            assert!(Header::decode(&b2, 1).is_err(), "{bad_list:?} accepted");
+        }
+        let (mut h3, _) = checked(&[]);
+        h3.list_len = MAX_LISTED_GROUPS as u16 + 1;
+        let mut b3 = h3.encode().to_vec();
+        b3.resize(2048, 0);
+        assert!(Header::decode(&b3, 1).is_err());
+        // An empty list with the flag (an append into the tail group) is fine.
+        let (h4, b4) = checked(&[]);
+        assert_eq!(Header::decode(&b4, 1).unwrap(), h4);
     }
 
     #[test]

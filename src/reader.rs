@@ -81,7 +81,9 @@ impl RawReader {
     /// (a later writer would then reuse those record slots under it).
     fn announced_header(file: &File, path: &Path, coord: &Coord) -> Result<Header> {
         let announced = coord.generation();
-        let (best, slots, _) = read_header(file, path)?;
+        // Announced generations are durable (a writer announces after its
+        // sync), so only newer checked commits need their pages checked.
+        let (best, _, slots, _) = read_header(file, path, announced)?;
         if coord.writer_pid() != 0 && announced != 0 && best.generation > announced {
             if let Some(h) = slots
                 .iter()

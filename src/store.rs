@@ -15,9 +15,10 @@ use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::fileio::{read_exact_at, sync_dir, write_all_at};
 use crate::format::{
-    choose_slot, file_len_for_records, Header, Layout, Packing, SlotError, CHECKSUM_ENTRY_LEN,
-    CHUNK_GRANULARITY, DEFAULT_CHUNK_SIZE, FLAG_APPEND_ONLY, FORMAT_VERSION, MAX_CHUNK_SIZE,
-    MAX_FILE_LEN, MAX_GROWTH_STEP, PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS,
+    choose_slot, decode_list, encode_list, file_len_for_records, Header, Layout, Packing,
+    SlotError, CHECKSUM_ENTRY_LEN, CHUNK_GRANULARITY, DEFAULT_CHUNK_SIZE, FLAG_APPEND_ONLY,
+    FLAG_CHECKED, FORMAT_VERSION, MAX_CHUNK_SIZE, MAX_FILE_LEN, MAX_GROWTH_STEP, MAX_LISTED_GROUPS,
+    PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS,
 };
 use crate::schema::Schema;
 use crate::sys;
@@ -359,6 +360,12 @@ pub struct RawStore {
     /// Records below this may be visible to a reader: writes to them go
     /// through the stripe seqlocks.
     high_water: u64,
+    /// When the newest durable header is a checked commit: the groups whose
+    /// committed bytes open validates it by (its listed groups and its tail
+    /// group), sorted. Changing their committed bytes first needs a
+    /// confirming header (`confirm`), or a crash could make open reject an
+    /// acknowledged commit. Empty otherwise.
+    unconfirmed: Vec<u64>,
 }
 
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
@@ -539,6 +546,8 @@ impl RawStore {
                 schema_len,
                 schema_crc: crc32fast::hash(&block),
                 tail_crc: 0,
+                list_len: 0,
+                list_crc: 0,
                 layout,
             };
             write_all_at(&file, &header.encode(), SLOT_OFFSETS[header.slot_index()])
@@ -618,6 +627,7 @@ impl RawStore {
             observer: None,
             coord: None,
             high_water: 0,
+            unconfirmed: Vec::new(),
         }
     }
 
@@ -637,7 +647,7 @@ impl RawStore {
             .map_err(|e| map_open_error(path, e))?;
         // Lock before reading the header, so no writer commits in between.
         lock(&file, path, access, opts.wait_for_lock)?;
-        let (header, slots, chosen) = read_header(&file, path)?;
+        let (header, list, slots, chosen) = read_header(&file, path, 0)?;
         let file_len = file
             .metadata()
             .map_err(|e| Error::io("stat", path, e))?
@@ -671,6 +681,7 @@ impl RawStore {
             "opened"
         );
         let mut store = RawStore::assemble(path, file, map, access, schema, header);
+        store.unconfirmed = checked_groups(&header, &list);
         if access == Access::Write {
             store.attach_coord(false)?;
         }
@@ -1012,9 +1023,13 @@ impl RawStore {
             self.stage_slot(i).copy_from_slice(record);
             return Ok(());
         }
+        let g = self.layout.packing.group_of(i);
+        if i < self.header.record_count && self.unconfirmed.binary_search(&g).is_ok() {
+            self.confirm()?;
+        }
         self.write_records(record, self.layout.record_file_offset(i), i, i + 1)?;
         if i < self.header.record_count {
-            self.dirty_groups.insert(self.layout.packing.group_of(i));
+            self.dirty_groups.insert(g);
         }
         Ok(())
     }
@@ -1144,7 +1159,7 @@ impl RawStore {
             layout,
             ..self.header
         };
-        self.publish(header)?;
+        self.publish(header, None)?;
         // Map first: on failure the old map and layout stay consistent for reads.
         self.map = match sys::map_read_only(&self.file, layout.file_len()) {
             Ok(m) => m,
@@ -1154,8 +1169,11 @@ impl RawStore {
         Ok(())
     }
 
-    /// Writes `header` into its slot and makes it durable.
-    fn publish(&mut self, header: Header) -> Result<()> {
+    /// Writes `header` into its slot and makes it durable. With `list` it
+    /// is a checked commit: the flag and the group list are set from `list`
+    /// and written with the slot in one write; otherwise both are cleared.
+    /// Either way this is the header's one sync.
+    fn publish(&mut self, mut header: Header, list: Option<&[(u64, u32)]>) -> Result<()> {
         if header.generation > crate::format::MAX_GENERATION {
             return Err(Error::InvalidOption {
                 option: "generation",
@@ -1165,11 +1183,48 @@ impl RawStore {
                 ),
             });
         }
-        let bytes = header.encode();
+        let list_bytes = list.map(encode_list).unwrap_or_default();
+        match list {
+            Some(l) => {
+                header.flags |= FLAG_CHECKED;
+                header.list_len = l.len() as u16;
+                header.list_crc = crc32fast::hash(&list_bytes);
+            }
+            None => {
+                header.flags &= !FLAG_CHECKED;
+                header.list_len = 0;
+                header.list_crc = 0;
+            }
+        }
+        let mut bytes = header.encode().to_vec();
+        bytes.extend_from_slice(&list_bytes);
         self.write(&bytes, SLOT_OFFSETS[header.slot_index()])?;
         self.sync(false)?;
         self.header = header;
+        self.unconfirmed = list.map_or_else(Vec::new, |l| checked_groups(&header, l));
         self.announce();
+        Ok(())
+    }
+
+    /// Makes the newest header final before a write would change bytes a
+    /// checked commit is validated by: publishes the same state again as an
+    /// ordinary header (one small write and one sync). Until it is durable
+    /// the checked commit still validates; after, it is no longer needed.
+    fn confirm(&mut self) -> Result<()> {
+        if self.unconfirmed.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let header = Header {
+            generation: self.header.generation + 1,
+            ..self.header
+        };
+        self.publish(header, None)?;
+        tracing::debug!(
+            generation = self.header.generation,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "confirmed a checked commit before overwriting its pages"
+        );
         Ok(())
     }
 
@@ -1237,14 +1292,26 @@ impl RawStore {
         } else {
             0
         };
-        self.sync(false)?;
         let header = Header {
             generation: self.header.generation + 1,
             record_count: self.len,
             tail_crc,
             ..self.header
         };
-        self.publish(header)?;
+        // Small commits are checked commits: one sync for data, checksums
+        // and header together, the header listing what open must find on
+        // disk to accept it. Large ones sync the data before the header.
+        let listed: Vec<(u64, u32)> = touched
+            .iter()
+            .filter(|&&g| g < full)
+            .map(|&g| (g, self.group_crc(g, self.len)))
+            .collect();
+        if listed.len() <= MAX_LISTED_GROUPS {
+            self.publish(header, Some(&listed))?;
+        } else {
+            self.sync(false)?;
+            self.publish(header, None)?;
+        }
         let stats = CommitStats {
             generation: self.header.generation,
             records: self.len,
@@ -1378,6 +1445,8 @@ impl RawStore {
         }
         let span = tracing::info_span!("recmap.repair", path = %self.path.display(), ?how);
         let _g = span.enter();
+        // Repair rewrites checksums a checked commit may be validated by.
+        self.confirm()?;
         let before = self.verify()?;
         let records_before = self.len;
         let mut rep = RepairReport {
@@ -1439,7 +1508,7 @@ impl RawStore {
             tail_crc,
             ..self.header
         };
-        self.publish(header)?;
+        self.publish(header, None)?;
         self.len = count;
         self.flushed = count;
         self.bytes_since_commit = 0;
@@ -1538,6 +1607,16 @@ impl RawStore {
 
 impl Drop for RawStore {
     fn drop(&mut self) {
+        // A checked commit left as the newest header is validated by its
+        // pages at every open; a damaged page would then make open fall back
+        // to the commit before it. Confirming it on the way out leaves damage
+        // to be reported by `verify` instead (one header write and sync).
+        if self.access == Access::Write && self.poisoned.is_none() && !self.unconfirmed.is_empty() {
+            if let Err(e) = self.confirm() {
+                tracing::warn!(path = %self.path.display(), error = %e,
+                    "could not confirm the last commit while closing");
+            }
+        }
         if let Some(c) = &self.coord {
             c.release();
         }
@@ -1555,8 +1634,20 @@ impl Drop for RawStore {
 /// Both header slots, decoded.
 type SlotResults = [Result<Header, SlotError>; 2];
 
-/// Reads and decodes both header slots; returns the chosen header.
-pub(crate) fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResults, usize)> {
+/// Reads and decodes both header slots; returns the chosen header, its
+/// group list (empty unless it is a checked commit), both slots and the
+/// chosen slot's index.
+///
+/// The chosen header is the valid one with the highest generation. If it is
+/// a checked commit newer than `trust_through` (a generation known durable,
+/// e.g. announced by a writer after its sync), its listed groups and tail
+/// group are read and checked first; if any did not reach the disk, the
+/// commit was interrupted during its one sync and the other slot is used.
+pub(crate) fn read_header(
+    file: &File,
+    path: &Path,
+    trust_through: u64,
+) -> Result<(Header, Vec<(u64, u32)>, SlotResults, usize)> {
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
@@ -1578,10 +1669,8 @@ pub(crate) fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResul
     }
     let mut page = vec![0u8; PAGE_SIZE as usize];
     read_exact_at(file, &mut page, 0).map_err(|e| Error::io("read header", path, e))?;
-    let slots = [
-        Header::decode(&page[SLOT_OFFSETS[0] as usize..], 0),
-        Header::decode(&page[SLOT_OFFSETS[1] as usize..], 1),
-    ];
+    let half = |i: usize| &page[SLOT_OFFSETS[i] as usize..SLOT_OFFSETS[i] as usize + 2048];
+    let mut slots = [Header::decode(half(0), 0), Header::decode(half(1), 1)];
     for s in &slots {
         if let Err(SlotError::UnsupportedVersion { found }) = s {
             return Err(Error::UnsupportedVersion {
@@ -1591,10 +1680,29 @@ pub(crate) fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResul
             });
         }
     }
+    if let Some(i) = choose_slot(&slots) {
+        let h = *slots[i].as_ref().expect("chosen slot is valid");
+        if h.flags & FLAG_CHECKED != 0 && h.generation > trust_through {
+            let list = decode_list(half(i), &h);
+            if let Err(group) = check_commit(file, &h, &list) {
+                tracing::warn!(
+                    generation = h.generation,
+                    group,
+                    "recovered: discarding a checked commit whose pages did not all reach the disk"
+                );
+                slots[i] = Err(SlotError::IncompleteCommit { group });
+            }
+        }
+    }
     match choose_slot(&slots) {
         Some(i) => {
             let h = *slots[i].as_ref().expect("chosen slot is valid");
-            Ok((h, slots, i))
+            let list = if h.flags & FLAG_CHECKED != 0 {
+                decode_list(half(i), &h)
+            } else {
+                Vec::new()
+            };
+            Ok((h, list, slots, i))
         }
         None => {
             let foreign = |s: &Result<Header, SlotError>| {
@@ -1614,6 +1722,48 @@ pub(crate) fn read_header(file: &File, path: &Path) -> Result<(Header, SlotResul
             })
         }
     }
+}
+
+/// The groups a checked commit is validated by: its listed groups and its
+/// partly filled tail group, sorted (empty for an ordinary header).
+fn checked_groups(h: &Header, list: &[(u64, u32)]) -> Vec<u64> {
+    if h.flags & FLAG_CHECKED == 0 {
+        return Vec::new();
+    }
+    let p = h.layout.packing;
+    let mut v: Vec<u64> = list.iter().map(|&(g, _)| g).collect();
+    if !h.record_count.is_multiple_of(p.records_per_group) {
+        v.push(h.record_count / p.records_per_group);
+    }
+    v
+}
+
+/// Checks that a checked commit reached the disk whole: every listed group's
+/// committed bytes and table entry match the listed checksum, and the tail
+/// group matches `tail_crc`. Returns the first group that does not (or
+/// cannot be read).
+fn check_commit(file: &File, h: &Header, list: &[(u64, u32)]) -> std::result::Result<(), u64> {
+    let p = h.layout.packing;
+    let read_crc = |g: u64, n: u64| -> std::result::Result<u32, u64> {
+        let mut buf = vec![0u8; (n * p.record_size) as usize];
+        read_exact_at(file, &mut buf, h.layout.data_offset + g * p.group_bytes()).map_err(|_| g)?;
+        Ok(crc32fast::hash(&buf))
+    };
+    for &(g, crc) in list {
+        let mut entry = [0u8; 4];
+        read_exact_at(file, &mut entry, h.layout.checksum_offset(g)).map_err(|_| g)?;
+        if u32::from_le_bytes(entry) != crc || read_crc(g, p.records_per_group)? != crc {
+            return Err(g);
+        }
+    }
+    let tail = h.record_count % p.records_per_group;
+    if tail != 0 {
+        let g = h.record_count / p.records_per_group;
+        if read_crc(g, tail)? != h.tail_crc {
+            return Err(g);
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn read_schema(file: &File, path: &Path, header: &Header) -> Result<Schema> {

@@ -96,7 +96,7 @@ impl Sim {
             IoEvent::Write { offset, len } => {
                 let mut buf = vec![0u8; len as usize];
                 self.live.read_exact_at(&mut buf, offset).unwrap();
-                if len == SLOT_LEN as u64 && SLOT_OFFSETS.contains(&offset) {
+                if len >= SLOT_LEN as u64 && SLOT_OFFSETS.contains(&offset) {
                     let slot = SLOT_OFFSETS.iter().position(|&o| o == offset).unwrap();
                     let h = Header::decode(&buf, slot).expect("engine wrote an invalid header");
                     self.pending_header = Some((h.generation, h.record_count));
@@ -191,14 +191,16 @@ impl Sim {
                 .pending
                 .iter()
                 .rev()
-                .find(|(o, d)| d.len() == SLOT_LEN && SLOT_OFFSETS.contains(o))
+                .find(|(o, d)| d.len() >= SLOT_LEN && SLOT_OFFSETS.contains(o))
             {
-                let cut = 1 + self.rng.below(SLOT_LEN as u64 - 1) as usize;
+                // Anywhere inside the slot and the group list after it.
+                let n = data.len();
+                let cut = 1 + self.rng.below(n as u64 - 1) as usize;
                 let o = *off as usize;
                 if self.rng.chance(2) {
                     img[o..o + cut].copy_from_slice(&data[..cut]);
                 } else {
-                    img[o + cut..o + SLOT_LEN].copy_from_slice(&data[cut..]);
+                    img[o + cut..o + n].copy_from_slice(&data[cut..]);
                 }
             }
         }

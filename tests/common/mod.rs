@@ -120,9 +120,10 @@ pub fn write_slot(path: &Path, i: usize, b: &[u8; SLOT_LEN]) {
     write_at(path, SLOT_OFFSETS[i], b);
 }
 
-/// Decodes header slot `i` with the crate's decoder.
+/// Decodes header slot `i` with the crate's decoder (with the group list
+/// that follows a checked commit's slot).
 pub fn decode_slot(path: &Path, i: usize) -> Result<Header, SlotError> {
-    Header::decode(&read_slot(path, i), i)
+    Header::decode(&read_at(path, SLOT_OFFSETS[i], 2048), i)
 }
 
 /// Recomputes a slot's CRC (bytes `0..124`, stored little-endian at 124).
