@@ -39,8 +39,8 @@ Options:
   --slow-lookups N     random gets per pass for syscall/database systems (default 200000)
   --passes N           get passes (median reported; default 5)
   --scan-passes N      scan passes (median reported; default 3, fewer if slow)
-  --load-runs N        bulk loads per system, median reported (default 3 up to
-                       4 million records, else 1)
+  --load-runs N        bulk loads per system, each into fresh files; the median
+                       is reported (default 3)
   --commits N          update/append operations per system, each made durable,
                        interleaved with the probe (default 10000)
   --commit-seconds S   time budget of one such loop (default 15; at least 200 ops)
@@ -95,9 +95,6 @@ fn parse_args() -> Result<Settings, String> {
             }
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
-    }
-    if s.load_runs == 0 {
-        s.load_runs = if s.records <= 4_000_000 { 3 } else { 1 };
     }
     if s.records < 2 {
         return Err("--records must be at least 2".into());
