@@ -22,7 +22,6 @@ use crate::format::{
 };
 use crate::schema::Schema;
 use crate::sys;
-use memmap2::Mmap;
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -334,7 +333,7 @@ pub struct RepairReport {
 pub struct RawStore {
     pub(crate) path: PathBuf,
     file: File,
-    pub(crate) map: Mmap,
+    pub(crate) map: sys::RecordMap,
     access: Access,
     schema: Schema,
     /// The last header published (commit or growth).
@@ -569,8 +568,8 @@ impl RawStore {
         let _ = std::fs::remove_file(&tmp);
         let (file, header) = result?;
         sync_dir(path).map_err(|e| Error::io("fsync directory", path, e))?;
-        let map =
-            sys::map_read_only(&file, layout.file_len()).map_err(|e| Error::io("mmap", path, e))?;
+        let map = sys::RecordMap::map(&file, layout.file_len())
+            .map_err(|e| Error::io("mmap", path, e))?;
         tracing::info!(
             records_capacity = layout.capacity(),
             file_len,
@@ -603,12 +602,12 @@ impl RawStore {
     fn assemble(
         path: &Path,
         file: File,
-        map: Mmap,
+        map: sys::RecordMap,
         access: Access,
         schema: Schema,
         header: Header,
     ) -> RawStore {
-        RawStore {
+        let mut s = RawStore {
             path: path.to_path_buf(),
             file,
             map,
@@ -628,7 +627,9 @@ impl RawStore {
             coord: None,
             high_water: 0,
             unconfirmed: Vec::new(),
-        }
+        };
+        s.sync_window();
+        s
     }
 
     fn open_existing(
@@ -669,7 +670,7 @@ impl RawStore {
             Err(e) => tracing::warn!(slot = other, error = %e, generation = header.generation,
                 "recovered: ignoring an invalid header slot, using the other"),
         }
-        let map = sys::map_read_only(&file, header.layout.file_len())
+        let map = sys::RecordMap::map(&file, header.layout.file_len())
             .map_err(|e| Error::io("mmap", path, e))?;
         tracing::info!(
             generation = header.generation,
@@ -990,6 +991,7 @@ impl RawStore {
             self.write_records(records, off, first, first + n)?;
             self.len += n;
             self.flushed = self.len;
+            self.sync_window();
             return Ok(first);
         }
         let mut src = records;
@@ -1086,6 +1088,7 @@ impl RawStore {
             self.stage = stage;
             r?;
             self.flushed = self.len;
+            self.sync_window();
         }
         self.stage.clear();
         if self.stage.capacity() > STAGE_LIMIT / PAGE_SIZE as usize * 2 {
@@ -1161,12 +1164,27 @@ impl RawStore {
         };
         self.publish(header, None)?;
         // Map first: on failure the old map and layout stay consistent for reads.
-        self.map = match sys::map_read_only(&self.file, layout.file_len()) {
+        self.map = match sys::RecordMap::map(&self.file, layout.file_len()) {
             Ok(m) => m,
             Err(e) => return Err(self.poison("mmap", e)),
         };
         self.layout = layout;
+        self.sync_window();
         Ok(())
+    }
+
+    /// Lets `record` (the typed zero-copy `get`) see exactly the records
+    /// written to the file, `[0, flushed)`. Called whenever the map or
+    /// `flushed` changes; the map refuses (and empties the window) if they
+    /// did not fit, which would send every read to the checked path.
+    fn sync_window(&mut self) {
+        let ok = self.map.set_records(
+            self.layout.data_offset,
+            self.schema.record_size as u64,
+            self.schema.record_align as u64,
+            self.flushed,
+        );
+        debug_assert!(ok, "flushed records outside the map");
     }
 
     /// Writes `header` into its slot and makes it durable. With `list` it
@@ -1511,6 +1529,7 @@ impl RawStore {
         self.publish(header, None)?;
         self.len = count;
         self.flushed = count;
+        self.sync_window();
         self.bytes_since_commit = 0;
         rep.records_after = count;
         rep.generation = self.header.generation;
@@ -1634,6 +1653,10 @@ impl Drop for RawStore {
 /// Both header slots, decoded.
 type SlotResults = [Result<Header, SlotError>; 2];
 
+/// What `read_header` found: the header to use, its group list, both slots
+/// and the index of the one used.
+type HeaderChoice = (Header, Vec<(u64, u32)>, SlotResults, usize);
+
 /// Reads and decodes both header slots; returns the chosen header, its
 /// group list (empty unless it is a checked commit), both slots and the
 /// chosen slot's index.
@@ -1647,7 +1670,7 @@ pub(crate) fn read_header(
     file: &File,
     path: &Path,
     trust_through: u64,
-) -> Result<(Header, Vec<(u64, u32)>, SlotResults, usize)> {
+) -> Result<HeaderChoice> {
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?

@@ -11,20 +11,124 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-/// Maps the first `len` bytes of `file` read-only and shared.
+/// A store handle's read-only, shared mapping of its data file, and the
+/// window of records it may lend out as `&T`.
 ///
 /// The mapping is `PROT_READ`: a stray write through it faults instead of
 /// corrupting the file. All writes go through the file descriptor.
-pub(crate) fn map_read_only(file: &File, len: u64) -> io::Result<Mmap> {
-    let len =
-        usize::try_from(len).map_err(|_| io::Error::other("file larger than the address space"))?;
-    // Why the mapping is sound: callers hold a lock excluding every other
-    // writer (exclusive) or every writer (shared, read-only handles) and
-    // checked `len` against the file under it; in-process writes take `&mut`
-    // of the owner, so no borrowed `&[u8]` sees bytes change; truncation by a
-    // program ignoring the locks is outside the contract (docs/concurrency.md).
-    // SAFETY: the file is neither truncated nor changed under live borrows.
-    unsafe { MmapOptions::new().len(len).map(file) }
+pub(crate) struct RecordMap {
+    map: Mmap,
+    /// Invariant (established by `set_records`, reset by `map`): every
+    /// record `i < count` of `shape`, packed as the format packs records
+    /// from `data_offset`, lies inside the mapping and is aligned for it.
+    window: RecordWindow,
+}
+
+#[derive(Clone, Copy)]
+struct RecordWindow {
+    data_offset: usize,
+    count: u64,
+    shape: u64,
+}
+
+/// A record type's size and alignment as one comparable word.
+const fn shape(size: u64, align: u64) -> u64 {
+    size | align << 32
+}
+
+impl RecordMap {
+    /// Maps the first `len` bytes of `file` read-only and shared, with an
+    /// empty record window.
+    pub(crate) fn map(file: &File, len: u64) -> io::Result<RecordMap> {
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::other("file larger than the address space"))?;
+        // Why the mapping is sound: callers hold a lock excluding every other
+        // writer (exclusive) or every writer (shared, read-only handles) and
+        // checked `len` against the file under it; in-process writes take
+        // `&mut` of the owner, so no borrowed `&[u8]` sees bytes change; truncation
+        // by a program ignoring the locks is outside the contract
+        // (docs/concurrency.md).
+        // SAFETY: the file is neither truncated nor changed under live borrows.
+        let map = unsafe { MmapOptions::new().len(len).map(file)? };
+        Ok(RecordMap {
+            map,
+            window: RecordWindow {
+                data_offset: 0,
+                count: 0,
+                shape: 0,
+            },
+        })
+    }
+
+    /// Sets the records `record` lends: `count` records of `record_size`
+    /// bytes aligned to `record_align`, packed from `data_offset`. Returns
+    /// false, and empties the window, if they do not all lie inside the
+    /// mapping or would be misaligned.
+    pub(crate) fn set_records(
+        &mut self,
+        data_offset: u64,
+        record_size: u64,
+        record_align: u64,
+        count: u64,
+    ) -> bool {
+        self.window.count = 0;
+        let base = self.map.as_ptr() as usize as u64;
+        if record_size == 0
+            || record_size > u32::MAX as u64
+            || !record_align.is_power_of_two()
+            || record_align > crate::format::PAGE_SIZE
+            || !record_size.is_multiple_of(record_align)
+            || !base.wrapping_add(data_offset).is_multiple_of(record_align)
+        {
+            return false;
+        }
+        if count > 0 {
+            let p = crate::format::Packing::new(record_size);
+            let end = (count - 1)
+                .checked_mul(p.group_bytes())
+                .and(data_offset.checked_add(p.record_offset(count - 1)))
+                .and_then(|o| o.checked_add(record_size));
+            if end.is_none_or(|e| e > self.map.len() as u64) {
+                return false;
+            }
+        }
+        self.window = RecordWindow {
+            data_offset: data_offset as usize,
+            count,
+            shape: shape(record_size, record_align),
+        };
+        true
+    }
+
+    /// Record `i` of the window as a `&T`, or `None` past its count or if
+    /// `T`'s size and alignment are not the window's.
+    #[inline(always)]
+    pub(crate) fn record<T: bytemuck::Pod>(&self, i: u64) -> Option<&T> {
+        let w = self.window;
+        let size = std::mem::size_of::<T>() as u64;
+        if i >= w.count || w.shape != shape(size, std::mem::align_of::<T>() as u64) {
+            return None;
+        }
+        // A constant packing for `T`: no division at run time.
+        let off = w.data_offset + crate::format::Packing::new(size).record_offset(i) as usize;
+        // SAFETY: by the window's invariant (checked in `set_records`) record
+        // `i < count` lies inside the mapping, which `&self` keeps alive, and
+        // its address is a multiple of the record alignment: the base plus
+        // `data_offset` is, and `record_offset` adds multiples of the record
+        // size and of the group size (whole pages), both multiples of an
+        // alignment of at most a page. `T` has exactly that size and
+        // alignment and is `Pod`, so any bytes are a valid `T`; they do not
+        // change while borrowed, as argued in `map`.
+        Some(unsafe { &*(self.map.as_ptr().add(off) as *const T) })
+    }
+}
+
+impl std::ops::Deref for RecordMap {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
 }
 
 /// Makes `[from, to)` of `file` allocated, extending its length to `to`.

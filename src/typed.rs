@@ -3,7 +3,6 @@
 //! engine.
 
 use crate::error::{Error, Result};
-use crate::format::Packing;
 use crate::record::Record;
 use crate::schema::Schema;
 use crate::store::{CommitStats, Info, Options, RawStore, Repair, RepairReport, VerifyReport};
@@ -41,7 +40,6 @@ impl<T: Record> std::fmt::Debug for Store<T> {
 
 impl<T: Record> Store<T> {
     const SIZE: usize = std::mem::size_of::<T>();
-    const PACKING: Packing = Packing::new(std::mem::size_of::<T>() as u64);
 
     /// Creates a new store; fails with [`Error::AlreadyExists`] if `path` exists.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
@@ -110,16 +108,17 @@ impl<T: Record> Store<T> {
     /// Record `i`, zero-copy, or `None` past the end.
     #[inline]
     pub fn get(&self, i: u64) -> Option<&T> {
-        if i < self.raw.flushed {
-            let off = (self.raw.layout.data_offset + Self::PACKING.record_offset(i)) as usize;
-            Some(bytemuck::from_bytes(&self.raw.map[off..off + Self::SIZE]))
-        } else {
-            self.get_staged(i)
+        // Records written to the file: one bounds check against the map's
+        // record window, then a pointer into the map.
+        match self.raw.map.record::<T>(i) {
+            Some(r) => Some(r),
+            None => self.get_staged(i),
         }
     }
 
-    /// The rare path of `get`: records not yet written to the file. Kept out
-    /// of line so `get` stays small enough to inline into hot loops.
+    /// The rare path of `get`: records not yet written to the file (and
+    /// indices past the end). Kept out of line so `get` stays small enough to
+    /// inline into hot loops.
     #[cold]
     #[inline(never)]
     fn get_staged(&self, i: u64) -> Option<&T> {
