@@ -39,17 +39,23 @@ pub const MAX_FILE_LEN: u64 = 1 << 60;
 /// Header flag: committed records are never changed (readers may borrow them).
 pub const FLAG_APPEND_ONLY: u32 = 1;
 /// Header flag: a *checked commit*, published with a single sync together
-/// with its data. The full groups it wrote are listed after the slot with
-/// their checksums; open validates them (and the tail group) before using the
-/// header, and falls back to the other slot if any did not reach the disk.
+/// with its data. The groups it wrote are listed after the slot with their
+/// checksums; open validates them before using the header, and falls back to
+/// the other slot if any did not reach the disk. The list also carries the
+/// checksums of earlier commits whose table entries are not yet written.
 pub const FLAG_CHECKED: u32 = 2;
+/// Bit of a list entry's group field: a *carried* entry, the checksum of a
+/// group an earlier commit wrote (durable since), kept here because its
+/// table entry has not been written yet. Open does not read carried groups.
+pub const LIST_CARRIED: u64 = 1 << 63;
 /// Every flag this version defines.
 pub const KNOWN_FLAGS: u32 = FLAG_APPEND_ONLY | FLAG_CHECKED;
 /// Bytes per entry of a checked commit's group list: group (u64), crc (u32).
 pub const LIST_ENTRY_LEN: usize = 12;
-/// Most full groups a checked commit lists; larger commits use two syncs.
-/// The list must fit in the slot's half of the header page.
-pub const MAX_LISTED_GROUPS: usize = 128;
+/// Most entries a checked commit lists; larger commits use two syncs (and
+/// write the table). The list must fit in the slot's half of the header
+/// page: (2048 - 128) / 12 = 160.
+pub const MAX_LISTED_GROUPS: usize = 160;
 /// Largest generation a header may carry; a commit past it is refused, so
 /// `generation + 1` never overflows.
 pub const MAX_GENERATION: u64 = 1 << 62;
@@ -284,8 +290,9 @@ pub struct Header {
     pub layout: Layout,
 }
 
-/// Encodes a checked commit's group list (full groups in increasing order,
-/// each with its checksum) as it follows the slot on disk.
+/// Encodes a checked commit's group list (groups in increasing order, each
+/// with its checksum, carried ones with `LIST_CARRIED` set in the group) as
+/// it follows the slot on disk.
 pub fn encode_list(list: &[(u64, u32)]) -> Vec<u8> {
     let mut b = Vec::with_capacity(list.len() * LIST_ENTRY_LEN);
     for &(g, crc) in list {
@@ -551,7 +558,7 @@ impl Header {
             }
         } else {
             if list_len as usize > MAX_LISTED_GROUPS {
-                return Err(bad("list_len", list_len as u64, "more than 128 groups"));
+                return Err(bad("list_len", list_len as u64, "more than 160 groups"));
             }
             let n = list_len as usize * LIST_ENTRY_LEN;
             let Some(list) = whole.get(SLOT_LEN..SLOT_LEN + n) else {
@@ -569,15 +576,24 @@ impl Header {
                     "group list checksum mismatch (torn or corrupt)",
                 ));
             }
+            // Own entries: groups holding committed records (the partly
+            // filled last one included); carried entries: full groups only.
             let full = record_count / packing.records_per_group;
+            let groups = record_count.div_ceil(packing.records_per_group);
             let mut prev = None;
             for e in list.chunks_exact(LIST_ENTRY_LEN) {
-                let g = rd_u64(e, 0);
-                if g >= full || prev.is_some_and(|p| g <= p) {
+                let raw = rd_u64(e, 0);
+                let g = raw & !LIST_CARRIED;
+                let bound = if raw & LIST_CARRIED != 0 {
+                    full
+                } else {
+                    groups
+                };
+                if g >= bound || prev.is_some_and(|p| g <= p) {
                     return Err(bad(
                         "list",
-                        g,
-                        "groups must be full groups in increasing order",
+                        raw,
+                        "groups must hold committed records (carried: full groups), in increasing order",
                     ));
                 }
                 prev = Some(g);
@@ -791,12 +807,12 @@ mod tests {
     fn checked_commit_list_round_trip_and_damage() {
         // 101 records of 24 bytes: groups 0 (170 records) is not full, so
         // use a header whose count makes groups 0..=2 full.
-        let list = [(0u64, 0xaaaa_aaaa), (2, 0xbbbb_bbbb)];
+        let list = [(0u64, 0xaaaa_aaaa), (2 | LIST_CARRIED, 0xbbbb_bbbb), (3, 7)];
         let mut h = sample(1);
         h.record_count = 170 * 3 + 5;
         let l = encode_list(&list);
         h.flags |= FLAG_CHECKED;
-        h.list_len = 2;
+        h.list_len = 3;
         h.list_crc = crc32fast::hash(&l);
         let mut b = h.encode().to_vec();
         b.extend_from_slice(&l);
@@ -804,7 +820,7 @@ mod tests {
         assert_eq!(d, h);
         assert_eq!(decode_list(&b, &d), list);
         // The list cut short (a slot read without it) or torn: invalid.
-        assert!(Header::decode(&b[..SLOT_LEN + 12], 1).is_err());
+        assert!(Header::decode(&b[..SLOT_LEN + 24], 1).is_err());
         for bit in 0..l.len() * 8 {
             let mut t = b.clone();
             t[SLOT_LEN + bit / 8] ^= 1 << (bit % 8);
@@ -813,11 +829,13 @@ mod tests {
                 "list bit {bit} flip accepted"
             );
         }
-        // Groups must be full and increasing, at most 128 of them.
+        // Groups must hold committed records (carried ones: be full) and
+        // increase, at most 160 of them.
         for bad_list in [
             vec![(2u64, 1u32), (0, 1)],
-            vec![(3, 1)],
-            vec![(1, 1), (1, 1)],
+            vec![(4, 1)],
+            vec![(3 | LIST_CARRIED, 1)],
+            vec![(1, 1), (1 | LIST_CARRIED, 1)],
         ] {
             let (mut h2, _) = checked(&bad_list);
             h2.record_count = 170 * 3 + 5;

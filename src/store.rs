@@ -17,8 +17,8 @@ use crate::fileio::{read_exact_at, sync_dir, write_all_at};
 use crate::format::{
     choose_slot, decode_list, encode_list, file_len_for_records, Header, Layout, Packing,
     SlotError, CHECKSUM_ENTRY_LEN, CHUNK_GRANULARITY, DEFAULT_CHUNK_SIZE, FLAG_APPEND_ONLY,
-    FLAG_CHECKED, FORMAT_VERSION, MAX_CHUNK_SIZE, MAX_FILE_LEN, MAX_GROWTH_STEP, MAX_LISTED_GROUPS,
-    PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS,
+    FLAG_CHECKED, FORMAT_VERSION, LIST_CARRIED, MAX_CHUNK_SIZE, MAX_FILE_LEN, MAX_GROWTH_STEP,
+    MAX_LISTED_GROUPS, PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS,
 };
 use crate::schema::Schema;
 use crate::sys;
@@ -365,6 +365,10 @@ pub struct RawStore {
     /// confirming header (`confirm`), or a crash could make open reject an
     /// acknowledged commit. Empty otherwise.
     unconfirmed: Vec<u64>,
+    /// The newest header's group list without the carried bit, sorted by
+    /// group: checksums that override the table (whose entries for them may
+    /// not be written yet). Empty for an ordinary header.
+    pending: Vec<(u64, u32)>,
 }
 
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
@@ -627,6 +631,7 @@ impl RawStore {
             coord: None,
             high_water: 0,
             unconfirmed: Vec::new(),
+            pending: Vec::new(),
         };
         s.sync_window();
         s
@@ -682,7 +687,7 @@ impl RawStore {
             "opened"
         );
         let mut store = RawStore::assemble(path, file, map, access, schema, header);
-        store.unconfirmed = checked_groups(&header, &list);
+        store.set_list(&list);
         if access == Access::Write {
             store.attach_coord(false)?;
         }
@@ -1153,7 +1158,14 @@ impl RawStore {
         let groups = self.header.record_count / self.layout.packing.records_per_group;
         let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
         let old_table = self.layout.table_offset as usize;
-        let table = self.map[old_table..old_table + n].to_vec();
+        let mut table = self.map[old_table..old_table + n].to_vec();
+        // Checksums the newest (checked) header carries instead of the table.
+        for &(g, crc) in &self.pending {
+            if g < groups {
+                let at = (g * CHECKSUM_ENTRY_LEN) as usize;
+                table[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+            }
+        }
         self.write(&table, layout.table_offset)?;
         self.sync(all)?;
         let header = Header {
@@ -1170,6 +1182,34 @@ impl RawStore {
         };
         self.layout = layout;
         self.sync_window();
+        Ok(())
+    }
+
+    /// Adopts the newest header's group list: `pending` (every entry) and
+    /// `unconfirmed` (the groups open checks: entries not carried).
+    fn set_list(&mut self, list: &[(u64, u32)]) {
+        self.pending = list.iter().map(|&(g, c)| (g & !LIST_CARRIED, c)).collect();
+        self.unconfirmed = list
+            .iter()
+            .filter(|&&(g, _)| g & LIST_CARRIED == 0)
+            .map(|&(g, _)| g)
+            .collect();
+    }
+
+    /// Writes table entries `(group, crc)` (sorted by group), one write per
+    /// run of adjacent groups.
+    fn write_table_entries(&mut self, entries: &[(u64, u32)]) -> Result<()> {
+        let mut i = 0;
+        let mut buf = Vec::new();
+        while i < entries.len() {
+            let start = entries[i].0;
+            buf.clear();
+            while i < entries.len() && entries[i].0 == start + (buf.len() / 4) as u64 {
+                buf.extend_from_slice(&entries[i].1.to_le_bytes());
+                i += 1;
+            }
+            self.write(&buf, self.layout.checksum_offset(start))?;
+        }
         Ok(())
     }
 
@@ -1219,7 +1259,7 @@ impl RawStore {
         self.write(&bytes, SLOT_OFFSETS[header.slot_index()])?;
         self.sync(false)?;
         self.header = header;
-        self.unconfirmed = list.map_or_else(Vec::new, |l| checked_groups(&header, l));
+        self.set_list(list.unwrap_or_default());
         self.announce();
         Ok(())
     }
@@ -1237,7 +1277,19 @@ impl RawStore {
             generation: self.header.generation + 1,
             ..self.header
         };
-        self.publish(header, None)?;
+        // The same checksums, all carried: nothing left for open to check.
+        let full = self.header.record_count / self.layout.packing.records_per_group;
+        let carried: Vec<(u64, u32)> = self
+            .pending
+            .iter()
+            .filter(|&&(g, _)| g < full)
+            .map(|&(g, crc)| (g | LIST_CARRIED, crc))
+            .collect();
+        if carried.is_empty() {
+            self.publish(header, None)?;
+        } else {
+            self.publish(header, Some(&carried))?;
+        }
         tracing::debug!(
             generation = self.header.generation,
             elapsed_us = t0.elapsed().as_micros() as u64,
@@ -1287,24 +1339,15 @@ impl RawStore {
             touched.sort_unstable();
             touched.dedup();
         }
-        // Full groups keep their checksum in the table; the partly filled
-        // last group's goes into the header, so an interrupted append commit
-        // never leaves a table entry that disagrees with the previous header.
+        // The checksum of every group this commit changed. Full groups keep
+        // theirs in the table; the partly filled last group's goes into the
+        // header (`tail_crc`), so an interrupted append commit never leaves
+        // a table entry that disagrees with the previous header.
         let full = self.len / rpg;
-        let mut i = 0;
-        let mut entries = Vec::new();
-        while i < touched.len() && touched[i] < full {
-            let start = touched[i];
-            entries.clear();
-            while i < touched.len()
-                && touched[i] < full
-                && touched[i] == start + (entries.len() / 4) as u64
-            {
-                entries.extend_from_slice(&self.group_crc(touched[i], self.len).to_le_bytes());
-                i += 1;
-            }
-            self.write(&entries, self.layout.checksum_offset(start))?;
-        }
+        let own: Vec<(u64, u32)> = touched
+            .iter()
+            .map(|&g| (g, self.group_crc(g, self.len)))
+            .collect();
         let tail_crc = if !self.len.is_multiple_of(rpg) {
             self.group_crc(full, self.len)
         } else {
@@ -1316,17 +1359,28 @@ impl RawStore {
             tail_crc,
             ..self.header
         };
-        // Small commits are checked commits: one sync for data, checksums
-        // and header together, the header listing what open must find on
-        // disk to accept it. Large ones sync the data before the header.
-        let listed: Vec<(u64, u32)> = touched
-            .iter()
-            .filter(|&&g| g < full)
-            .map(|&g| (g, self.group_crc(g, self.len)))
-            .collect();
+        // A small commit is a checked commit: its data and header share one
+        // sync, the header listing the groups open must find on disk (own
+        // entries) and, instead of writing them to the table, the checksums
+        // of earlier commits' groups whose table entries are still pending
+        // (carried entries). A large one, or one whose list would not fit,
+        // writes every pending table entry and syncs before its header.
+        let mut listed = own.clone();
+        for &(g, crc) in &self.pending {
+            if g < full && own.binary_search_by_key(&g, |e| e.0).is_err() {
+                listed.push((g | LIST_CARRIED, crc));
+            }
+        }
+        listed.sort_unstable_by_key(|e| e.0 & !LIST_CARRIED);
         if listed.len() <= MAX_LISTED_GROUPS {
             self.publish(header, Some(&listed))?;
         } else {
+            let entries: Vec<(u64, u32)> = listed
+                .iter()
+                .map(|&(g, crc)| (g & !LIST_CARRIED, crc))
+                .filter(|&(g, _)| g < full)
+                .collect();
+            self.write_table_entries(&entries)?;
             self.sync(false)?;
             self.publish(header, None)?;
         }
@@ -1489,6 +1543,11 @@ impl RawStore {
         }
         let p = self.layout.packing;
         let rpg = p.records_per_group;
+        // The ordinary header published below needs the table whole: first
+        // the checksums the current header carries (a rebuild then
+        // overwrites whatever it recomputes).
+        let carried = self.pending.clone();
+        self.write_table_entries(&carried)?;
         let count = match how {
             Repair::RebuildChecksums => {
                 let full = self.len / rpg;
@@ -1591,11 +1650,13 @@ impl RawStore {
                 continue;
             }
             let (first_record, end_record) = p.group_records(g, committed);
-            let expected = if end_record - first_record == p.records_per_group {
+            let expected = if end_record - first_record < p.records_per_group {
+                self.header.tail_crc
+            } else if let Ok(k) = self.pending.binary_search_by_key(&g, |e| e.0) {
+                self.pending[k].1
+            } else {
                 let at = self.layout.checksum_offset(g) as usize;
                 u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
-            } else {
-                self.header.tail_crc
             };
             let got = self.group_crc(g, committed);
             if got != expected && rep.problems.len() >= MAX_PROBLEMS {
@@ -1666,11 +1727,7 @@ type HeaderChoice = (Header, Vec<(u64, u32)>, SlotResults, usize);
 /// e.g. announced by a writer after its sync), its listed groups and tail
 /// group are read and checked first; if any did not reach the disk, the
 /// commit was interrupted during its one sync and the other slot is used.
-pub(crate) fn read_header(
-    file: &File,
-    path: &Path,
-    trust_through: u64,
-) -> Result<HeaderChoice> {
+pub(crate) fn read_header(file: &File, path: &Path, trust_through: u64) -> Result<HeaderChoice> {
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
@@ -1747,42 +1804,17 @@ pub(crate) fn read_header(
     }
 }
 
-/// The groups a checked commit is validated by: its listed groups and its
-/// partly filled tail group, sorted (empty for an ordinary header).
-fn checked_groups(h: &Header, list: &[(u64, u32)]) -> Vec<u64> {
-    if h.flags & FLAG_CHECKED == 0 {
-        return Vec::new();
-    }
-    let p = h.layout.packing;
-    let mut v: Vec<u64> = list.iter().map(|&(g, _)| g).collect();
-    if !h.record_count.is_multiple_of(p.records_per_group) {
-        v.push(h.record_count / p.records_per_group);
-    }
-    v
-}
-
-/// Checks that a checked commit reached the disk whole: every listed group's
-/// committed bytes and table entry match the listed checksum, and the tail
-/// group matches `tail_crc`. Returns the first group that does not (or
-/// cannot be read).
+/// Checks that a checked commit reached the disk whole: every group it
+/// lists as its own (not carried) holds committed bytes that hash to the
+/// listed checksum. Returns the first group that does not (or cannot be
+/// read).
 fn check_commit(file: &File, h: &Header, list: &[(u64, u32)]) -> std::result::Result<(), u64> {
     let p = h.layout.packing;
-    let read_crc = |g: u64, n: u64| -> std::result::Result<u32, u64> {
-        let mut buf = vec![0u8; (n * p.record_size) as usize];
+    for &(g, crc) in list.iter().filter(|e| e.0 & LIST_CARRIED == 0) {
+        let (first, end) = p.group_records(g, h.record_count);
+        let mut buf = vec![0u8; ((end - first) * p.record_size) as usize];
         read_exact_at(file, &mut buf, h.layout.data_offset + g * p.group_bytes()).map_err(|_| g)?;
-        Ok(crc32fast::hash(&buf))
-    };
-    for &(g, crc) in list {
-        let mut entry = [0u8; 4];
-        read_exact_at(file, &mut entry, h.layout.checksum_offset(g)).map_err(|_| g)?;
-        if u32::from_le_bytes(entry) != crc || read_crc(g, p.records_per_group)? != crc {
-            return Err(g);
-        }
-    }
-    let tail = h.record_count % p.records_per_group;
-    if tail != 0 {
-        let g = h.record_count / p.records_per_group;
-        if read_crc(g, tail)? != h.tail_crc {
+        if crc32fast::hash(&buf) != crc {
             return Err(g);
         }
     }

@@ -58,7 +58,7 @@ fn assert_records(s: &Store<R24>, n: u64) {
 }
 
 /// Records after `two_commits`' newer commit.
-const NEWER: u64 = 1000 + 170 * 130;
+const NEWER: u64 = 1000 + 170 * 200;
 
 /// The generation and record count of a valid slot.
 fn gen_len(path: &Path, i: usize) -> (u64, u64) {

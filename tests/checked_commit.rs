@@ -4,7 +4,7 @@
 //! the disk, and the confirming header that protects an acknowledged checked
 //! commit from later in-place writes to its pages.
 
-use recmap::format::{Header, FLAG_CHECKED, SLOT_OFFSETS};
+use recmap::format::{decode_list, Header, FLAG_CHECKED, LIST_CARRIED, SLOT_OFFSETS};
 use recmap::{IoEvent, Options, Store};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,17 @@ fn newest_header(path: &Path) -> Header {
         })
         .collect();
     *slots.iter().max_by_key(|h| h.generation).unwrap()
+}
+
+/// Entries of the newest header's group list that open checks (not carried).
+fn own_entries(path: &Path) -> usize {
+    let page = std::fs::read(path).unwrap();
+    let h = newest_header(path);
+    let o = SLOT_OFFSETS[h.slot_index()] as usize;
+    decode_list(&page[o..o + 2048], &h)
+        .iter()
+        .filter(|e| e.0 & LIST_CARRIED == 0)
+        .count()
 }
 
 #[test]
@@ -152,8 +163,8 @@ fn a_clean_close_confirms_so_later_damage_is_reported_not_rolled_back() {
     let g = s.generation();
     drop(s);
     let h = newest_header(&path);
-    assert_eq!(h.flags & FLAG_CHECKED, 0, "closing left a confirmed header");
-    assert_eq!(h.generation, g + 1);
+    assert_eq!(h.generation, g + 1, "closing published a confirming header");
+    assert_eq!(own_entries(&path), 0, "nothing left for open to check");
     // Damage the updated page: verify names it; the commit stays.
     let r = Store::<Rec>::open_read_only(&path).unwrap();
     let off = r.info().data_offset + 3 * 16 + 8;
@@ -165,4 +176,43 @@ fn a_clean_close_confirms_so_later_damage_is_reported_not_rolled_back() {
     assert_eq!(r.generation(), g + 1);
     assert_eq!(r.len(), 1_000);
     assert_eq!(r.verify().unwrap().problems.len(), 1);
+}
+
+#[test]
+fn checked_commits_carry_checksums_instead_of_writing_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.rmap");
+    let mut s = store(&path, 100_000); // 391 pages, an ordinary commit
+    let io = count_io(&mut s);
+    let mut flushes = 0;
+    for k in 0..200u64 {
+        // A different page every time (256 records of 16 bytes per page).
+        let i = (k * 256 + 7) % 100_000;
+        let (syncs, writes) = *io.lock().unwrap();
+        s.set(i, &rec(i, k + 1)).unwrap();
+        s.commit().unwrap();
+        let (syncs2, writes2) = *io.lock().unwrap();
+        if syncs2 - syncs == 1 {
+            // The record and the header: no table write.
+            assert_eq!(writes2 - writes, 2, "commit {k}");
+            assert_ne!(newest_header(&path).flags & FLAG_CHECKED, 0);
+        } else {
+            // The list would overflow: the table is written, two syncs.
+            assert_eq!(syncs2 - syncs, 2, "commit {k}");
+            assert_eq!(newest_header(&path).flags & FLAG_CHECKED, 0);
+            flushes += 1;
+        }
+        if k % 50 == 0 {
+            assert!(s.verify().unwrap().is_ok(), "commit {k}");
+        }
+    }
+    assert_eq!(flushes, 1, "one table flush in 200 single-page commits");
+    assert!(s.verify().unwrap().is_ok());
+    drop(s);
+    let r = Store::<Rec>::open_read_only(&path).unwrap();
+    assert!(r.verify().unwrap().is_ok());
+    for k in 0..200u64 {
+        let i = (k * 256 + 7) % 100_000;
+        assert_eq!(r.get(i).unwrap().v, k + 1);
+    }
 }
