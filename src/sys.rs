@@ -111,14 +111,15 @@ impl RecordMap {
         }
         // A constant packing for `T`: no division at run time.
         let off = w.data_offset + crate::format::Packing::new(size).record_offset(i) as usize;
-        // SAFETY: by the window's invariant (checked in `set_records`) record
-        // `i < count` lies inside the mapping, which `&self` keeps alive, and
-        // its address is a multiple of the record alignment: the base plus
-        // `data_offset` is, and `record_offset` adds multiples of the record
-        // size and of the group size (whole pages), both multiples of an
-        // alignment of at most a page. `T` has exactly that size and
-        // alignment and is `Pod`, so any bytes are a valid `T`; they do not
-        // change while borrowed, as argued in `map`.
+        // Alignment: the base plus `data_offset` is a multiple of the record
+        // alignment (checked in `set_records`), and `record_offset` adds
+        // multiples of the record size and of the group size (whole pages),
+        // both multiples of an alignment of at most a page.
+        // Validity: `T` has the record's size and alignment and is `Pod`, so
+        // any bytes are a valid `T`; they do not change while borrowed, as
+        // argued in `map`.
+        // SAFETY: record `i < count` is inside the mapping (the window's
+        // invariant), which `&self` keeps alive; aligned and valid as above.
         Some(unsafe { &*(self.map.as_ptr().add(off) as *const T) })
     }
 }
