@@ -379,7 +379,12 @@ fn writer(p: &PathBuf) {
     drop(s);
     let s = RawStore::open_read_only(p).expect("reopen after commit");
     assert_eq!(s.len(), len + 1);
-    assert_eq!(s.generation(), generation);
+    // Closing may publish one confirming header of the last commit.
+    assert!(
+        s.generation() == generation || s.generation() == generation + 1,
+        "generation {} after closing at {generation}",
+        s.generation()
+    );
     assert_eq!(s.get(len), Some(&rec[..]));
     assert!(s.verify().unwrap().is_ok());
 }
