@@ -103,6 +103,7 @@ impl RawReader {
         if map.set_records(
             header.layout.data_offset,
             header.record_size as u64,
+            header.record_align as u64,
             header.record_count,
         ) {
             Ok(())
@@ -268,18 +269,28 @@ impl RawReader {
     /// body is short); retries live in `read_contended`.
     #[inline(always)]
     fn read_located(&self, i: u64, group: u64, off: usize, dst: &mut [u8]) -> Result<bool> {
-        if !self.is_append_only() {
-            let begin = self.coord.read_begin(group);
-            if begin.is_multiple_of(2) {
-                self.map.copy_atomic(off, dst);
-                if self.coord.read_validate(group, begin) {
-                    return Ok(true);
-                }
-            }
+        if self.is_append_only() {
+            self.map.copy_atomic(off, dst);
+        } else if self
+            .try_read(group, || self.map.copy_atomic(off, dst))
+            .is_none()
+        {
             return self.read_contended(i, group, off, dst);
         }
-        self.map.copy_atomic(off, dst);
         Ok(true)
+    }
+
+    /// The seqlock read protocol, once: `copy` runs between two loads of
+    /// `group`'s stripe and its result is kept only if the stripe was even
+    /// (no write in progress) and unchanged (none overlapped the copy).
+    #[inline(always)]
+    fn try_read<R>(&self, group: u64, copy: impl FnOnce() -> R) -> Option<R> {
+        let begin = self.coord.read_begin(group);
+        if !begin.is_multiple_of(2) {
+            return None;
+        }
+        let v = copy();
+        self.coord.read_validate(group, begin).then_some(v)
     }
 
     /// `read_located` after a first attempt met the writer in the page's
@@ -305,12 +316,11 @@ impl RawReader {
             } else {
                 std::thread::yield_now();
             }
-            let begin = self.coord.read_begin(group);
-            if begin.is_multiple_of(2) {
-                self.map.copy_atomic(off, dst);
-                if self.coord.read_validate(group, begin) {
-                    return Ok(true);
-                }
+            if self
+                .try_read(group, || self.map.copy_atomic(off, dst))
+                .is_some()
+            {
+                return Ok(true);
             }
         }
     }
@@ -408,12 +418,8 @@ impl<T: Record> Reader<T> {
             return Ok(Some(slot.read()));
         }
         let group = Self::PACKING.group_of(i);
-        let begin = raw.coord.read_begin(group);
-        if begin.is_multiple_of(2) {
-            let v = slot.read();
-            if raw.coord.read_validate(group, begin) {
-                return Ok(Some(v));
-            }
+        if let Some(v) = raw.try_read(group, || slot.read()) {
+            return Ok(Some(v));
         }
         let mut v = T::zeroed();
         raw.read_contended(i, group, slot.offset(), bytemuck::bytes_of_mut(&mut v))?;

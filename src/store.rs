@@ -359,16 +359,21 @@ pub struct RawStore {
     /// Records below this may be visible to a reader: writes to them go
     /// through the stripe seqlocks.
     high_water: u64,
-    /// When the newest durable header is a checked commit: the groups whose
-    /// committed bytes open validates it by (its listed groups and its tail
-    /// group), sorted. Changing their committed bytes first needs a
-    /// confirming header (`confirm`), or a crash could make open reject an
-    /// acknowledged commit. Empty otherwise.
-    unconfirmed: Vec<u64>,
-    /// The newest header's group list without the carried bit, sorted by
-    /// group: checksums that override the table (whose entries for them may
-    /// not be written yet). Empty for an ordinary header.
-    pending: Vec<(u64, u32)>,
+    /// The newest header's group list as on disk (empty for an ordinary
+    /// header), sorted by group. Every entry's checksum overrides the table,
+    /// whose entry for it may not be written yet. Entries without
+    /// `LIST_CARRIED` are the groups open validates the header by: changing
+    /// their committed bytes first needs a confirming header (`confirm`), or
+    /// a crash could make open reject an acknowledged commit.
+    listed: Vec<(u64, u32)>,
+}
+
+/// The entries of a group list that are table entries of full groups below
+/// `full` (the carried bit cleared), in group order.
+fn table_entries(list: &[(u64, u32)], full: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+    list.iter()
+        .map(|&(g, crc)| (g & !LIST_CARRIED, crc))
+        .filter(move |&(g, _)| g < full)
 }
 
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
@@ -630,8 +635,7 @@ impl RawStore {
             observer: None,
             coord: None,
             high_water: 0,
-            unconfirmed: Vec::new(),
-            pending: Vec::new(),
+            listed: Vec::new(),
         };
         s.sync_window();
         s
@@ -687,7 +691,7 @@ impl RawStore {
             "opened"
         );
         let mut store = RawStore::assemble(path, file, map, access, schema, header);
-        store.set_list(&list);
+        store.listed = list;
         if access == Access::Write {
             store.attach_coord(false)?;
         }
@@ -1031,7 +1035,7 @@ impl RawStore {
             return Ok(());
         }
         let g = self.layout.packing.group_of(i);
-        if i < self.header.record_count && self.unconfirmed.binary_search(&g).is_ok() {
+        if i < self.header.record_count && self.validates_by(g) {
             self.confirm()?;
         }
         self.write_records(record, self.layout.record_file_offset(i), i, i + 1)?;
@@ -1159,12 +1163,10 @@ impl RawStore {
         let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
         let old_table = self.layout.table_offset as usize;
         let mut table = self.map[old_table..old_table + n].to_vec();
-        // Checksums the newest (checked) header carries instead of the table.
-        for &(g, crc) in &self.pending {
-            if g < groups {
-                let at = (g * CHECKSUM_ENTRY_LEN) as usize;
-                table[at..at + 4].copy_from_slice(&crc.to_le_bytes());
-            }
+        // Checksums the newest (checked) header lists instead of the table.
+        for (g, crc) in table_entries(&self.listed, groups) {
+            let at = (g * CHECKSUM_ENTRY_LEN) as usize;
+            table[at..at + 4].copy_from_slice(&crc.to_le_bytes());
         }
         self.write(&table, layout.table_offset)?;
         self.sync(all)?;
@@ -1185,15 +1187,23 @@ impl RawStore {
         Ok(())
     }
 
-    /// Adopts the newest header's group list: `pending` (every entry) and
-    /// `unconfirmed` (the groups open checks: entries not carried).
-    fn set_list(&mut self, list: &[(u64, u32)]) {
-        self.pending = list.iter().map(|&(g, c)| (g & !LIST_CARRIED, c)).collect();
-        self.unconfirmed = list
-            .iter()
-            .filter(|&&(g, _)| g & LIST_CARRIED == 0)
-            .map(|&(g, _)| g)
-            .collect();
+    /// The entry for group `g` in the newest header's list, if any.
+    fn listed_entry(&self, g: u64) -> Option<(u64, u32)> {
+        self.listed
+            .binary_search_by_key(&g, |e| e.0 & !LIST_CARRIED)
+            .ok()
+            .map(|k| self.listed[k])
+    }
+
+    /// True if open validates the newest header by group `g`'s bytes.
+    fn validates_by(&self, g: u64) -> bool {
+        self.listed_entry(g)
+            .is_some_and(|(raw, _)| raw & LIST_CARRIED == 0)
+    }
+
+    /// True if open validates the newest header by any group's bytes.
+    fn unconfirmed(&self) -> bool {
+        self.listed.iter().any(|&(g, _)| g & LIST_CARRIED == 0)
     }
 
     /// Writes table entries `(group, crc)` (sorted by group), one write per
@@ -1259,17 +1269,18 @@ impl RawStore {
         self.write(&bytes, SLOT_OFFSETS[header.slot_index()])?;
         self.sync(false)?;
         self.header = header;
-        self.set_list(list.unwrap_or_default());
+        self.listed = list.map_or_else(Vec::new, <[_]>::to_vec);
         self.announce();
         Ok(())
     }
 
     /// Makes the newest header final before a write would change bytes a
-    /// checked commit is validated by: publishes the same state again as an
-    /// ordinary header (one small write and one sync). Until it is durable
-    /// the checked commit still validates; after, it is no longer needed.
+    /// checked commit is validated by: publishes the same state again with
+    /// every list entry carried (one small write and one sync; an ordinary
+    /// header if nothing is left to carry). Until it is durable the checked
+    /// commit still validates; after, nothing is validated by page bytes.
     fn confirm(&mut self) -> Result<()> {
-        if self.unconfirmed.is_empty() {
+        if !self.unconfirmed() {
             return Ok(());
         }
         let t0 = Instant::now();
@@ -1279,11 +1290,8 @@ impl RawStore {
         };
         // The same checksums, all carried: nothing left for open to check.
         let full = self.header.record_count / self.layout.packing.records_per_group;
-        let carried: Vec<(u64, u32)> = self
-            .pending
-            .iter()
-            .filter(|&&(g, _)| g < full)
-            .map(|&(g, crc)| (g | LIST_CARRIED, crc))
+        let carried: Vec<(u64, u32)> = table_entries(&self.listed, full)
+            .map(|(g, crc)| (g | LIST_CARRIED, crc))
             .collect();
         if carried.is_empty() {
             self.publish(header, None)?;
@@ -1348,10 +1356,13 @@ impl RawStore {
             .iter()
             .map(|&g| (g, self.group_crc(g, self.len)))
             .collect();
-        let tail_crc = if !self.len.is_multiple_of(rpg) {
-            self.group_crc(full, self.len)
-        } else {
+        let tail_crc = if self.len.is_multiple_of(rpg) {
             0
+        } else {
+            match own.last() {
+                Some(&(g, crc)) if g == full => crc,
+                _ => self.group_crc(full, self.len),
+            }
         };
         let header = Header {
             generation: self.header.generation + 1,
@@ -1366,8 +1377,8 @@ impl RawStore {
         // (carried entries). A large one, or one whose list would not fit,
         // writes every pending table entry and syncs before its header.
         let mut listed = own.clone();
-        for &(g, crc) in &self.pending {
-            if g < full && own.binary_search_by_key(&g, |e| e.0).is_err() {
+        for (g, crc) in table_entries(&self.listed, full) {
+            if own.binary_search_by_key(&g, |e| e.0).is_err() {
                 listed.push((g | LIST_CARRIED, crc));
             }
         }
@@ -1375,11 +1386,7 @@ impl RawStore {
         if listed.len() <= MAX_LISTED_GROUPS {
             self.publish(header, Some(&listed))?;
         } else {
-            let entries: Vec<(u64, u32)> = listed
-                .iter()
-                .map(|&(g, crc)| (g & !LIST_CARRIED, crc))
-                .filter(|&(g, _)| g < full)
-                .collect();
+            let entries: Vec<(u64, u32)> = table_entries(&listed, full).collect();
             self.write_table_entries(&entries)?;
             self.sync(false)?;
             self.publish(header, None)?;
@@ -1546,7 +1553,7 @@ impl RawStore {
         // The ordinary header published below needs the table whole: first
         // the checksums the current header carries (a rebuild then
         // overwrites whatever it recomputes).
-        let carried = self.pending.clone();
+        let carried: Vec<(u64, u32)> = table_entries(&self.listed, self.len / rpg).collect();
         self.write_table_entries(&carried)?;
         let count = match how {
             Repair::RebuildChecksums => {
@@ -1652,8 +1659,8 @@ impl RawStore {
             let (first_record, end_record) = p.group_records(g, committed);
             let expected = if end_record - first_record < p.records_per_group {
                 self.header.tail_crc
-            } else if let Ok(k) = self.pending.binary_search_by_key(&g, |e| e.0) {
-                self.pending[k].1
+            } else if let Some((_, crc)) = self.listed_entry(g) {
+                crc
             } else {
                 let at = self.layout.checksum_offset(g) as usize;
                 u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
@@ -1691,7 +1698,7 @@ impl Drop for RawStore {
         // pages at every open; a damaged page would then make open fall back
         // to the commit before it. Confirming it on the way out leaves damage
         // to be reported by `verify` instead (one header write and sync).
-        if self.access == Access::Write && self.poisoned.is_none() && !self.unconfirmed.is_empty() {
+        if self.access == Access::Write && self.poisoned.is_none() && self.unconfirmed() {
             if let Err(e) = self.confirm() {
                 tracing::warn!(path = %self.path.display(), error = %e,
                     "could not confirm the last commit while closing");

@@ -24,6 +24,12 @@ pub(crate) struct RecordMap {
     window: RecordWindow,
 }
 
+/// Which records of a mapping may be read as a `T` without further checks:
+/// `count` records of one size and alignment (`shape`), packed as the format
+/// packs them from `data_offset`. Built only by `RecordWindow::new`, which
+/// checks that they all lie inside the mapping and are aligned, so a lookup
+/// needs one comparison with `count` (and one with `shape`, a constant for
+/// `T`).
 #[derive(Clone, Copy)]
 struct RecordWindow {
     data_offset: usize,
@@ -34,6 +40,72 @@ struct RecordWindow {
 /// A record type's size and alignment as one comparable word.
 const fn shape(size: u64, align: u64) -> u64 {
     size | align << 32
+}
+
+impl RecordWindow {
+    const EMPTY: RecordWindow = RecordWindow {
+        data_offset: 0,
+        count: 0,
+        shape: 0,
+    };
+
+    /// The window of `count` records of `record_size` bytes aligned to
+    /// `record_align` from `data_offset` of a mapping of `len` bytes at
+    /// address `base`, or `None` if they do not all lie inside it or would be
+    /// misaligned.
+    fn new(
+        base: usize,
+        len: usize,
+        data_offset: u64,
+        record_size: u64,
+        record_align: u64,
+        count: u64,
+    ) -> Option<RecordWindow> {
+        if record_size == 0
+            || record_size > u32::MAX as u64
+            || !record_align.is_power_of_two()
+            || record_align > crate::format::PAGE_SIZE
+            || !record_size.is_multiple_of(record_align)
+            || !(base as u64)
+                .wrapping_add(data_offset)
+                .is_multiple_of(record_align)
+        {
+            return None;
+        }
+        if count > 0 {
+            let p = crate::format::Packing::new(record_size);
+            // The overflow guard covers `record_offset`'s arithmetic too.
+            let end = (count - 1)
+                .checked_mul(p.group_bytes())
+                .and(data_offset.checked_add(p.record_offset(count - 1)))
+                .and_then(|o| o.checked_add(record_size));
+            if end.is_none_or(|e| e > len as u64) {
+                return None;
+            }
+        }
+        Some(RecordWindow {
+            data_offset: data_offset as usize,
+            count,
+            shape: shape(record_size, record_align),
+        })
+    }
+
+    /// Byte offset of record `i` read as a `T`: `None` past the count or if
+    /// `T`'s size and alignment are not the window's. By the window's
+    /// invariant the `size_of::<T>()` bytes there lie inside the mapping and
+    /// are aligned for `T`: the base plus `data_offset` is a multiple of the
+    /// record alignment, and `record_offset` adds multiples of the record
+    /// size and of the group size (whole pages), both multiples of an
+    /// alignment of at most a page.
+    #[inline(always)]
+    fn offset<T>(&self, i: u64) -> Option<usize> {
+        let size = std::mem::size_of::<T>() as u64;
+        if i >= self.count || self.shape != shape(size, std::mem::align_of::<T>() as u64) {
+            return None;
+        }
+        // A constant packing for `T`: no division at run time.
+        Some(self.data_offset + crate::format::Packing::new(size).record_offset(i) as usize)
+    }
 }
 
 impl RecordMap {
@@ -52,11 +124,7 @@ impl RecordMap {
         let map = unsafe { MmapOptions::new().len(len).map(file)? };
         Ok(RecordMap {
             map,
-            window: RecordWindow {
-                data_offset: 0,
-                count: 0,
-                shape: 0,
-            },
+            window: RecordWindow::EMPTY,
         })
     }
 
@@ -71,55 +139,27 @@ impl RecordMap {
         record_align: u64,
         count: u64,
     ) -> bool {
-        self.window.count = 0;
-        let base = self.map.as_ptr() as usize as u64;
-        if record_size == 0
-            || record_size > u32::MAX as u64
-            || !record_align.is_power_of_two()
-            || record_align > crate::format::PAGE_SIZE
-            || !record_size.is_multiple_of(record_align)
-            || !base.wrapping_add(data_offset).is_multiple_of(record_align)
-        {
-            return false;
-        }
-        if count > 0 {
-            let p = crate::format::Packing::new(record_size);
-            let end = (count - 1)
-                .checked_mul(p.group_bytes())
-                .and(data_offset.checked_add(p.record_offset(count - 1)))
-                .and_then(|o| o.checked_add(record_size));
-            if end.is_none_or(|e| e > self.map.len() as u64) {
-                return false;
-            }
-        }
-        self.window = RecordWindow {
-            data_offset: data_offset as usize,
+        let w = RecordWindow::new(
+            self.map.as_ptr() as usize,
+            self.map.len(),
+            data_offset,
+            record_size,
+            record_align,
             count,
-            shape: shape(record_size, record_align),
-        };
-        true
+        );
+        self.window = w.unwrap_or(RecordWindow::EMPTY);
+        w.is_some()
     }
 
     /// Record `i` of the window as a `&T`, or `None` past its count or if
     /// `T`'s size and alignment are not the window's.
     #[inline(always)]
     pub(crate) fn record<T: bytemuck::Pod>(&self, i: u64) -> Option<&T> {
-        let w = self.window;
-        let size = std::mem::size_of::<T>() as u64;
-        if i >= w.count || w.shape != shape(size, std::mem::align_of::<T>() as u64) {
-            return None;
-        }
-        // A constant packing for `T`: no division at run time.
-        let off = w.data_offset + crate::format::Packing::new(size).record_offset(i) as usize;
-        // Alignment: the base plus `data_offset` is a multiple of the record
-        // alignment (checked in `set_records`), and `record_offset` adds
-        // multiples of the record size and of the group size (whole pages),
-        // both multiples of an alignment of at most a page.
-        // Validity: `T` has the record's size and alignment and is `Pod`, so
-        // any bytes are a valid `T`; they do not change while borrowed, as
-        // argued in `map`.
-        // SAFETY: record `i < count` is inside the mapping (the window's
-        // invariant), which `&self` keeps alive; aligned and valid as above.
+        let off = self.window.offset::<T>(i)?;
+        // Validity: `T` is `Pod`, so any bytes are a valid `T`; they do not
+        // change while borrowed, as argued in `map`.
+        // SAFETY: the window's `offset` vouches that the bytes are inside the
+        // mapping, which `&self` keeps alive, and aligned for `T`.
         Some(unsafe { &*(self.map.as_ptr().add(off) as *const T) })
     }
 }
@@ -375,17 +415,8 @@ pub(crate) fn seq_recheck(word: &AtomicU64, begin: u64) -> bool {
 pub(crate) struct SharedMap {
     raw: MmapRaw,
     len: usize,
-    /// The records `slot` hands out. Invariant (checked by `set_records`):
-    /// every record `i < count`, laid out by `Packing::new(record_size)` from
-    /// `data_offset`, lies inside the mapping.
-    window: Window,
-}
-
-#[derive(Clone, Copy)]
-struct Window {
-    data_offset: usize,
-    record_size: u64,
-    count: u64,
+    /// The records `slot` hands out (set by `set_records`).
+    window: RecordWindow,
 }
 
 /// Record `i` of a `SharedMap`'s window, bounds-checked once when made, so
@@ -411,9 +442,9 @@ impl<T: bytemuck::Pod> Slot<'_, T> {
     #[inline(always)]
     pub(crate) fn read(&self) -> T {
         let mut v = std::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: `slot` made this only for a record inside the window, and
-        // the window lies inside the mapping (`set_records`), which `&'a`
-        // keeps alive; `v` is a local of exactly `size_of::<T>()` bytes.
+        // SAFETY: `slot` made this only from the window's `offset`, which
+        // vouches that the bytes are inside the mapping, which `&'a` keeps
+        // alive; `v` is a local of exactly `size_of::<T>()` bytes.
         unsafe {
             racy_copy(
                 self.map.raw.as_ptr().wrapping_add(self.offset),
@@ -433,57 +464,47 @@ impl SharedMap {
         let len = usize::try_from(len)
             .map_err(|_| io::Error::other("file larger than the address space"))?;
         let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
-        let window = Window {
-            data_offset: 0,
-            record_size: 1,
-            count: 0,
-        };
-        Ok(SharedMap { raw, len, window })
+        Ok(SharedMap {
+            raw,
+            len,
+            window: RecordWindow::EMPTY,
+        })
     }
 
     /// Sets the records `slot` may hand out: `count` records of
-    /// `record_size` bytes packed as the format packs them from
-    /// `data_offset`. Returns false, changing nothing, if they do not all
-    /// lie inside the mapping (callers map the header's layout first, and a
-    /// decoded header's count never exceeds its capacity, so false means a
-    /// bug or a hostile header that slipped past decoding).
+    /// `record_size` bytes aligned to `record_align`, packed as the format
+    /// packs them from `data_offset`. Returns false, and empties the window,
+    /// if they do not all lie inside the mapping (callers map the header's
+    /// layout first, and a decoded header's count never exceeds its
+    /// capacity, so false means a bug or a hostile header that slipped past
+    /// decoding).
     #[must_use]
-    pub(crate) fn set_records(&mut self, data_offset: u64, record_size: u64, count: u64) -> bool {
-        let end = if count == 0 {
-            Some(0)
-        } else {
-            let p = crate::format::Packing::new(record_size);
-            (count - 1)
-                .checked_mul(p.group_bytes())
-                .and(data_offset.checked_add(p.record_offset(count - 1)))
-                .and_then(|o| o.checked_add(record_size))
-        };
-        if record_size == 0 || end.is_none_or(|e| e > self.len as u64) {
-            return false;
-        }
-        self.window = Window {
-            data_offset: data_offset as usize,
+    pub(crate) fn set_records(
+        &mut self,
+        data_offset: u64,
+        record_size: u64,
+        record_align: u64,
+        count: u64,
+    ) -> bool {
+        let w = RecordWindow::new(
+            self.raw.as_ptr() as usize,
+            self.len,
+            data_offset,
             record_size,
+            record_align,
             count,
-        };
-        true
+        );
+        self.window = w.unwrap_or(RecordWindow::EMPTY);
+        w.is_some()
     }
 
-    /// Record `i` of the window as a `T`, or `None` past its count.
-    /// `T` must have the window's record size (panics otherwise).
+    /// Record `i` of the window as a `T`, or `None` past its count or if
+    /// `T`'s size and alignment are not the window's.
     #[inline(always)]
     pub(crate) fn slot<T: bytemuck::Pod>(&self, i: u64) -> Option<Slot<'_, T>> {
-        let w = self.window;
-        if i >= w.count {
-            return None;
-        }
-        let size = std::mem::size_of::<T>() as u64;
-        assert!(size == w.record_size, "record type of the wrong size");
-        // A constant packing for `T`: no division at run time.
-        let p = crate::format::Packing::new(size);
         Some(Slot {
             map: self,
-            offset: w.data_offset + p.record_offset(i) as usize,
+            offset: self.window.offset::<T>(i)?,
             _t: std::marker::PhantomData,
         })
     }
