@@ -1,0 +1,204 @@
+//! Growth and compaction: changing the file's length and moving the
+//! checksum table to the new end.
+//!
+//! Invariants:
+//! - the file's length is a multiple of its chunk size; each growth adds the
+//!   current length (at most `MAX_GROWTH_STEP`), or more if needed;
+//! - until the header with the new layout is durable, the old header still
+//!   describes an intact file: the new table is written in space the current
+//!   header does not use and synced before that header is published;
+//! - the map covers exactly `layout.file_len()`: it is remapped after the new
+//!   header is published; if remapping fails the handle is poisoned and keeps
+//!   the old map and layout for reads;
+//! - the file is truncated only after the header for the shorter layout is
+//!   durable, and only while no [`Reader`](crate::Reader) has it open (a
+//!   process whose mapped pages are truncated away gets `SIGBUS`);
+//! - running out of space or over the file-size limit while preallocating
+//!   returns `NoSpace` or `FileTooLarge` without poisoning: the file is intact.
+
+use super::{table_entries, IoEvent, RawStore};
+use crate::error::{Error, Result};
+use crate::format::{
+    file_len_for_records, Header, Layout, CHECKSUM_ENTRY_LEN, MAX_FILE_LEN, MAX_GROWTH_STEP,
+};
+use crate::sys;
+use std::io;
+use std::path::Path;
+use std::time::Instant;
+
+pub(super) fn map_grow_error(path: &Path, wanted: u64, e: io::Error) -> Error {
+    #[cfg(unix)]
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            return Error::NoSpace {
+                path: path.into(),
+                wanted,
+            }
+        }
+        Some(libc::EFBIG) => {
+            return Error::FileTooLarge {
+                path: path.into(),
+                wanted,
+            }
+        }
+        _ => {}
+    }
+    match e.kind() {
+        io::ErrorKind::StorageFull => Error::NoSpace {
+            path: path.into(),
+            wanted,
+        },
+        io::ErrorKind::FileTooLarge => Error::FileTooLarge {
+            path: path.into(),
+            wanted,
+        },
+        _ => Error::io("grow", path, e),
+    }
+}
+
+impl RawStore {
+    /// Grows the file so it holds at least `need` records.
+    ///
+    /// Order (each step durable before the next): extend and preallocate;
+    /// copy the checksum table to its new place past the old end; fsync;
+    /// publish a header with the new layout (same record count); remap.
+    /// Until that header is durable the old one still describes an intact
+    /// file, and nothing is written into the old table's place before it is.
+    pub(super) fn grow(&mut self, need: u64) -> Result<()> {
+        let span = tracing::info_span!("recmap.grow", path = %self.path.display(), need);
+        let _g = span.enter();
+        let t0 = Instant::now();
+        let p = self.layout.packing;
+        let chunk = self.header.chunk_size;
+        let old_len = self.layout.file_len();
+        let too_large = |wanted| Error::FileTooLarge {
+            path: self.path.clone(),
+            wanted,
+        };
+        let min_len = file_len_for_records(p, self.header.schema_len, chunk, need)
+            .ok_or(too_large(u64::MAX))?;
+        let doubled = old_len.saturating_add(old_len.min(MAX_GROWTH_STEP));
+        let mut want =
+            crate::format::round_up(min_len.max(doubled), chunk).ok_or(too_large(u64::MAX))?;
+        let layout = loop {
+            if want > MAX_FILE_LEN {
+                return Err(too_large(want));
+            }
+            match Layout::fitting(p, self.header.schema_len, want) {
+                Some(l) if l.capacity() >= need && l.table_offset >= old_len => break l,
+                _ => want += chunk,
+            }
+        };
+        sys::preallocate(&self.file, old_len, want)
+            .map_err(|e| map_grow_error(&self.path, want, e))?;
+        self.observe(IoEvent::SetLen { len: want });
+        // The new length must be durable with the table: sync metadata too.
+        self.relocate(layout, true)?;
+        tracing::info!(
+            old_len,
+            new_len = want,
+            capacity = layout.capacity(),
+            generation = self.header.generation,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "grew"
+        );
+        Ok(())
+    }
+
+    /// Moves to `layout` (growth or shrink): copies the committed checksums
+    /// of full groups to the new table position (which the caller chose in
+    /// space the current header does not use), syncs (`all`: with metadata),
+    /// publishes a header with the new capacity and table, and remaps.
+    fn relocate(&mut self, layout: Layout, all: bool) -> Result<()> {
+        let groups = self.header.record_count / self.layout.packing.records_per_group;
+        let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
+        let old_table = self.layout.table_offset as usize;
+        let mut table = self.map[old_table..old_table + n].to_vec();
+        // Checksums the newest (checked) header lists instead of the table.
+        for (g, crc) in table_entries(&self.listed, groups) {
+            let at = (g * CHECKSUM_ENTRY_LEN) as usize;
+            table[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        }
+        self.write(&table, layout.table_offset)?;
+        self.sync(all)?;
+        let header = Header {
+            generation: self.header.generation + 1,
+            capacity: layout.capacity(),
+            layout,
+            ..self.header
+        };
+        self.publish(header, None)?;
+        // Map first: on failure the old map and layout stay consistent for reads.
+        self.map = match sys::RecordMap::map(&self.file, layout.file_len()) {
+            Ok(m) => m,
+            Err(e) => return Err(self.poison("mmap", e)),
+        };
+        self.layout = layout;
+        self.sync_window();
+        Ok(())
+    }
+
+    /// Shrinks the file to the smallest chunk multiple that holds the
+    /// committed records, returning the bytes released (0 if nothing would
+    /// shrink). Refused with [`Error::ReadersPresent`] while any
+    /// [`Reader`](crate::Reader) has the store open: a process whose mapped
+    /// pages are truncated away gets `SIGBUS`.
+    ///
+    /// Crash-safe: the new checksum table is written in space no committed
+    /// record or current table uses, the header pointing at it is made
+    /// durable, and only then is the file truncated.
+    pub fn compact(&mut self) -> Result<u64> {
+        self.check_writable()?;
+        if self.has_uncommitted() {
+            return Err(Error::InvalidOption {
+                option: "compact",
+                reason: "the handle has uncommitted changes: commit first".into(),
+            });
+        }
+        let coord = self.coord.take().expect("writers have a coordination file");
+        let r = coord.try_lock_exclusive().and_then(|()| self.shrink());
+        coord.unlock();
+        self.coord = Some(coord);
+        self.announce();
+        r
+    }
+
+    fn shrink(&mut self) -> Result<u64> {
+        let span = tracing::info_span!("recmap.compact", path = %self.path.display());
+        let _g = span.enter();
+        let p = self.layout.packing;
+        let old_len = self.layout.file_len();
+        let Some(new_len) =
+            file_len_for_records(p, self.header.schema_len, self.header.chunk_size, self.len)
+        else {
+            return Ok(0);
+        };
+        let Some(layout) = Layout::fitting(p, self.header.schema_len, new_len) else {
+            return Ok(0);
+        };
+        // The new table must lie in unused data space: past the committed
+        // records, before the current table.
+        let used_end =
+            self.layout.data_offset + self.len.div_ceil(p.records_per_group) * p.group_bytes();
+        if new_len >= old_len
+            || layout.table_offset < used_end
+            || layout.table_offset + layout.table_len > self.layout.table_offset
+        {
+            return Ok(0);
+        }
+        self.relocate(layout, false)?;
+        let actual = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len();
+        if let Err(e) = self.file.set_len(new_len) {
+            return Err(self.poison("truncate", e));
+        }
+        self.observe(IoEvent::SetLen { len: new_len });
+        self.sync(true)?;
+        self.bytes_since_commit = 0;
+        tracing::info!(old_len = actual, new_len, "compacted");
+        Ok(actual.saturating_sub(new_len))
+    }
+}

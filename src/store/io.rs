@@ -1,0 +1,131 @@
+//! The write path's I/O: every write and sync an open handle makes goes
+//! through `write` and `sync` here, which report to the test observer
+//! ([`IoEvent`]) and poison the handle on failure.
+//!
+//! Invariants:
+//! - nothing is written through the map: every write is a positional write
+//!   on the descriptor, so only the blocks recmap wrote become dirty;
+//! - records a reader may see (below the high-water mark) are written inside
+//!   their stripes' seqlocks, so a reader never accepts a torn copy;
+//! - a failed write or sync poisons the handle for writes, forever: after an
+//!   I/O error the kernel may have dropped the dirty pages and cleared the
+//!   error, so a retried sync could succeed without the data on disk.
+
+use super::RawStore;
+use crate::error::{Error, Result};
+use crate::fileio::write_all_at;
+use std::io;
+
+/// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
+#[doc(hidden)]
+pub type IoObserver = Box<dyn FnMut(&IoEvent) + Send + Sync>;
+
+/// A write-path I/O operation, reported to a test observer after it happened.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoEvent {
+    /// `len` bytes written at `offset` (in the page cache, not yet durable).
+    Write { offset: u64, len: u64 },
+    /// Everything written before is durable.
+    Sync,
+    /// The file was extended (preallocated) to `len` bytes; not yet durable.
+    SetLen { len: u64 },
+}
+
+impl RawStore {
+    /// Every write of the write path goes through here: a positional write
+    /// that poisons the handle on failure.
+    pub(super) fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        if let Err(e) = write_all_at(&self.file, buf, offset) {
+            return Err(self.poison("write", e));
+        }
+        self.bytes_since_commit += buf.len() as u64;
+        self.observe(IoEvent::Write {
+            offset,
+            len: buf.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Writes the bytes of records `[first, end)`. Records a reader may see
+    /// (below the high-water mark) are written inside their stripes'
+    /// seqlocks, so a reader never accepts a torn copy.
+    pub(super) fn write_records(
+        &mut self,
+        buf: &[u8],
+        offset: u64,
+        first: u64,
+        end: u64,
+    ) -> Result<()> {
+        let hw = self.high_water;
+        let stripes = match &self.coord {
+            Some(c) if first < hw => {
+                let p = self.layout.packing;
+                Some(c.begin_write(p.group_of(first), p.group_of(end.min(hw) - 1) + 1))
+            }
+            _ => None,
+        };
+        let r = self.write(buf, offset);
+        if let (Some(c), Some(stripes)) = (&self.coord, stripes) {
+            c.end_write(&stripes);
+        }
+        r
+    }
+
+    /// Every sync of the write path goes through here (`all`: also metadata,
+    /// for a changed length). A failure poisons the handle.
+    pub(super) fn sync(&mut self, all: bool) -> Result<()> {
+        let r = match self.fail_sync_in {
+            Some(0) => {
+                self.fail_sync_in = None;
+                Err(io::Error::other("injected sync failure (test hook)"))
+            }
+            Some(n) => {
+                self.fail_sync_in = Some(n - 1);
+                self.sync_file(all)
+            }
+            None => self.sync_file(all),
+        };
+        if let Err(e) = r {
+            return Err(self.poison("fsync", e));
+        }
+        self.observe(IoEvent::Sync);
+        Ok(())
+    }
+
+    fn sync_file(&self, all: bool) -> io::Result<()> {
+        if all {
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        }
+    }
+
+    pub(super) fn observe(&mut self, event: IoEvent) {
+        if let Some(o) = self.observer.as_mut() {
+            o(&event);
+        }
+    }
+
+    /// Test hook: `f` sees every write, sync and length change of the write
+    /// path, after it happened. Crash simulation uses it to know what was
+    /// durable when. Not part of the API.
+    #[doc(hidden)]
+    pub fn set_io_observer(&mut self, f: Option<IoObserver>) {
+        self.observer = f;
+    }
+
+    /// Fault injection for tests: the `n`-th sync from now (0 = the next one)
+    /// fails as if `fsync` had returned an I/O error. Not part of the API.
+    #[doc(hidden)]
+    pub fn inject_sync_failure(&mut self, n: u64) {
+        self.fail_sync_in = Some(n);
+    }
+
+    /// Marks the handle unusable for writes and returns the error to report.
+    pub(super) fn poison(&mut self, op: &'static str, e: io::Error) -> Error {
+        tracing::error!(op, error = %e, path = %self.path.display(), "write path failed; handle poisoned");
+        self.poisoned = Some((op, e.to_string()));
+        Error::io(op, &self.path, e)
+    }
+}

@@ -1,0 +1,434 @@
+//! Opening and recovery: creating a new file, opening an existing one, and
+//! choosing which of the two header slots to trust.
+//!
+//! Invariants:
+//! - a new file appears at its path complete or not at all: it is built and
+//!   synced under a temporary name, then linked into place;
+//! - the lock is taken before the header is read, so no writer commits in
+//!   between, and is held as long as the handle's `File`;
+//! - the header used is the valid slot with the highest generation, except
+//!   that a checked commit newer than the generation known durable is first
+//!   checked against its listed groups, and discarded for the other slot if
+//!   any did not reach the disk (its one sync was interrupted);
+//! - the file is mapped only after it is known to be at least as long as the
+//!   header's layout, so the map lies inside the file;
+//! - a handle starts with `flushed = len =` the committed count and an empty
+//!   staging buffer; a writer then attaches to the coordination file, taking
+//!   over what a dead writer left there.
+
+use super::grow::map_grow_error;
+use super::options::check_chunk_size;
+use super::{Access, Options, RawStore};
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::fileio::{read_exact_at, sync_dir, write_all_at};
+use crate::format::{
+    choose_slot, decode_list, file_len_for_records, Header, Layout, Packing, SlotError,
+    FLAG_APPEND_ONLY, FLAG_CHECKED, FORMAT_VERSION, LIST_CARRIED, PAGE_SIZE, SCHEMA_OFFSET,
+    SLOT_OFFSETS,
+};
+use crate::schema::Schema;
+use crate::sys;
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::path::Path;
+use std::time::Instant;
+
+fn lock(file: &File, path: &Path, access: Access, wait: bool) -> Result<()> {
+    let r = match (access, wait) {
+        (Access::Write, false) => file.try_lock(),
+        (Access::ReadOnly, false) => file.try_lock_shared(),
+        (Access::Write, true) => file.lock().map_err(TryLockError::Error),
+        (Access::ReadOnly, true) => file.lock_shared().map_err(TryLockError::Error),
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: path.to_path_buf(),
+            holder: match access {
+                Access::Write => "handle (a writer or a read-only reader)",
+                Access::ReadOnly => "handle (a writer)",
+            },
+        }),
+        Err(TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+    }
+}
+
+pub(crate) fn map_open_error(path: &Path, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotFound => Error::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => Error::io("open", path, e),
+    }
+}
+
+impl RawStore {
+    /// Creates a new store with `schema`; fails if `path` exists.
+    pub fn create(path: impl AsRef<Path>, schema: &Schema) -> Result<RawStore> {
+        Options::new().create_new(true).open_raw(path, Some(schema))
+    }
+
+    /// Opens an existing store for writing.
+    pub fn open(path: impl AsRef<Path>) -> Result<RawStore> {
+        Options::new().open_raw(path, None)
+    }
+
+    /// Opens an existing store read-only.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<RawStore> {
+        Options::new().open_raw_read_only(path)
+    }
+
+    pub(super) fn create_file(
+        path: &Path,
+        opts: &Options,
+        schema: Option<&Schema>,
+    ) -> Result<RawStore> {
+        let span = tracing::info_span!("recmap.create", path = %path.display());
+        let _g = span.enter();
+        let t0 = Instant::now();
+        let schema = schema.ok_or(Error::InvalidOption {
+            option: "schema",
+            reason: "a schema is required to create a store".into(),
+        })?;
+        schema.validate()?;
+        check_chunk_size(opts.chunk_size)?;
+        if path.exists() {
+            return Err(Error::AlreadyExists { path: path.into() });
+        }
+        let packing = Packing::new(schema.record_size as u64);
+        let block = schema.encode();
+        let schema_len = block.len() as u32;
+        let too_large = || Error::FileTooLarge {
+            path: path.into(),
+            wanted: u64::MAX,
+        };
+        let file_len =
+            file_len_for_records(packing, schema_len, opts.chunk_size, opts.initial_capacity)
+                .ok_or_else(too_large)?;
+        let layout = Layout::fitting(packing, schema_len, file_len).ok_or_else(too_large)?;
+
+        // Build the file under a temporary name and link it into place, so a
+        // crash during creation never leaves a half-written store at `path`.
+        let name = path.file_name().ok_or_else(|| Error::InvalidOption {
+            option: "path",
+            reason: format!("{} has no file name", path.display()),
+        })?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = path.with_file_name(format!(
+            ".{}.recmap-tmp-{}-{nonce}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let result = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| map_open_error(&tmp, e))?;
+            lock(&file, path, Access::Write, false)?;
+            sys::preallocate(&file, 0, file_len).map_err(|e| map_grow_error(path, file_len, e))?;
+            write_all_at(&file, &block, SCHEMA_OFFSET)
+                .map_err(|e| Error::io("write schema", &tmp, e))?;
+            let header = Header {
+                flags: if opts.append_only {
+                    FLAG_APPEND_ONLY
+                } else {
+                    0
+                },
+                record_size: schema.record_size,
+                record_align: schema.record_align,
+                chunk_size: opts.chunk_size,
+                generation: 1,
+                record_count: 0,
+                capacity: layout.capacity(),
+                schema_len,
+                schema_crc: crc32fast::hash(&block),
+                tail_crc: 0,
+                list_len: 0,
+                list_crc: 0,
+                layout,
+            };
+            write_all_at(&file, &header.encode(), SLOT_OFFSETS[header.slot_index()])
+                .map_err(|e| Error::io("write header", &tmp, e))?;
+            file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+            match std::fs::hard_link(&tmp, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists { path: path.into() })
+                }
+                // Filesystems without hard links: rename (not atomic against a racing creator).
+                Err(_) if !path.exists() => {
+                    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?
+                }
+                Err(e) => return Err(Error::io("link", path, e)),
+            }
+            Ok((file, header))
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        let (file, header) = result?;
+        sync_dir(path).map_err(|e| Error::io("fsync directory", path, e))?;
+        let map = sys::RecordMap::map(&file, layout.file_len())
+            .map_err(|e| Error::io("mmap", path, e))?;
+        tracing::info!(
+            records_capacity = layout.capacity(),
+            file_len,
+            chunk_size = opts.chunk_size,
+            record_size = schema.record_size,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "created"
+        );
+        let mut store = RawStore::assemble(path, file, map, Access::Write, schema.clone(), header);
+        store.attach_coord(true)?;
+        Ok(store)
+    }
+
+    /// Writers open the coordination file, clear what a dead writer left in
+    /// it, and publish their generation and high-water mark there.
+    fn attach_coord(&mut self, created: bool) -> Result<()> {
+        let coord = Coord::open(&self.path, &self.file, true)?;
+        if created {
+            // A coordination file left by an older store at this path.
+            coord.reset_high_water(0);
+        }
+        if let Some(pid) = coord.adopt(self.header.generation, self.header.record_count) {
+            tracing::warn!(path = %self.path.display(), dead_writer_pid = pid, "recovered: the previous writer did not close cleanly");
+        }
+        self.high_water = coord.high_water();
+        self.coord = Some(coord);
+        Ok(())
+    }
+
+    fn assemble(
+        path: &Path,
+        file: File,
+        map: sys::RecordMap,
+        access: Access,
+        schema: Schema,
+        header: Header,
+    ) -> RawStore {
+        let mut s = RawStore {
+            path: path.to_path_buf(),
+            file,
+            map,
+            access,
+            schema,
+            layout: header.layout,
+            len: header.record_count,
+            flushed: header.record_count,
+            header,
+            stage: Vec::new(),
+            stage_base: 0,
+            dirty_groups: BTreeSet::new(),
+            bytes_since_commit: 0,
+            poisoned: None,
+            fail_sync_in: None,
+            observer: None,
+            coord: None,
+            high_water: 0,
+            listed: Vec::new(),
+        };
+        s.sync_window();
+        s
+    }
+
+    pub(super) fn open_existing(
+        path: &Path,
+        access: Access,
+        opts: &Options,
+        want: Option<&Schema>,
+    ) -> Result<RawStore> {
+        let span = tracing::info_span!("recmap.open", path = %path.display(), read_only = access == Access::ReadOnly);
+        let _g = span.enter();
+        let t0 = Instant::now();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(access == Access::Write)
+            .open(path)
+            .map_err(|e| map_open_error(path, e))?;
+        // Lock before reading the header, so no writer commits in between.
+        lock(&file, path, access, opts.wait_for_lock)?;
+        let (header, list, slots, chosen) = read_header(&file, path, 0)?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
+        if file_len < header.layout.file_len() {
+            return Err(Error::Truncated {
+                path: path.into(),
+                expected: header.layout.file_len(),
+                actual: file_len,
+            });
+        }
+        let schema = read_schema(&file, path, &header)?;
+        if let Some(want) = want {
+            Error::check_schema(path, &schema, want)?;
+        }
+        let other = 1 - chosen;
+        match &slots[other] {
+            Ok(_) | Err(SlotError::Empty) => {}
+            Err(e) => tracing::warn!(slot = other, error = %e, generation = header.generation,
+                "recovered: ignoring an invalid header slot, using the other"),
+        }
+        let map = sys::RecordMap::map(&file, header.layout.file_len())
+            .map_err(|e| Error::io("mmap", path, e))?;
+        tracing::info!(
+            generation = header.generation,
+            records = header.record_count,
+            capacity = header.capacity,
+            file_len,
+            slot = chosen,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "opened"
+        );
+        let mut store = RawStore::assemble(path, file, map, access, schema, header);
+        store.listed = list;
+        if access == Access::Write {
+            store.attach_coord(false)?;
+        }
+        Ok(store)
+    }
+}
+
+/// Both header slots, decoded.
+type SlotResults = [Result<Header, SlotError>; 2];
+
+/// What `read_header` found: the header to use, its group list, both slots
+/// and the index of the one used.
+type HeaderChoice = (Header, Vec<(u64, u32)>, SlotResults, usize);
+
+/// Reads and decodes both header slots; returns the chosen header, its
+/// group list (empty unless it is a checked commit), both slots and the
+/// chosen slot's index.
+///
+/// The chosen header is the valid one with the highest generation. If it is
+/// a checked commit newer than `trust_through` (a generation known durable,
+/// e.g. announced by a writer after its sync), its listed groups and tail
+/// group are read and checked first; if any did not reach the disk, the
+/// commit was interrupted during its one sync and the other slot is used.
+pub(crate) fn read_header(file: &File, path: &Path, trust_through: u64) -> Result<HeaderChoice> {
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    if len < PAGE_SIZE {
+        // A recmap file cut short keeps its magic: say so, not "not ours".
+        let mut magic = [0u8; 8];
+        if len >= 8 && read_exact_at(file, &mut magic, 0).is_ok() && magic == crate::format::MAGIC {
+            return Err(Error::Truncated {
+                path: path.into(),
+                expected: 2 * PAGE_SIZE,
+                actual: len,
+            });
+        }
+        return Err(Error::NotRecmap {
+            path: path.into(),
+            reason: format!("{len} bytes, shorter than the 4096-byte header page"),
+        });
+    }
+    let mut page = vec![0u8; PAGE_SIZE as usize];
+    read_exact_at(file, &mut page, 0).map_err(|e| Error::io("read header", path, e))?;
+    let half = |i: usize| &page[SLOT_OFFSETS[i] as usize..SLOT_OFFSETS[i] as usize + 2048];
+    let mut slots = [Header::decode(half(0), 0), Header::decode(half(1), 1)];
+    for s in &slots {
+        if let Err(SlotError::UnsupportedVersion { found }) = s {
+            return Err(Error::UnsupportedVersion {
+                path: path.into(),
+                found: *found,
+                supported: FORMAT_VERSION,
+            });
+        }
+    }
+    if let Some(i) = choose_slot(&slots) {
+        let h = *slots[i].as_ref().expect("chosen slot is valid");
+        if h.flags & FLAG_CHECKED != 0 && h.generation > trust_through {
+            let list = decode_list(half(i), &h);
+            if let Err(group) = check_commit(file, &h, &list) {
+                tracing::warn!(
+                    generation = h.generation,
+                    group,
+                    "recovered: discarding a checked commit whose pages did not all reach the disk"
+                );
+                slots[i] = Err(SlotError::IncompleteCommit { group });
+            }
+        }
+    }
+    match choose_slot(&slots) {
+        Some(i) => {
+            let h = *slots[i].as_ref().expect("chosen slot is valid");
+            let list = if h.flags & FLAG_CHECKED != 0 {
+                decode_list(half(i), &h)
+            } else {
+                Vec::new()
+            };
+            Ok((h, list, slots, i))
+        }
+        None => {
+            let foreign = |s: &Result<Header, SlotError>| {
+                matches!(s, Err(SlotError::BadMagic { .. } | SlotError::Empty))
+            };
+            if foreign(&slots[0]) && foreign(&slots[1]) {
+                return Err(Error::NotRecmap {
+                    path: path.into(),
+                    reason: "no recmap magic in either header slot".into(),
+                });
+            }
+            let [a, b] = slots;
+            Err(Error::NoValidHeader {
+                path: path.into(),
+                slot0: a.unwrap_err(),
+                slot1: b.unwrap_err(),
+            })
+        }
+    }
+}
+
+/// Checks that a checked commit reached the disk whole: every group it
+/// lists as its own (not carried) holds committed bytes that hash to the
+/// listed checksum. Returns the first group that does not (or cannot be
+/// read).
+fn check_commit(file: &File, h: &Header, list: &[(u64, u32)]) -> std::result::Result<(), u64> {
+    let p = h.layout.packing;
+    for &(g, crc) in list.iter().filter(|e| e.0 & LIST_CARRIED == 0) {
+        let (first, end) = p.group_records(g, h.record_count);
+        let mut buf = vec![0u8; ((end - first) * p.record_size) as usize];
+        read_exact_at(file, &mut buf, h.layout.data_offset + g * p.group_bytes()).map_err(|_| g)?;
+        if crc32fast::hash(&buf) != crc {
+            return Err(g);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn read_schema(file: &File, path: &Path, header: &Header) -> Result<Schema> {
+    let mut block = vec![0u8; header.schema_len as usize];
+    read_exact_at(file, &mut block, SCHEMA_OFFSET)
+        .map_err(|e| Error::io("read schema", path, e))?;
+    let got = crc32fast::hash(&block);
+    if got != header.schema_crc {
+        return Err(Error::ChecksumMismatch {
+            path: path.into(),
+            expected: header.schema_crc,
+            got,
+        });
+    }
+    let schema = Schema::decode(&block).map_err(|e| Error::BadSchema {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    if schema.record_size != header.record_size || schema.record_align != header.record_align {
+        return Err(Error::BadSchema {
+            path: path.into(),
+            reason: format!(
+                "schema says {} bytes align {}, header says {} align {}",
+                schema.record_size, schema.record_align, header.record_size, header.record_align
+            ),
+        });
+    }
+    Ok(schema)
+}

@@ -1,0 +1,164 @@
+//! [`Options`]: how a store is created or opened (create mode, chunk size,
+//! initial capacity, waiting for the lock, append-only), and the dispatch
+//! from them to the open path in `open`.
+//!
+//! Invariants:
+//! - exactly one create mode is in effect: setting `create` or `create_new`
+//!   replaces the other, clearing one only clears itself;
+//! - options are plain values, checked when a file is created
+//!   (`check_chunk_size`), not when set;
+//! - what the file records (chunk size, append-only) applies only to new
+//!   files: an existing file keeps its own.
+
+use super::RawStore;
+use crate::error::{Error, Result};
+use crate::format::{CHUNK_GRANULARITY, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE};
+use crate::schema::Schema;
+use std::path::Path;
+
+/// How [`Options`] treats a missing or existing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CreateMode {
+    OpenExisting,
+    OpenOrCreate,
+    CreateNew,
+}
+
+/// Open options: how to create or open a store.
+///
+/// ```no_run
+/// # recmap::record! { struct Tick { ts: u64, price: f64 } }
+/// let store = recmap::Options::new()
+///     .create(true)
+///     .chunk_size(64 << 20)
+///     .initial_capacity(1_000_000)
+///     .open::<Tick>("ticks.rmap")?;
+/// # Ok::<(), recmap::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    mode: CreateMode,
+    pub(super) chunk_size: u64,
+    pub(super) initial_capacity: u64,
+    pub(super) wait_for_lock: bool,
+    pub(super) append_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+impl Options {
+    /// Open an existing file, 1 MiB chunks, no initial capacity, fail at once on a lock.
+    pub fn new() -> Options {
+        Options {
+            mode: CreateMode::OpenExisting,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            initial_capacity: 0,
+            wait_for_lock: false,
+            append_only: false,
+        }
+    }
+    /// Create the file if it does not exist (else open it).
+    pub fn create(mut self, yes: bool) -> Self {
+        if yes {
+            self.mode = CreateMode::OpenOrCreate;
+        } else if self.mode == CreateMode::OpenOrCreate {
+            self.mode = CreateMode::OpenExisting;
+        }
+        self
+    }
+    /// Create a new file; fail with [`Error::AlreadyExists`] if it exists.
+    pub fn create_new(mut self, yes: bool) -> Self {
+        if yes {
+            self.mode = CreateMode::CreateNew;
+        } else if self.mode == CreateMode::CreateNew {
+            self.mode = CreateMode::OpenExisting;
+        }
+        self
+    }
+    /// Growth unit for new files: a multiple of 64 KiB (default 1 MiB). The
+    /// file's length is always a multiple of it. Existing files keep theirs.
+    pub fn chunk_size(mut self, bytes: u64) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+    /// Records to make room for when creating the file.
+    pub fn initial_capacity(mut self, records: u64) -> Self {
+        self.initial_capacity = records;
+        self
+    }
+    /// Wait for a conflicting lock to be released instead of failing with
+    /// [`Error::Locked`].
+    pub fn wait_for_lock(mut self, yes: bool) -> Self {
+        self.wait_for_lock = yes;
+        self
+    }
+
+    /// Create the store append-only: committed records can never change, so
+    /// [`Reader`](crate::Reader)s in other processes may borrow them
+    /// zero-copy. In-place updates of committed records fail with
+    /// [`Error::AppendOnly`]. Existing files keep their mode.
+    pub fn append_only(mut self, yes: bool) -> Self {
+        self.append_only = yes;
+        self
+    }
+
+    /// Opens (or creates, per the options) a typed store for writing.
+    pub fn open<T: crate::Record>(&self, path: impl AsRef<Path>) -> Result<crate::Store<T>> {
+        crate::Store::from_raw(self.open_raw(path, Some(&T::schema()))?)
+    }
+    /// Opens an existing typed store read-only.
+    pub fn open_read_only<T: crate::Record>(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> Result<crate::Store<T>> {
+        crate::Store::from_raw(self.open_raw_read_only(path)?)
+    }
+
+    /// Opens (or creates) an untyped store for writing. `schema` is required
+    /// to create; when given for an existing file it must equal the stored one.
+    pub fn open_raw(&self, path: impl AsRef<Path>, schema: Option<&Schema>) -> Result<RawStore> {
+        let path = path.as_ref();
+        match self.mode {
+            CreateMode::OpenExisting => RawStore::open_existing(path, Access::Write, self, schema),
+            CreateMode::CreateNew => RawStore::create_file(path, self, schema),
+            CreateMode::OpenOrCreate => {
+                match RawStore::open_existing(path, Access::Write, self, schema) {
+                    Err(Error::NotFound { .. }) => {
+                        match RawStore::create_file(path, self, schema) {
+                            Err(Error::AlreadyExists { .. }) => {
+                                RawStore::open_existing(path, Access::Write, self, schema)
+                            }
+                            r => r,
+                        }
+                    }
+                    r => r,
+                }
+            }
+        }
+    }
+
+    /// Opens an existing untyped store read-only.
+    pub fn open_raw_read_only(&self, path: impl AsRef<Path>) -> Result<RawStore> {
+        RawStore::open_existing(path.as_ref(), Access::ReadOnly, self, None)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Write,
+    ReadOnly,
+}
+
+pub(super) fn check_chunk_size(chunk: u64) -> Result<()> {
+    if chunk == 0 || !chunk.is_multiple_of(CHUNK_GRANULARITY) || chunk > MAX_CHUNK_SIZE {
+        return Err(Error::InvalidOption {
+            option: "chunk_size",
+            reason: format!("{chunk} is not a non-zero multiple of 64 KiB up to 1 TiB"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! Verification and repair: [`RawStore::verify`] checks the header slots,
+//! the schema block, the file length and every committed data page against
+//! its checksum; [`RawStore::repair`] makes a damaged store consistent again
+//! by publishing a new commit.
+//!
+//! Invariants:
+//! - `verify` never writes; it skips the groups this handle changed in place
+//!   and has not committed (their checksums are not computed yet);
+//! - at most `MAX_PROBLEMS` damaged pages are listed and the rest counted, so
+//!   a hostile or wrecked file cannot make it allocate without bound;
+//! - a repair is a commit, crash-safe like any other: it confirms a checked
+//!   header first, writes the checksums that header carries into the table
+//!   (the ordinary header it publishes needs the table whole), syncs, and
+//!   then publishes; damage to the header or schema block is not repaired;
+//! - truncating an append-only store requires that no reader is attached:
+//!   readers borrow committed records, which later appends would overwrite.
+
+use super::{table_entries, RawStore};
+use crate::error::{Error, Result};
+use crate::fileio::read_exact_at;
+use crate::format::{Header, SlotError, FLAG_APPEND_ONLY, PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS};
+use std::time::Instant;
+
+/// One thing `verify` found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A header slot is invalid (other than never written). Alone it is a
+    /// note: a torn slot from a crash is expected and overwritten by the next commit.
+    HeaderSlot { slot: usize, error: SlotError },
+    /// The schema block does not hash to the header's CRC.
+    SchemaChecksum { expected: u32, got: u32 },
+    /// The file is shorter than the header requires.
+    FileLength { expected: u64, actual: u64 },
+    /// A data page (group) whose committed bytes do not match its checksum.
+    PageChecksum {
+        /// Group index (the data page for records up to 4 KiB).
+        group: u64,
+        /// File pages `[first_page, first_page + pages)` (page 0 is the header).
+        first_page: u64,
+        pages: u64,
+        /// Records `[first_record, end_record)` stored there.
+        first_record: u64,
+        end_record: u64,
+        expected: u32,
+        got: u32,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::HeaderSlot { slot, error } => write!(f, "header slot {slot}: {error}"),
+            Problem::SchemaChecksum { expected, got } => {
+                write!(
+                    f,
+                    "schema block: checksum {got:#010x}, header says {expected:#010x}"
+                )
+            }
+            Problem::FileLength { expected, actual } => {
+                write!(f, "file length {actual}, header needs {expected}")
+            }
+            Problem::PageChecksum {
+                group,
+                first_page,
+                pages,
+                first_record,
+                end_record,
+                expected,
+                got,
+            } => {
+                write!(
+                    f,
+                    "data page {group} (file pages {first_page}..{}, records {first_record}..{end_record}): checksum {got:#010x}, stored {expected:#010x}",
+                    first_page + pages
+                )
+            }
+        }
+    }
+}
+
+/// The result of [`RawStore::verify`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Damage: the store is not sound when this is non-empty.
+    pub problems: Vec<Problem>,
+    /// Findings that are not damage (an older header slot torn by a crash).
+    pub notes: Vec<Problem>,
+    /// Generation verified.
+    pub generation: u64,
+    /// Data pages (groups) whose checksums were checked.
+    pub pages_checked: u64,
+    /// Committed records covered by the checked pages.
+    pub records_checked: u64,
+    /// Pages with uncommitted in-place updates in this handle, not checked.
+    pub pages_skipped: u64,
+    /// Damaged pages found beyond the first `MAX_PROBLEMS` listed.
+    pub problems_omitted: u64,
+}
+
+/// `verify` lists at most this many damaged pages (the first ones, in page
+/// order) and counts the rest, so a hostile or wrecked file cannot make it
+/// allocate without bound.
+pub const MAX_PROBLEMS: usize = 10_000;
+
+impl VerifyReport {
+    /// True when no damage was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty() && self.problems_omitted == 0
+    }
+}
+
+/// What [`RawStore::repair`] does. Both publish a new commit; neither can
+/// undo damage to the header or schema block (those stores do not open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repair {
+    /// Recompute the checksum of every committed page from the data as it is
+    /// now and commit them. Use after a crash interrupted in-place updates and
+    /// `verify` names their pages, when the records as they stand are
+    /// acceptable (each is old, new, or — after a power loss — torn: check
+    /// them first if that matters). Keeps every record.
+    RebuildChecksums,
+    /// Keep only the records before the first page that fails verification
+    /// and commit that count. Use when damaged data must never be served
+    /// (bit rot, a bad disk). Loses every record from that page on.
+    TruncateToVerified,
+}
+
+/// What [`RawStore::repair`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Verification before the repair.
+    pub before: VerifyReport,
+    /// Record count before and after.
+    pub records_before: u64,
+    pub records_after: u64,
+    /// Page checksums rewritten.
+    pub pages_rewritten: u64,
+    /// Generation of the commit the repair published (unchanged if none).
+    pub generation: u64,
+}
+
+impl RawStore {
+    /// Repairs page checksums after `verify` found damage; see [`Repair`].
+    ///
+    /// Needs a writer handle with nothing uncommitted. The repair is itself
+    /// a commit: crash-safe like any other.
+    pub fn repair(&mut self, how: Repair) -> Result<RepairReport> {
+        self.check_writable()?;
+        // Readers of an append-only store borrow committed records; dropping
+        // records (which later appends overwrite) needs them gone.
+        if how == Repair::TruncateToVerified && self.header.flags & FLAG_APPEND_ONLY != 0 {
+            let coord = self.coord.take().expect("writers have a coordination file");
+            let r = coord
+                .try_lock_exclusive()
+                .and_then(|()| self.repair_inner(how));
+            coord.unlock();
+            self.coord = Some(coord);
+            self.announce();
+            return r;
+        }
+        self.repair_inner(how)
+    }
+
+    fn repair_inner(&mut self, how: Repair) -> Result<RepairReport> {
+        if self.has_uncommitted() {
+            return Err(Error::InvalidOption {
+                option: "repair",
+                reason: "the handle has uncommitted changes: commit or reopen first".into(),
+            });
+        }
+        let span = tracing::info_span!("recmap.repair", path = %self.path.display(), ?how);
+        let _g = span.enter();
+        // Repair rewrites checksums a checked commit may be validated by.
+        self.confirm()?;
+        let before = self.verify()?;
+        let records_before = self.len;
+        let mut rep = RepairReport {
+            records_before,
+            records_after: records_before,
+            pages_rewritten: 0,
+            generation: self.header.generation,
+            before: before.clone(),
+        };
+        if let Some(p) = before
+            .problems
+            .iter()
+            .find(|p| !matches!(p, Problem::PageChecksum { .. }))
+        {
+            return Err(Error::InvalidOption {
+                option: "repair",
+                reason: format!("cannot repair: {p}"),
+            });
+        }
+        if before.is_ok() {
+            return Ok(rep);
+        }
+        let p = self.layout.packing;
+        let rpg = p.records_per_group;
+        // The ordinary header published below needs the table whole: first
+        // the checksums the current header carries (a rebuild then
+        // overwrites whatever it recomputes).
+        let carried: Vec<(u64, u32)> = table_entries(&self.listed, self.len / rpg).collect();
+        self.write_table_entries(&carried)?;
+        let count = match how {
+            Repair::RebuildChecksums => {
+                let full = self.len / rpg;
+                let mut g = 0;
+                while g < full {
+                    let end = full.min(g + 65536);
+                    let entries: Vec<u8> = (g..end)
+                        .flat_map(|g| self.group_crc(g, self.len).to_le_bytes())
+                        .collect();
+                    self.write(&entries, self.layout.checksum_offset(g))?;
+                    g = end;
+                }
+                rep.pages_rewritten = self.len.div_ceil(rpg) * p.pages_per_group;
+                self.len
+            }
+            Repair::TruncateToVerified => before
+                .problems
+                .iter()
+                .filter_map(|p| match p {
+                    Problem::PageChecksum { first_record, .. } => Some(*first_record),
+                    _ => None,
+                })
+                .min()
+                .unwrap_or(self.len),
+        };
+        let tail_crc = if count.is_multiple_of(rpg) {
+            0
+        } else {
+            self.group_crc(count / rpg, count)
+        };
+        self.sync(false)?;
+        let header = Header {
+            generation: self.header.generation + 1,
+            record_count: count,
+            tail_crc,
+            ..self.header
+        };
+        self.publish(header, None)?;
+        self.len = count;
+        self.flushed = count;
+        self.sync_window();
+        self.bytes_since_commit = 0;
+        rep.records_after = count;
+        rep.generation = self.header.generation;
+        tracing::warn!(
+            records_before,
+            records_after = count,
+            pages_rewritten = rep.pages_rewritten,
+            "repaired"
+        );
+        Ok(rep)
+    }
+
+    /// Checks the header slots, the schema block, the file length and the
+    /// checksum of every committed data page, reading the file from scratch.
+    /// Pages this handle changed in place and has not committed are skipped.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let span = tracing::info_span!("recmap.verify", path = %self.path.display());
+        let _g = span.enter();
+        let t0 = Instant::now();
+        let mut rep = VerifyReport {
+            generation: self.header.generation,
+            ..Default::default()
+        };
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        read_exact_at(&self.file, &mut page, 0)
+            .map_err(|e| Error::io("read header", &self.path, e))?;
+        for (slot, &off) in SLOT_OFFSETS.iter().enumerate() {
+            match Header::decode(&page[off as usize..], slot) {
+                Ok(_) | Err(SlotError::Empty) => {}
+                Err(error) => rep.notes.push(Problem::HeaderSlot { slot, error }),
+            }
+        }
+        let schema_at = SCHEMA_OFFSET as usize;
+        let got =
+            crc32fast::hash(&self.map[schema_at..schema_at + self.header.schema_len as usize]);
+        if got != self.header.schema_crc {
+            rep.problems.push(Problem::SchemaChecksum {
+                expected: self.header.schema_crc,
+                got,
+            });
+        }
+        let actual = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len();
+        if actual < self.layout.file_len() {
+            rep.problems.push(Problem::FileLength {
+                expected: self.layout.file_len(),
+                actual,
+            });
+            return Ok(rep);
+        }
+        let p = self.layout.packing;
+        let committed = self.header.record_count;
+        for g in 0..committed.div_ceil(p.records_per_group) {
+            if self.dirty_groups.contains(&g) {
+                rep.pages_skipped += p.pages_per_group;
+                continue;
+            }
+            let (first_record, end_record) = p.group_records(g, committed);
+            let expected = if end_record - first_record < p.records_per_group {
+                self.header.tail_crc
+            } else if let Some((_, crc)) = self.listed_entry(g) {
+                crc
+            } else {
+                let at = self.layout.checksum_offset(g) as usize;
+                u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
+            };
+            let got = self.group_crc(g, committed);
+            if got != expected && rep.problems.len() >= MAX_PROBLEMS {
+                rep.problems_omitted += 1;
+            } else if got != expected {
+                rep.problems.push(Problem::PageChecksum {
+                    group: g,
+                    first_page: (self.layout.data_offset + g * p.group_bytes()) / PAGE_SIZE,
+                    pages: p.pages_per_group,
+                    first_record,
+                    end_record,
+                    expected,
+                    got,
+                });
+            }
+            rep.pages_checked += p.pages_per_group;
+            rep.records_checked += end_record - first_record;
+        }
+        tracing::info!(
+            pages = rep.pages_checked,
+            problems = rep.problems.len(),
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "verified"
+        );
+        Ok(rep)
+    }
+}
