@@ -1,9 +1,15 @@
 //! The coordination file (`<data file>-lock`): a small file every process
 //! maps shared and touches only through atomics. It carries the last
-//! published generation (so readers notice commits with one load), the
-//! writer's pid, the highest record count ever published, and one seqlock
-//! counter per stripe of data pages (so readers detect in-place updates in
-//! progress). Its layout is in `docs/concurrency.md`.
+//! published commit (generation, record count and the data header it
+//! follows, under a seqlock, so readers notice commits with one load), the
+//! writer's pid, the highest record count ever published, and one word per
+//! stripe of data pages. Its layout is in `docs/concurrency.md`.
+//!
+//! A stripe word is both a seqlock and a version: even `2g` means "last
+//! changed by commit `g`", odd means a committed change is being applied
+//! to a page of the stripe right now. Words only grow, so a snapshot of
+//! commit `s` may use a copy exactly when the word was even and at most
+//! `2s` before and unchanged after it.
 //!
 //! Readers hold a shared lock on it for their whole life; shrinking the data
 //! file needs the exclusive lock, so it is refused while any reader exists.
@@ -16,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 pub const COORD_MAGIC: [u8; 8] = *b"RMAPCORD";
-pub const COORD_VERSION: u32 = 1;
+pub const COORD_VERSION: u32 = 2;
 /// Seqlock stripes; data page (group) `g` uses stripe `g % STRIPES`.
-pub const STRIPES: u64 = 512;
+pub const STRIPES: u64 = 4096;
 /// Offsets in the coordination file.
 pub mod at {
     pub const MAGIC: usize = 0;
@@ -32,6 +38,9 @@ pub mod at {
     pub const WAITERS: usize = 56;
     pub const DATA_DEV: usize = 64;
     pub const DATA_INO: usize = 72;
+    pub const PUB_SEQ: usize = 80;
+    pub const PUB_COUNT: usize = 88;
+    pub const PUB_HEADER_SEQ: usize = 96;
     pub const STRIPES: usize = 4096;
 }
 /// Length of the coordination file.
@@ -130,6 +139,27 @@ impl Coord {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        let older = head[..8] == COORD_MAGIC
+            && u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) < COORD_VERSION;
+        if head != expected && older && claim {
+            // Left by an older recmap: no reader of ours can be using it, and
+            // readers of that version hold its shared lock while they live.
+            match file.try_lock() {
+                Ok(()) => {
+                    let zeros = vec![0u8; COORD_LEN];
+                    write_all_at(&file, &zeros, 0)
+                        .map_err(|e| Error::io("reset coordination file", &path, e))?;
+                    let _ = file.unlock();
+                    head = [0u8; 16];
+                }
+                Err(_) => {
+                    return Err(Error::BadCoordination {
+                        path,
+                        reason: "readers of an older recmap version have the store open; close them first".into(),
+                    })
+                }
+            }
+        }
         if head != expected {
             if head.iter().any(|&b| b != 0) {
                 return Err(Error::BadCoordination {
@@ -203,8 +233,61 @@ impl Coord {
     pub(crate) fn generation(&self) -> u64 {
         self.word(at::GENERATION).load(Ordering::Acquire)
     }
-    /// Publishes generation `g` and wakes readers waiting for a commit.
-    pub(crate) fn set_generation(&self, g: u64) {
+
+    /// Publishes a durable state (commit `generation` with `count` records,
+    /// following data header `header_seq`) and wakes readers waiting for a
+    /// commit. Only the writer calls it.
+    pub(crate) fn publish(&self, generation: u64, count: u64, header_seq: u64) {
+        let seq = self.word(at::PUB_SEQ);
+        let s = seq.load(Ordering::Relaxed);
+        let s = s + (s & 1) + 1; // odd: update in progress
+        seq.store(s, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.word(at::PUB_COUNT).store(count, Ordering::Relaxed);
+        self.word(at::PUB_HEADER_SEQ)
+            .store(header_seq, Ordering::Relaxed);
+        seq.store(s + 1, Ordering::Release);
+        self.set_generation(generation);
+    }
+
+    /// Withdraws the published state (a writer that takes over, before it
+    /// recovers: after a power loss the state here may be newer than what
+    /// the data file holds until the log is replayed). Readers that open
+    /// meanwhile read the data header and the log instead.
+    pub(crate) fn unpublish(&self) {
+        let seq = self.word(at::PUB_SEQ);
+        let s = seq.load(Ordering::Relaxed);
+        let s = s + (s & 1) + 1;
+        seq.store(s, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.word(at::PUB_HEADER_SEQ).store(0, Ordering::Relaxed);
+        seq.store(s + 1, Ordering::Release);
+    }
+
+    /// The published state `(generation, record count, header_seq)`, read
+    /// consistently; `None` if a writer keeps it busy (it never does for
+    /// more than a few stores) or nothing was published yet.
+    pub(crate) fn published(&self) -> Option<(u64, u64, u64)> {
+        let seq = self.word(at::PUB_SEQ);
+        for _ in 0..1000 {
+            let s = seq.load(Ordering::Acquire);
+            if s % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let g = self.generation();
+            let c = self.word(at::PUB_COUNT).load(Ordering::Acquire);
+            let h = self.word(at::PUB_HEADER_SEQ).load(Ordering::Acquire);
+            fence(Ordering::Acquire);
+            if seq.load(Ordering::Relaxed) == s {
+                return (h != 0 && g != 0).then_some((g, c, h));
+            }
+        }
+        None
+    }
+
+    /// Wakes readers waiting for a commit, after publishing generation `g`.
+    fn set_generation(&self, g: u64) {
         self.word(at::GENERATION).store(g, Ordering::Release);
         let futex = self.map.u32_at(at::COMMIT_FUTEX);
         // SeqCst on both sides (here and in `wait_generation`): the bump of the
@@ -267,6 +350,8 @@ impl Coord {
     /// records this process as the writer. Returns the dead writer's pid, if
     /// any state had to be reset.
     pub(crate) fn adopt(&self, generation: u64, count: u64) -> Option<u64> {
+        // `generation` is published by the caller once recovery is done.
+        self.unpublish();
         let stale = self.writer_pid();
         let mut reset = 0;
         for s in 0..STRIPES {
@@ -281,7 +366,7 @@ impl Coord {
         self.word(at::WRITER_EPOCH).fetch_add(1, Ordering::AcqRel);
         self.word(at::WRITER_PID)
             .store(std::process::id() as u64, Ordering::Release);
-        self.set_generation(generation);
+        let _ = generation;
         if stale != 0 || reset != 0 {
             tracing::warn!(
                 stale_pid = stale,
@@ -298,9 +383,11 @@ impl Coord {
         self.word(at::WRITER_PID).store(0, Ordering::Release);
     }
 
-    /// Marks the stripes of groups `[first, end)` as being written (odd).
+    /// Marks the stripes of groups `[first, end)` as being written (odd) by
+    /// commit `generation`: each word becomes `max(word, 2g - 2) + 1`, so it
+    /// only grows and, once `end_write` makes it even, is at least `2g`.
     /// Returns the stripes to pass to `end_write`.
-    pub(crate) fn begin_write(&self, first: u64, end: u64) -> Vec<u64> {
+    pub(crate) fn begin_write(&self, first: u64, end: u64, generation: u64) -> Vec<u64> {
         let stripes: Vec<u64> = if end - first >= STRIPES {
             (0..STRIPES).collect()
         } else {
@@ -309,9 +396,12 @@ impl Coord {
             v.dedup();
             v
         };
+        let floor = generation.saturating_mul(2).saturating_sub(2);
         for &s in &stripes {
             let w = self.stripe(s);
-            w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            let v = w.load(Ordering::Relaxed);
+            let v = v + (v & 1); // a stripe left odd by a dead writer
+            w.store(v.max(floor) + 1, Ordering::Relaxed);
         }
         // The odd values must be visible before any byte of the write.
         fence(Ordering::Release);

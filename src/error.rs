@@ -109,6 +109,22 @@ pub enum Error {
     WriterDied { path: PathBuf, index: u64, pid: u64 },
     /// A shared store name that is empty, too long or has characters other
     /// than ASCII letters, digits, `.`, `_`, `-`.
+    /// A log frame with a valid checksum, written for this store and
+    /// continuing its commit chain, breaks a rule of the format: the log
+    /// was not written by recmap. Nothing was replayed from it.
+    #[error("{path}: corrupt log at byte {offset}: {reason}")]
+    CorruptLog {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// A snapshot of commit `generation` cannot serve record `index`
+    /// consistently: a later commit changed the record's page. Take a new
+    /// snapshot (`Reader::read_txn` does, and retries).
+    #[error("snapshot of generation {generation} expired: record {index}'s page changed in a later commit")]
+    SnapshotExpired { generation: u64, index: u64 },
+
     #[error("invalid shared store name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
     /// An option value is out of range.

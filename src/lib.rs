@@ -46,13 +46,15 @@ mod reader;
 mod record;
 pub mod schema;
 pub mod shared;
+mod snapshot;
 mod store;
 mod sys;
 mod typed;
 
 pub use bytemuck;
 pub use error::{Error, Result};
-pub use reader::{RawReader, Reader};
+pub use reader::{RawReader, Reader, READ_TXN_TRIES};
+pub use snapshot::{RawSnapshot, Snapshot, SnapshotIter};
 pub use record::{Bool, FieldDef, FieldKind, FixedStr, Record};
 pub use schema::{Field, FieldType, Schema, SchemaError};
 pub use shared::remove_shared;

@@ -2,20 +2,37 @@
 //! and typed [`Reader<T>`].
 //!
 //! A reader takes no lock the writer waits on (only a shared lock on the
-//! coordination file, which nothing but shrinking conflicts with). It sees
-//! the state of the last commit it adopted; `refresh` adopts the newest. It
-//! never holds a `&T` into memory the writer may change: records are copied
-//! out with atomic loads and validated by the page's stripe seqlock, so a
-//! record being updated in place is read wholly old or wholly new. Only
-//! append-only stores lend `&T` (their committed records never change).
+//! coordination file, which nothing but shrinking conflicts with). It
+//! adopts a commit (its record count; `refresh` adopts the newest) and
+//! reads only committed data: a writer changes a committed record in the
+//! data file only after the commit that changes it is durable. It never
+//! holds a `&T` into memory the writer may change: records are copied out
+//! with atomic loads and validated by the page's stripe word, so a record
+//! being updated is read wholly old or wholly new. Only append-only stores
+//! lend `&T` (their committed records never change).
+//!
+//! `get` reads the newest committed value of a record (read committed). A
+//! snapshot ([`Snapshot`], [`RawSnapshot`]) reads every record as of the
+//! adopted commit: a copy counts only if the stripe word says no later
+//! commit changed the page (`word <= 2 * generation`, even); otherwise the
+//! read fails with [`Error::SnapshotExpired`] instead of mixing commits,
+//! and [`Reader::read_txn`] retries the whole read on a new snapshot.
+//!
+//! Without a live writer, a reader adopts the data header plus the commits
+//! of a log no writer has replayed yet, whose records it holds in memory
+//! (the overlay) in front of the map.
 
 use crate::coord::Coord;
 use crate::error::{Error, Result};
+use crate::format::wal::record_entries;
 use crate::format::{Header, Packing, FLAG_APPEND_ONLY};
 use crate::record::Record;
 use crate::schema::Schema;
+use crate::store::overlay::Overlay;
+use crate::store::wal::{scan, Log};
+use crate::snapshot::{serves, RawSnapshot, Snapshot};
 use crate::store::{map_open_error, read_header, read_schema};
-use crate::sys::SharedMap;
+use crate::sys::{SharedMap, Slot};
 use std::fs::{File, OpenOptions};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -23,6 +40,22 @@ use std::time::{Duration, Instant};
 
 /// Spins on an odd stripe before checking whether the writer is alive.
 const SPINS_BEFORE_CHECK: u32 = 1 << 16;
+/// Attempts `read_txn` makes before returning `SnapshotExpired`.
+pub const READ_TXN_TRIES: u32 = 100;
+
+/// True if a writer holds the store: every writer holds the exclusive lock
+/// on the data file, so a shared lock attempt on our own descriptor fails
+/// exactly while one lives (pid checks would be fooled by pid reuse and pid
+/// namespaces).
+fn writer_alive(file: &File) -> bool {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
 
 /// An untyped reader: records as bytes, copied out.
 pub struct RawReader {
@@ -30,8 +63,14 @@ pub struct RawReader {
     file: File,
     coord: Coord,
     map: SharedMap,
+    /// The adopted state: the layout of a data header, with the adopted
+    /// commit's generation and record count.
     header: Header,
     schema: Schema,
+    /// Records of commits in a log no writer has replayed (empty otherwise).
+    overlay: Overlay,
+    /// The coordination file's generation when the state was adopted.
+    seen: u64,
 }
 
 impl std::fmt::Debug for RawReader {
@@ -56,9 +95,10 @@ impl RawReader {
             .map_err(|e| map_open_error(path, e))?;
         let coord = Coord::open(path, &file, false)?;
         coord.lock_shared()?;
-        let header = Self::announced_header(&file, path, &coord)?;
+        let seen = coord.generation();
+        let (header, overlay) = Self::adopt(&file, path, &coord)?;
         let mut map = Self::map_for(&file, path, &header)?;
-        Self::set_window(&mut map, path, &header)?;
+        Self::set_window(&mut map, path, &header, &overlay)?;
         let schema = read_schema(&file, path, &header)?;
         tracing::info!(
             generation = header.generation,
@@ -72,40 +112,80 @@ impl RawReader {
             map,
             header,
             schema,
+            overlay,
+            seen,
         })
     }
 
-    /// The newest valid header slot, but never one newer than the writer has
-    /// announced: a writer announces a generation only after its header is
-    /// durable, and a reader must not adopt a commit that could still vanish
-    /// (a later writer would then reuse those record slots under it).
-    fn announced_header(file: &File, path: &Path, coord: &Coord) -> Result<Header> {
-        let announced = coord.generation();
-        // Announced generations are durable (a writer announces after its
-        // sync), so only newer checked commits need their pages checked.
-        let (best, _, slots, _) = read_header(file, path, announced)?;
-        if coord.writer_pid() != 0 && announced != 0 && best.generation > announced {
-            if let Some(h) = slots
-                .iter()
-                .filter_map(|s| s.as_ref().ok())
-                .filter(|h| h.generation <= announced)
-                .max_by_key(|h| h.generation)
-            {
-                return Ok(*h);
+    /// The state to adopt. With a live writer that has published one: the
+    /// published commit, with the layout of the newest valid header (the
+    /// one it follows, or a newer one: layouts only grow while readers
+    /// exist). Otherwise (no writer, or one still recovering): the newest
+    /// valid header and the complete commits of its log, whose records are
+    /// returned as an overlay.
+    fn adopt(file: &File, path: &Path, coord: &Coord) -> Result<(Header, Overlay)> {
+        for _ in 0..100 {
+            if !writer_alive(file) {
+                break;
             }
+            let Some((generation, count, header_seq)) = coord.published() else {
+                break;
+            };
+            let (best, _, _, _) = read_header(file, path, generation)?;
+            if best.header_seq < header_seq || count > best.capacity {
+                // A header being published right now: look again.
+                std::thread::yield_now();
+                continue;
+            }
+            let h = Header {
+                generation,
+                record_count: count,
+                ..best
+            };
+            return Ok((h, Overlay::new(h.layout.packing)));
         }
-        Ok(best)
+        let (mut h, _, _, _) = read_header(file, path, 0)?;
+        let mut overlay = Overlay::new(h.layout.packing);
+        if let Some((log, log_path)) = Log::open_for_read(path)? {
+            let size = h.layout.packing.record_size;
+            let replay = scan(&log, &log_path, &h, |f, b| {
+                for (i, rec) in record_entries(f, b, size) {
+                    overlay.set(i, rec);
+                }
+                Ok(())
+            })?;
+            h.generation = replay.generation;
+            h.record_count = replay.record_count;
+            h.tail_crc = replay.tail_crc;
+        }
+        Ok((h, overlay))
     }
 
     /// Lets typed reads see exactly the header's records (the map covers
     /// the header's layout, checked by `map_for`).
-    fn set_window(map: &mut SharedMap, path: &Path, header: &Header) -> Result<()> {
-        if map.set_records(
+    /// (With an overlay, the window is empty: every read takes the checked
+    /// path, which looks there first.)
+    fn set_window(
+        map: &mut SharedMap,
+        path: &Path,
+        header: &Header,
+        overlay: &Overlay,
+    ) -> Result<()> {
+        let fits = map.set_records(
             header.layout.data_offset,
             header.record_size as u64,
             header.record_align as u64,
             header.record_count,
-        ) {
+        );
+        if fits && !overlay.is_empty() {
+            let _ = map.set_records(
+                header.layout.data_offset,
+                header.record_size as u64,
+                header.record_align as u64,
+                0,
+            );
+        }
+        if fits {
             Ok(())
         } else {
             Err(Error::NotRecmap {
@@ -138,14 +218,20 @@ impl RawReader {
     /// committed since; otherwise reads the header and maps any new chunks.
     /// Returns true if a newer commit was adopted. Never goes backwards.
     pub fn refresh(&mut self) -> Result<bool> {
-        if self.coord.generation() == self.header.generation {
+        let seen = self.coord.generation();
+        if seen == self.seen {
             return Ok(false);
         }
-        // A slot being written right now fails its CRC and the other one is
-        // used: possibly older than what the coordination file announced,
-        // never older than what we have (checked below).
-        let h = Self::announced_header(&self.file, &self.path, &self.coord)?;
-        if h.generation <= self.header.generation {
+        let (h, overlay) = Self::adopt(&self.file, &self.path, &self.coord)?;
+        // Dropping an overlay for the same commit served from the data file
+        // (a writer replayed the log) is not going backwards.
+        let same_without_overlay = h.generation == self.header.generation
+            && overlay.is_empty()
+            && !self.overlay.is_empty();
+        if h.generation < self.header.generation
+            || (h.generation == self.header.generation && !same_without_overlay)
+        {
+            self.seen = seen;
             return Ok(false);
         }
         if h.record_size != self.header.record_size || h.schema_crc != self.header.schema_crc {
@@ -157,13 +243,15 @@ impl RawReader {
         if h.layout.file_len() > self.map.len() as u64 {
             self.map = Self::map_for(&self.file, &self.path, &h)?;
         }
-        Self::set_window(&mut self.map, &self.path, &h)?;
+        Self::set_window(&mut self.map, &self.path, &h, &overlay)?;
         tracing::debug!(
             generation = h.generation,
             records = h.record_count,
             "reader refreshed"
         );
         self.header = h;
+        self.overlay = overlay;
+        self.seen = seen;
         Ok(true)
     }
 
@@ -205,18 +293,10 @@ impl RawReader {
         self.header.record_count == 0
     }
 
-    /// True if a writer holds the store: every writer holds the exclusive
-    /// lock on the data file, so a shared lock attempt on our own descriptor
-    /// fails exactly while one lives (pid checks would be fooled by pid reuse
-    /// and pid namespaces). Used only when a stripe stays odd for long.
+    /// True if a writer holds the store (see `writer_alive`). Used only when
+    /// a stripe stays odd for long.
     fn writer_alive(&self) -> bool {
-        match self.file.try_lock_shared() {
-            Ok(()) => {
-                let _ = self.file.unlock();
-                false
-            }
-            Err(_) => true,
-        }
+        writer_alive(&self.file)
     }
     /// Generation of the adopted commit.
     pub fn generation(&self) -> u64 {
@@ -257,8 +337,21 @@ impl RawReader {
                 ),
             });
         }
+        if let Some(b) = self.overlay_get(i) {
+            dst.copy_from_slice(b);
+            return Ok(true);
+        }
         let p = self.header.layout.packing;
         self.read_located(i, p.group_of(i), self.offset(i), dst)
+    }
+
+    #[inline]
+    fn overlay_get(&self, i: u64) -> Option<&[u8]> {
+        if self.overlay.is_empty() {
+            None
+        } else {
+            self.overlay.get(i)
+        }
     }
 
     /// The seqlock-validated copy of record `i`, which lives in `group` at
@@ -325,6 +418,77 @@ impl RawReader {
         }
     }
 
+    /// A snapshot of the adopted commit (after adopting the newest): a
+    /// read transaction; see [`RawSnapshot`].
+    pub fn snapshot(&mut self) -> Result<RawSnapshot<'_>> {
+        self.refresh()?;
+        Ok(RawSnapshot { reader: self })
+    }
+
+    pub(crate) fn packing(&self) -> Packing {
+        self.header.layout.packing
+    }
+
+    #[inline(always)]
+    pub(crate) fn map_slot<T: bytemuck::Pod>(&self, i: u64) -> Option<Slot<'_, T>> {
+        self.map.slot::<T>(i)
+    }
+
+    #[inline(always)]
+    pub(crate) fn stripe_begin(&self, group: u64) -> u64 {
+        self.coord.read_begin(group)
+    }
+
+    #[inline(always)]
+    pub(crate) fn stripe_recheck(&self, group: u64, begin: u64) -> bool {
+        self.coord.read_validate(group, begin)
+    }
+
+    /// Copies records `[first, end)` of group `g` as of commit
+    /// `generation` (the adopted one) into `out`; see `crate::snapshot`.
+    pub(crate) fn snapshot_copy(
+        &self,
+        first: u64,
+        end: u64,
+        g: u64,
+        generation: u64,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let expired = |index| Error::SnapshotExpired { generation, index };
+        let size = self.schema.record_size as usize;
+        if !self.overlay.is_empty() {
+            for (k, i) in (first..end).enumerate() {
+                let dst = &mut out[k * size..(k + 1) * size];
+                if let Some(b) = self.overlay.get(i) {
+                    dst.copy_from_slice(b);
+                    continue;
+                }
+                let w = self.coord.read_begin(g);
+                if !self.is_append_only() && !serves(w, generation) {
+                    return Err(expired(i));
+                }
+                self.map.copy_atomic(self.offset(i), dst);
+                if !self.is_append_only() && !self.coord.read_validate(g, w) {
+                    return Err(expired(i));
+                }
+            }
+            return Ok(());
+        }
+        let off = self.offset(first);
+        if self.is_append_only() {
+            self.map.copy_atomic(off, out);
+            return Ok(());
+        }
+        let w = self.coord.read_begin(g);
+        if serves(w, generation) {
+            self.map.copy_atomic(off, out);
+            if self.coord.read_validate(g, w) {
+                return Ok(());
+            }
+        }
+        Err(expired(first))
+    }
+
     /// Record `i` copied out, or `None` past the adopted length.
     pub fn get(&self, i: u64) -> Result<Option<Vec<u8>>> {
         let mut v = vec![0u8; self.schema.record_size as usize];
@@ -343,6 +507,9 @@ impl RawReader {
         }
         if i >= self.header.record_count {
             return Ok(None);
+        }
+        if let Some(b) = self.overlay_get(i) {
+            return Ok(Some(b));
         }
         // Committed records of an append-only store are never written again
         // while readers exist (see `SharedMap::stable_bytes`).
@@ -412,7 +579,7 @@ impl<T: Record> Reader<T> {
         let raw = &self.raw;
         // The one bounds check: the slot is inside the adopted records.
         let Some(slot) = raw.map.slot::<T>(i) else {
-            return Ok(None);
+            return self.get_unwindowed(i);
         };
         if raw.is_append_only() {
             return Ok(Some(slot.read()));
@@ -424,6 +591,45 @@ impl<T: Record> Reader<T> {
         let mut v = T::zeroed();
         raw.read_contended(i, group, slot.offset(), bytemuck::bytes_of_mut(&mut v))?;
         Ok(Some(v))
+    }
+
+    /// `get` outside the window: past the end, or with an overlay.
+    #[cold]
+    #[inline(never)]
+    fn get_unwindowed(&self, i: u64) -> Result<Option<T>> {
+        let mut v = T::zeroed();
+        Ok(self
+            .raw
+            .read_into(i, bytemuck::bytes_of_mut(&mut v))?
+            .then_some(v))
+    }
+
+    /// A snapshot of the adopted commit (after adopting the newest).
+    pub fn snapshot(&mut self) -> Result<Snapshot<'_, T>> {
+        self.raw.refresh()?;
+        Ok(Snapshot {
+            raw: &self.raw,
+            _t: PhantomData,
+        })
+    }
+
+    /// Runs `f` on a snapshot of the newest commit; if a read in it fails
+    /// with [`Error::SnapshotExpired`] (a later commit changed a page it
+    /// needed), runs it again on a new snapshot, up to `READ_TXN_TRIES`
+    /// times in all, then returns that error. `f` must not keep results of
+    /// an attempt that failed.
+    pub fn read_txn<R>(&mut self, mut f: impl FnMut(&Snapshot<'_, T>) -> Result<R>) -> Result<R> {
+        let mut tries = 0;
+        loop {
+            let snap = self.snapshot()?;
+            match f(&snap) {
+                Err(Error::SnapshotExpired { .. }) if tries + 1 < READ_TXN_TRIES => {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Record `i` of an append-only store, zero-copy.

@@ -16,7 +16,7 @@
 //! - running out of space or over the file-size limit while preallocating
 //!   returns `NoSpace` or `FileTooLarge` without poisoning: the file is intact.
 
-use super::{table_entries, IoEvent, RawStore};
+use super::{IoEvent, RawStore};
 use crate::error::{Error, Result};
 use crate::format::{
     file_len_for_records, Header, Layout, CHECKSUM_ENTRY_LEN, MAX_FILE_LEN, MAX_GROWTH_STEP,
@@ -107,27 +107,33 @@ impl RawStore {
 
     /// Moves to `layout` (growth or shrink): copies the committed checksums
     /// of full groups to the new table position (which the caller chose in
-    /// space the current header does not use), syncs (`all`: with metadata),
-    /// publishes a header with the new capacity and table, and remaps.
+    /// space the current header does not use), with the pending ones of the
+    /// commits in the log, syncs (`all`: with metadata), publishes a header
+    /// with the new capacity and table, and remaps. That header includes
+    /// every commit in the log (the sync made their data durable): it is a
+    /// checkpoint too, and the log starts over.
     fn relocate(&mut self, layout: Layout, all: bool) -> Result<()> {
         let groups = self.header.record_count / self.layout.packing.records_per_group;
         let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
         let old_table = self.layout.table_offset as usize;
         let mut table = self.map[old_table..old_table + n].to_vec();
-        // Checksums the newest (checked) header lists instead of the table.
-        for (g, crc) in table_entries(&self.listed, groups) {
+        for (&g, &crc) in self.pending_crcs.range(..groups) {
             let at = (g * CHECKSUM_ENTRY_LEN) as usize;
             table[at..at + 4].copy_from_slice(&crc.to_le_bytes());
         }
         self.write(&table, layout.table_offset)?;
         self.sync(all)?;
         let header = Header {
-            generation: self.header.generation + 1,
             capacity: layout.capacity(),
             layout,
             ..self.header
         };
-        self.publish(header, None)?;
+        self.publish(header)?;
+        self.pending_crcs.clear();
+        if let Some(log) = self.log.as_mut() {
+            log.end = 0;
+            log.commits = 0;
+        }
         // Map first: on failure the old map and layout stay consistent for reads.
         self.map = match sys::RecordMap::map(&self.file, layout.file_len()) {
             Ok(m) => m,

@@ -6,7 +6,9 @@
 //! - nothing is written through the map: every write is a positional write
 //!   on the descriptor, so only the blocks recmap wrote become dirty;
 //! - records a reader may see (below the high-water mark) are written inside
-//!   their stripes' seqlocks, so a reader never accepts a torn copy;
+//!   their stripes' seqlocks, marked with the commit that changes them, so
+//!   a reader never accepts a torn copy and a snapshot never accepts a
+//!   newer one;
 //! - a failed write or sync poisons the handle for writes, forever: after an
 //!   I/O error the kernel may have dropped the dirty pages and cleared the
 //!   error, so a retried sync could succeed without the data on disk.
@@ -30,6 +32,13 @@ pub enum IoEvent {
     Sync,
     /// The file was extended (preallocated) to `len` bytes; not yet durable.
     SetLen { len: u64 },
+    /// `len` bytes written to the log file at `offset` (not yet durable).
+    LogWrite { offset: u64, len: u64 },
+    /// Everything written to the log file before is durable.
+    LogSync,
+    /// The log file was set to `len` bytes (preallocated with zeros written,
+    /// or shortened); durable with the next `LogSync`.
+    LogSetLen { len: u64 },
 }
 
 impl RawStore {
@@ -47,21 +56,28 @@ impl RawStore {
         Ok(())
     }
 
-    /// Writes the bytes of records `[first, end)`. Records a reader may see
-    /// (below the high-water mark) are written inside their stripes'
-    /// seqlocks, so a reader never accepts a torn copy.
+    /// Writes the bytes of records `[first, end)`, a change that belongs to
+    /// commit `generation`. Records a reader may see (below the high-water
+    /// mark) are written inside their stripes' seqlocks, which then carry
+    /// that generation, so a reader never accepts a torn copy and a snapshot
+    /// of an older commit never accepts the new bytes.
     pub(super) fn write_records(
         &mut self,
         buf: &[u8],
         offset: u64,
         first: u64,
         end: u64,
+        generation: u64,
     ) -> Result<()> {
         let hw = self.high_water;
         let stripes = match &self.coord {
             Some(c) if first < hw => {
                 let p = self.layout.packing;
-                Some(c.begin_write(p.group_of(first), p.group_of(end.min(hw) - 1) + 1))
+                Some(c.begin_write(
+                    p.group_of(first),
+                    p.group_of(end.min(hw) - 1) + 1,
+                    generation,
+                ))
             }
             _ => None,
         };
@@ -70,6 +86,42 @@ impl RawStore {
             c.end_write(&stripes);
         }
         r
+    }
+
+    /// Writes `buf` at `offset` of the log file; poisons the handle on failure.
+    pub(super) fn log_write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        let log = self.log.as_ref().expect("writers have a log");
+        if let Err(e) = write_all_at(&log.file, buf, offset) {
+            return Err(self.poison("write log", e));
+        }
+        self.bytes_since_commit += buf.len() as u64;
+        self.observe(IoEvent::LogWrite {
+            offset,
+            len: buf.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Makes the log file durable (`fdatasync`, which also covers a changed
+    /// length); poisons the handle on failure. Shares the sync-failure test
+    /// hook with `sync`.
+    pub(super) fn log_sync(&mut self) -> Result<()> {
+        let r = match self.fail_sync_in {
+            Some(0) => {
+                self.fail_sync_in = None;
+                Err(io::Error::other("injected sync failure (test hook)"))
+            }
+            Some(n) => {
+                self.fail_sync_in = Some(n - 1);
+                self.log.as_ref().expect("writers have a log").file.sync_data()
+            }
+            None => self.log.as_ref().expect("writers have a log").file.sync_data(),
+        };
+        if let Err(e) = r {
+            return Err(self.poison("fsync log", e));
+        }
+        self.observe(IoEvent::LogSync);
+        Ok(())
     }
 
     /// Every sync of the write path goes through here (`all`: also metadata,

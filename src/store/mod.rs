@@ -2,10 +2,14 @@
 //! changes the file lives in a submodule named for its concern:
 //!
 //! - `options`: [`Options`], how a store is created or opened;
-//! - `open`: creating a file, opening one, and choosing its header (recovery);
-//! - `stage`: appends and in-place updates, and the staging buffer;
+//! - `open`: creating a file, opening one, choosing its header, and
+//!   recovery (replaying the log);
+//! - `stage`: appends, in-place updates and rollback, before a commit;
+//! - `overlay`: the in-memory record images in front of the map;
 //! - `io`: the positional writes and syncs every change goes through;
-//! - `commit`: publishing headers, checked commits, the checksum table;
+//! - `commit`: logging a commit, then applying it to the data pages;
+//! - `wal`: the log file: opening, preallocating, scanning;
+//! - `checkpoint`: publishing headers, the checksum table, upgrading v1;
 //! - `grow`: growing and compacting the file, moving the checksum table;
 //! - `verify`: checking committed pages and repairing their checksums.
 //!
@@ -13,18 +17,26 @@
 //! `docs/durability.md`):
 //! - the map covers exactly `layout.file_len()` bytes, all inside the file,
 //!   and `layout` equals the last published header's layout;
+//! - `header` is the last commit's state (generation, count, tail checksum)
+//!   with the layout, `header_seq` and `store_id` of the last header
+//!   written to the file; commits after that header are in the log, and
+//!   their checksums of full groups in `pending_crcs`;
 //! - records `[0, flushed)` are in the file (page cache), `[flushed, len)` in
 //!   the staging buffer; `committed <= flushed <= len <= capacity`;
-//! - record reads make no system call: below `flushed` they read the map,
-//!   from `flushed` to `len` the staging buffer.
+//! - the overlay holds a newer image than the map for each of its records;
+//! - record reads make no system call: they read the overlay, the map
+//!   below `flushed`, or the staging buffer.
 
+mod checkpoint;
 mod commit;
-mod grow;
+pub(crate) mod grow;
 mod io;
 mod open;
 mod options;
+pub(crate) mod overlay;
 mod stage;
 mod verify;
+pub(crate) mod wal;
 
 pub use commit::CommitStats;
 pub use io::{IoEvent, IoObserver};
@@ -34,11 +46,11 @@ pub use options::Options;
 pub use verify::{Problem, Repair, RepairReport, VerifyReport};
 
 use crate::coord::Coord;
-use crate::format::{Header, Layout, FORMAT_VERSION, LIST_CARRIED};
+use crate::format::{Header, Layout};
 use crate::schema::Schema;
 use crate::sys;
-use stage::Page;
-use std::collections::BTreeSet;
+use overlay::{Overlay, Page};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -72,7 +84,8 @@ pub struct RawStore {
     pub(crate) map: sys::RecordMap,
     access: Access,
     schema: Schema,
-    /// The last header published (commit or growth).
+    /// The last commit's state, with the last written header's layout,
+    /// `header_seq` and `store_id`.
     header: Header,
     /// Current layout (equal to `header.layout`: growth publishes a header).
     pub(crate) layout: Layout,
@@ -82,6 +95,9 @@ pub struct RawStore {
     /// byte `stage_base` (page-aligned).
     stage: Vec<Page>,
     stage_base: u64,
+    /// Writers: uncommitted images of committed records. Read-only
+    /// handles: committed records of a log no writer has replayed.
+    overlay: Overlay,
     /// Committed groups changed in place since the last commit.
     dirty_groups: BTreeSet<u64>,
     bytes_since_commit: u64,
@@ -95,21 +111,14 @@ pub struct RawStore {
     /// Records below this may be visible to a reader: writes to them go
     /// through the stripe seqlocks.
     high_water: u64,
-    /// The newest header's group list as on disk (empty for an ordinary
-    /// header), sorted by group. Every entry's checksum overrides the table,
-    /// whose entry for it may not be written yet. Entries without
-    /// `LIST_CARRIED` are the groups open validates the header by: changing
-    /// their committed bytes first needs a confirming header (`confirm`), or
-    /// a crash could make open reject an acknowledged commit.
-    listed: Vec<(u64, u32)>,
-}
-
-/// The entries of a group list that are table entries of full groups below
-/// `full` (the carried bit cleared), in group order.
-fn table_entries(list: &[(u64, u32)], full: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
-    list.iter()
-        .map(|&(g, crc)| (g & !LIST_CARRIED, crc))
-        .filter(move |&(g, _)| g < full)
+    /// Checksums of full groups that commits since the last checkpoint
+    /// changed (or, for a version-1 file, that its header lists): they
+    /// override the table, whose entries a checkpoint writes.
+    pending_crcs: BTreeMap<u64, u32>,
+    /// Writers: the log.
+    log: Option<wal::Log>,
+    /// Writers: the log size to keep (`Options::log_size`).
+    log_limit: u64,
 }
 
 impl std::fmt::Debug for RawStore {
@@ -177,6 +186,12 @@ impl RawStore {
         self.len != self.header.record_count || !self.dirty_groups.is_empty()
     }
 
+    /// Commits in the log that no checkpoint has written to the data file's
+    /// header yet.
+    pub fn log_commits(&self) -> u64 {
+        self.log.as_ref().map_or(0, |l| l.commits)
+    }
+
     /// Why the handle refuses writes, if it does.
     pub fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_ref().map(|(_, r)| r.as_str())
@@ -187,7 +202,7 @@ impl RawStore {
         let p = self.layout.packing;
         Info {
             path: self.path.clone(),
-            format_version: FORMAT_VERSION,
+            format_version: self.header.version,
             record_size: self.schema.record_size,
             record_align: self.schema.record_align,
             records_per_page: p.records_per_group,
@@ -209,10 +224,16 @@ impl RawStore {
     }
 
     // ----- reads -----------------------------------------------------------
-    /// Record `i` as bytes, or `None` past the end.
+    /// Record `i` as bytes, or `None` past the end. A writer sees its own
+    /// uncommitted updates and appends.
     #[inline]
     pub fn get(&self, i: u64) -> Option<&[u8]> {
         let size = self.schema.record_size as usize;
+        if !self.overlay.is_empty() {
+            if let Some(b) = self.overlay.get(i) {
+                return Some(b);
+            }
+        }
         if i < self.flushed {
             let off = (self.layout.data_offset + self.layout.packing.record_offset(i)) as usize;
             Some(&self.map[off..off + size])
@@ -238,9 +259,17 @@ impl RawStore {
         }
     }
 
-    /// The end of the contiguous run starting at record `i` (< len).
+    /// The end of the contiguous run starting at record `i` (< len). A
+    /// record with an overlay image is a run of its own.
     pub(crate) fn run_end(&self, i: u64, end: u64) -> u64 {
         let p = self.layout.packing;
+        let end = if self.overlay.is_empty() {
+            end
+        } else if self.overlay.contains(i) {
+            return i + 1;
+        } else {
+            self.overlay.next_from(i).map_or(end, |k| k.min(end))
+        };
         let boundary = if i < self.flushed {
             self.flushed
         } else {
@@ -256,6 +285,11 @@ impl RawStore {
 
     /// Bytes of records `[i, j)`, which must lie in one run.
     pub(crate) fn run_bytes(&self, i: u64, j: u64) -> &[u8] {
+        if j == i + 1 {
+            if let Some(b) = self.overlay.get(i) {
+                return b;
+            }
+        }
         let size = self.schema.record_size as u64;
         let n = ((j - i) * size) as usize;
         if i < self.flushed {
@@ -270,26 +304,27 @@ impl RawStore {
 
 impl Drop for RawStore {
     fn drop(&mut self) {
-        // A checked commit left as the newest header is validated by its
-        // pages at every open; a damaged page would then make open fall back
-        // to the commit before it. Confirming it on the way out leaves damage
-        // to be reported by `verify` instead (one header write and sync).
-        if self.access == Access::Write && self.poisoned.is_none() && self.unconfirmed() {
-            if let Err(e) = self.confirm() {
-                tracing::warn!(path = %self.path.display(), error = %e,
-                    "could not confirm the last commit while closing");
+        if self.access == Access::Write && self.poisoned.is_none() {
+            if self.has_uncommitted() {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    uncommitted_records = self.len - self.header.record_count,
+                    updated_records = self.overlay.len(),
+                    "dropped without commit: changes since the last commit are rolled back"
+                );
+                self.discard_uncommitted();
+            }
+            // Leave the data file complete, so the next open replays nothing
+            // and readers without a writer need not read the log.
+            if self.log_commits() > 0 {
+                if let Err(e) = self.checkpoint() {
+                    tracing::warn!(path = %self.path.display(), error = %e,
+                        "could not checkpoint while closing; the next writer replays the log");
+                }
             }
         }
         if let Some(c) = &self.coord {
             c.release();
-        }
-        if self.access == Access::Write && self.poisoned.is_none() && self.has_uncommitted() {
-            tracing::warn!(
-                path = %self.path.display(),
-                uncommitted_records = self.len - self.header.record_count,
-                dirty_pages = self.dirty_groups.len(),
-                "dropped without commit: appends since the last commit are discarded"
-            );
         }
     }
 }

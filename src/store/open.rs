@@ -6,10 +6,15 @@
 //!   synced under a temporary name, then linked into place;
 //! - the lock is taken before the header is read, so no writer commits in
 //!   between, and is held as long as the handle's `File`;
-//! - the header used is the valid slot with the highest generation, except
-//!   that a checked commit newer than the generation known durable is first
-//!   checked against its listed groups, and discarded for the other slot if
-//!   any did not reach the disk (its one sync was interrupted);
+//! - the header used is the valid slot with the highest `header_seq`,
+//!   except that a version-1 checked commit newer than the generation known
+//!   durable is first checked against its listed groups, and discarded for
+//!   the other slot if any did not reach the disk (its one sync was
+//!   interrupted);
+//! - the commits in the log that follow that header are the rest of the
+//!   committed state: a writer replays them into the data file and
+//!   checkpoints before anything else; a read-only handle holds their
+//!   records in its overlay (it cannot write);
 //! - the file is mapped only after it is known to be at least as long as the
 //!   header's layout, so the map lies inside the file;
 //! - a handle starts with `flushed = len =` the committed count and an empty
@@ -17,11 +22,14 @@
 //!   over what a dead writer left there.
 
 use super::grow::map_grow_error;
-use super::options::check_chunk_size;
+use super::options::{check_chunk_size, check_log_size};
+use super::overlay::Overlay;
+use super::wal::{self, Log};
 use super::{Access, Options, RawStore};
 use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::fileio::{read_exact_at, sync_dir, write_all_at};
+use crate::format::wal::{crc_entries, record_entries};
 use crate::format::{
     choose_slot, decode_list, file_len_for_records, Header, Layout, Packing, SlotError,
     FLAG_APPEND_ONLY, FLAG_CHECKED, FORMAT_VERSION, LIST_CARRIED, PAGE_SIZE, SCHEMA_OFFSET,
@@ -29,7 +37,7 @@ use crate::format::{
 };
 use crate::schema::Schema;
 use crate::sys;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::Path;
@@ -94,6 +102,7 @@ impl RawStore {
         })?;
         schema.validate()?;
         check_chunk_size(opts.chunk_size)?;
+        check_log_size(opts.log_size)?;
         if path.exists() {
             return Err(Error::AlreadyExists { path: path.into() });
         }
@@ -136,6 +145,9 @@ impl RawStore {
             write_all_at(&file, &block, SCHEMA_OFFSET)
                 .map_err(|e| Error::io("write schema", &tmp, e))?;
             let header = Header {
+                version: FORMAT_VERSION,
+                header_seq: 1,
+                store_id: super::checkpoint::new_store_id(),
                 flags: if opts.append_only {
                     FLAG_APPEND_ONLY
                 } else {
@@ -184,8 +196,92 @@ impl RawStore {
             "created"
         );
         let mut store = RawStore::assemble(path, file, map, Access::Write, schema.clone(), header);
+        store.log_limit = opts.log_size;
         store.attach_coord(true)?;
+        store.recover()?;
         Ok(store)
+    }
+
+    /// Writers: opens the log and replays the commits it holds past the
+    /// header (a crash left them), then checkpoints so the data file holds
+    /// them itself. Publishes the recovered state to readers.
+    fn recover(&mut self) -> Result<()> {
+        let log = Log::open_for_write(&self.path, &self.file, self.log_limit)?;
+        self.observe(super::IoEvent::LogSetLen { len: log.file_len });
+        let header = self.header;
+        let record_size = self.layout.packing.record_size;
+        let t0 = Instant::now();
+        let replay = wal::scan(&log.file, &log.path, &header, |h, b| {
+            for (i, rec) in record_entries(h, b, record_size) {
+                let at = self.layout.record_file_offset(i);
+                self.write_records(rec, at, i, i + 1, h.generation)?;
+            }
+            for (g, crc) in crc_entries(h, b) {
+                self.pending_crcs.insert(g, crc);
+            }
+            Ok(())
+        })?;
+        self.log = Some(log);
+        if replay.commits == 0 {
+            self.announce();
+            return Ok(());
+        }
+        let span = tracing::info_span!("recmap.recover", path = %self.path.display());
+        let _g = span.enter();
+        self.header.generation = replay.generation;
+        self.header.record_count = replay.record_count;
+        self.header.tail_crc = replay.tail_crc;
+        self.len = replay.record_count;
+        self.flushed = self.len;
+        self.sync_window();
+        let log = self.log_mut();
+        log.end = replay.end;
+        log.commits = replay.commits;
+        self.checkpoint()?;
+        self.bytes_since_commit = 0;
+        tracing::warn!(
+            commits = replay.commits,
+            generation = replay.generation,
+            records = replay.record_count,
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "recovered: replayed commits the log held past the data file's header"
+        );
+        Ok(())
+    }
+
+    /// Read-only handles: holds the records of the commits in the log (no
+    /// writer has replayed them; this handle cannot) in the overlay.
+    fn overlay_log(&mut self) -> Result<()> {
+        let Some((file, path)) = Log::open_for_read(&self.path)? else {
+            return Ok(());
+        };
+        let header = self.header;
+        let record_size = self.layout.packing.record_size;
+        let mut overlay = Overlay::new(self.layout.packing);
+        let mut crcs = BTreeMap::new();
+        let replay = wal::scan(&file, &path, &header, |h, b| {
+            for (i, rec) in record_entries(h, b, record_size) {
+                overlay.set(i, rec);
+            }
+            crcs.extend(crc_entries(h, b));
+            Ok(())
+        })?;
+        if replay.commits > 0 {
+            tracing::info!(
+                commits = replay.commits,
+                generation = replay.generation,
+                "reading commits from a log no writer has replayed"
+            );
+            self.header.generation = replay.generation;
+            self.header.record_count = replay.record_count;
+            self.header.tail_crc = replay.tail_crc;
+            self.len = replay.record_count;
+            self.flushed = self.len;
+            self.overlay = overlay;
+            self.pending_crcs.extend(crcs);
+            self.sync_window();
+        }
+        Ok(())
     }
 
     /// Writers open the coordination file, clear what a dead writer left in
@@ -224,6 +320,7 @@ impl RawStore {
             header,
             stage: Vec::new(),
             stage_base: 0,
+            overlay: Overlay::new(header.layout.packing),
             dirty_groups: BTreeSet::new(),
             bytes_since_commit: 0,
             poisoned: None,
@@ -231,7 +328,9 @@ impl RawStore {
             observer: None,
             coord: None,
             high_water: 0,
-            listed: Vec::new(),
+            pending_crcs: BTreeMap::new(),
+            log: None,
+            log_limit: wal::DEFAULT_LOG_SIZE,
         };
         s.sync_window();
         s
@@ -287,9 +386,21 @@ impl RawStore {
             "opened"
         );
         let mut store = RawStore::assemble(path, file, map, access, schema, header);
-        store.listed = list;
+        // A version-1 checked commit's list overrides the table until the
+        // upgrade writes it there.
+        let full = header.record_count / header.layout.packing.records_per_group;
+        store.pending_crcs = list
+            .iter()
+            .map(|&(g, crc)| (g & !LIST_CARRIED, crc))
+            .filter(|&(g, _)| g < full)
+            .collect();
         if access == Access::Write {
+            check_log_size(opts.log_size)?;
+            store.log_limit = opts.log_size;
             store.attach_coord(false)?;
+            store.recover()?;
+        } else {
+            store.overlay_log()?;
         }
         Ok(store)
     }

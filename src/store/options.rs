@@ -42,6 +42,7 @@ pub struct Options {
     pub(super) initial_capacity: u64,
     pub(super) wait_for_lock: bool,
     pub(super) append_only: bool,
+    pub(super) log_size: u64,
 }
 
 impl Default for Options {
@@ -59,6 +60,7 @@ impl Options {
             initial_capacity: 0,
             wait_for_lock: false,
             append_only: false,
+            log_size: super::wal::DEFAULT_LOG_SIZE,
         }
     }
     /// Create the file if it does not exist (else open it).
@@ -103,6 +105,17 @@ impl Options {
     /// [`Error::AppendOnly`]. Existing files keep their mode.
     pub fn append_only(mut self, yes: bool) -> Self {
         self.append_only = yes;
+        self
+    }
+
+    /// Size of the log (`<store>-wal`, default 4 MiB, at least 64 KiB): a
+    /// commit that would take it past this first checkpoints (folds the log
+    /// into the data file, one data sync and one header sync), so this
+    /// bounds the log and the work a recovery replays. A single commit
+    /// larger than it extends the log for that commit and is checkpointed
+    /// at once. Larger logs checkpoint less often.
+    pub fn log_size(mut self, bytes: u64) -> Self {
+        self.log_size = bytes;
         self
     }
 
@@ -151,6 +164,16 @@ impl Options {
 pub(crate) enum Access {
     Write,
     ReadOnly,
+}
+
+pub(super) fn check_log_size(bytes: u64) -> Result<()> {
+    if !(super::wal::MIN_LOG_SIZE..=1 << 40).contains(&bytes) {
+        return Err(Error::InvalidOption {
+            option: "log_size",
+            reason: format!("{bytes} is not between 64 KiB and 1 TiB"),
+        });
+    }
+    Ok(())
 }
 
 pub(super) fn check_chunk_size(chunk: u64) -> Result<()> {

@@ -1,34 +1,32 @@
-//! Staging: appends and in-place updates. Appended records collect in a
-//! page-aligned staging buffer and are written in runs of about
-//! `STAGE_LIMIT` bytes (large dense appends directly); updates of records
-//! already in the file are written to it at once.
+//! Staging: appends and in-place updates before their commit. Appended
+//! records collect in a page-aligned staging buffer and are written past the
+//! committed count in runs of about `STAGE_LIMIT` bytes (large dense appends
+//! directly); nothing reads those bytes until a commit counts them. Updates
+//! of committed records go to the overlay and nowhere else: no byte of a
+//! committed record changes in the file, and no other handle sees an
+//! update, before the commit that contains it is durable (`commit`).
 //!
 //! Invariants:
 //! - records `[0, flushed)` are in the file, `[flushed, len)` only in the
 //!   staging buffer, which starts at data-relative byte `stage_base`
 //!   (page-aligned); `len <= capacity` (`reserve` grows the file first);
-//! - the map's record window is `[0, flushed)` (`sync_window` after every
-//!   change of the map or of `flushed`), so the typed zero-copy `get` never
-//!   sees a record that is only staged;
-//! - committed groups changed in place are in `dirty_groups` until the next
-//!   commit re-checksums them;
-//! - before an update changes a committed group the newest (checked) header
-//!   is validated by, that header is confirmed, so a crash during the write
-//!   cannot make open reject an acknowledged commit;
+//! - uncommitted updates of records below the committed count are in the
+//!   overlay, their groups in `dirty_groups`; `get` returns the overlay's
+//!   image first (read-your-own-writes);
+//! - the map's record window is `[0, flushed)` while the overlay is empty
+//!   and empty otherwise (`sync_window` after every change of the map,
+//!   `flushed` or the overlay), so the typed zero-copy `get` never sees a
+//!   record that is only staged or has a newer image;
 //! - every change checks that the handle is writable (not read-only, not
 //!   poisoned); in an append-only store committed records never change.
 
+use super::overlay::Page;
 use super::{Access, RawStore};
 use crate::error::{Error, Result};
 use crate::format::{FLAG_APPEND_ONLY, PAGE_SIZE};
 
 /// Appends are staged in memory and written in runs of about this size.
-const STAGE_LIMIT: usize = 1 << 20;
-
-/// One page of the staging buffer; the alignment makes staged records aligned.
-#[repr(C, align(4096))]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub(super) struct Page([u8; PAGE_SIZE as usize]);
+pub(super) const STAGE_LIMIT: usize = 1 << 20;
 
 impl RawStore {
     pub(crate) fn check_writable(&self) -> Result<()> {
@@ -105,7 +103,7 @@ impl RawStore {
             // Dense layout: the input is already in file order; write it directly.
             self.flush_stage()?;
             let off = self.layout.record_file_offset(first);
-            self.write_records(records, off, first, first + n)?;
+            self.write_records(records, off, first, first + n, self.header.generation + 1)?;
             self.len += n;
             self.flushed = self.len;
             self.sync_window();
@@ -126,8 +124,9 @@ impl RawStore {
         Ok(first)
     }
 
-    /// Overwrites record `i` (< len). A committed record's page is marked
-    /// dirty and re-checksummed at the next commit.
+    /// Overwrites record `i` (< len). A committed record's new image is held
+    /// in memory until `commit` logs it, and discarded by `rollback`; `get`
+    /// returns it meanwhile.
     pub fn set(&mut self, i: u64, record: &[u8]) -> Result<()> {
         self.check_writable()?;
         self.check_record(record, 1)?;
@@ -142,15 +141,48 @@ impl RawStore {
             self.stage_slot(i).copy_from_slice(record);
             return Ok(());
         }
-        let g = self.layout.packing.group_of(i);
-        if i < self.header.record_count && self.validates_by(g) {
-            self.confirm()?;
+        if i >= self.header.record_count {
+            // An uncommitted append already written past the committed
+            // count: nothing reads it before the commit that counts it.
+            let next = self.header.generation + 1;
+            return self.write_records(record, self.layout.record_file_offset(i), i, i + 1, next);
         }
-        self.write_records(record, self.layout.record_file_offset(i), i, i + 1)?;
-        if i < self.header.record_count {
-            self.dirty_groups.insert(g);
+        let was_empty = self.overlay.is_empty();
+        self.overlay.set(i, record);
+        self.dirty_groups.insert(self.layout.packing.group_of(i));
+        if was_empty {
+            self.sync_window();
         }
         Ok(())
+    }
+
+    /// Discards every change since the last commit: staged and written
+    /// appends (their bytes past the committed count are never read) and
+    /// in-place updates (only ever held in memory). Nothing is written.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let committed = self.header.record_count;
+        if !self.has_uncommitted() {
+            return Ok(());
+        }
+        tracing::debug!(
+            path = %self.path.display(),
+            appends = self.len - committed,
+            updates = self.overlay.len(),
+            "rolled back"
+        );
+        self.discard_uncommitted();
+        Ok(())
+    }
+
+    pub(super) fn discard_uncommitted(&mut self) {
+        self.overlay.clear();
+        self.dirty_groups.clear();
+        self.stage.clear();
+        self.len = self.header.record_count;
+        self.flushed = self.len;
+        self.bytes_since_commit = 0;
+        self.sync_window();
     }
 
     /// Makes room for `n` more records, growing the file if needed.
@@ -201,6 +233,7 @@ impl RawStore {
                 self.layout.data_offset + from,
                 first,
                 end,
+                self.header.generation + 1,
             );
             self.stage = stage;
             r?;
@@ -215,15 +248,23 @@ impl RawStore {
     }
 
     /// Lets `record` (the typed zero-copy `get`) see exactly the records
-    /// written to the file, `[0, flushed)`. Called whenever the map or
-    /// `flushed` changes; the map refuses (and empties the window) if they
-    /// did not fit, which would send every read to the checked path.
+    /// written to the file, `[0, flushed)`, while no record has a newer image
+    /// in the overlay (then none: every read takes the checked path, which
+    /// looks there first). Called whenever the map, `flushed` or the
+    /// overlay's emptiness changes; the map refuses (and empties the window)
+    /// if the records did not fit, which would send every read to the
+    /// checked path.
     pub(super) fn sync_window(&mut self) {
+        let visible = if self.overlay.is_empty() {
+            self.flushed
+        } else {
+            0
+        };
         let ok = self.map.set_records(
             self.layout.data_offset,
             self.schema.record_size as u64,
             self.schema.record_align as u64,
-            self.flushed,
+            visible,
         );
         debug_assert!(ok, "flushed records outside the map");
     }

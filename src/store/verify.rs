@@ -15,7 +15,7 @@
 //! - truncating an append-only store requires that no reader is attached:
 //!   readers borrow committed records, which later appends would overwrite.
 
-use super::{table_entries, RawStore};
+use super::RawStore;
 use crate::error::{Error, Result};
 use crate::fileio::read_exact_at;
 use crate::format::{Header, SlotError, FLAG_APPEND_ONLY, PAGE_SIZE, SCHEMA_OFFSET, SLOT_OFFSETS};
@@ -170,8 +170,9 @@ impl RawStore {
         }
         let span = tracing::info_span!("recmap.repair", path = %self.path.display(), ?how);
         let _g = span.enter();
-        // Repair rewrites checksums a checked commit may be validated by.
-        self.confirm()?;
+        // Repair rewrites the table and publishes a header of its own: fold
+        // the log in first, so the table holds every checksum.
+        self.checkpoint()?;
         let before = self.verify()?;
         let records_before = self.len;
         let mut rep = RepairReport {
@@ -196,11 +197,6 @@ impl RawStore {
         }
         let p = self.layout.packing;
         let rpg = p.records_per_group;
-        // The ordinary header published below needs the table whole: first
-        // the checksums the current header carries (a rebuild then
-        // overwrites whatever it recomputes).
-        let carried: Vec<(u64, u32)> = table_entries(&self.listed, self.len / rpg).collect();
-        self.write_table_entries(&carried)?;
         let count = match how {
             Repair::RebuildChecksums => {
                 let full = self.len / rpg;
@@ -238,7 +234,7 @@ impl RawStore {
             tail_crc,
             ..self.header
         };
-        self.publish(header, None)?;
+        self.publish(header)?;
         self.len = count;
         self.flushed = count;
         self.sync_window();
@@ -305,7 +301,7 @@ impl RawStore {
             let (first_record, end_record) = p.group_records(g, committed);
             let expected = if end_record - first_record < p.records_per_group {
                 self.header.tail_crc
-            } else if let Some((_, crc)) = self.listed_entry(g) {
+            } else if let Some(&crc) = self.pending_crcs.get(&g) {
                 crc
             } else {
                 let at = self.layout.checksum_offset(g) as usize;

@@ -1,5 +1,11 @@
-//! The on-disk format v1 as pure bytes: constants, the header slot codec and
-//! the layout arithmetic. No I/O happens here.
+//! The on-disk format as pure bytes: constants, the header slot codec and
+//! the layout arithmetic (this module), and the log frame codec ([`wal`]).
+//! No I/O happens here.
+//!
+//! This crate writes format version 2 and reads versions 1 and 2: a
+//! version-1 slot decodes into the same [`Header`] (its `header_seq` is its
+//! generation, its `store_id` 0), so one file may hold a version-1 slot and
+//! a version-2 slot while it is being upgraded.
 //!
 //! `docs/format.md` is the contract; every constant and check in this module
 //! mirrors a row of its tables. All integers are little-endian.
@@ -11,15 +17,19 @@ use std::fmt;
 pub const PAGE_SIZE: u64 = 4096;
 /// File magic: the first 8 bytes of a valid header slot.
 pub const MAGIC: [u8; 8] = *b"\x89RECMAP\n";
-/// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this crate writes (and the newest it reads).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this crate reads (upgraded on the first write).
+pub const FORMAT_V1: u32 = 1;
 /// Written as a little-endian `u32`; a file written big-endian shows `01 02 03 04`.
 pub const BYTE_ORDER_MARK: u32 = 0x0102_0304;
 /// Byte offsets of the two header slots inside the header page (page 0).
 /// They sit in different 512-byte sectors so one torn sector cannot hit both.
 pub const SLOT_OFFSETS: [u64; 2] = [0, 2048];
-/// Encoded size of one header slot.
-pub const SLOT_LEN: usize = 128;
+/// Encoded size of one version-2 header slot.
+pub const SLOT_LEN: usize = 256;
+/// Encoded size of one version-1 header slot (its group list follows it).
+pub const SLOT_LEN_V1: usize = 128;
 /// Where the schema block starts (page 1).
 pub const SCHEMA_OFFSET: u64 = PAGE_SIZE;
 /// Largest schema block accepted (bounds allocations when reading hostile files).
@@ -48,8 +58,11 @@ pub const FLAG_CHECKED: u32 = 2;
 /// group an earlier commit wrote (durable since), kept here because its
 /// table entry has not been written yet. Open does not read carried groups.
 pub const LIST_CARRIED: u64 = 1 << 63;
-/// Every flag this version defines.
-pub const KNOWN_FLAGS: u32 = FLAG_APPEND_ONLY | FLAG_CHECKED;
+/// Every flag version 1 defines.
+pub const KNOWN_FLAGS_V1: u32 = FLAG_APPEND_ONLY | FLAG_CHECKED;
+/// Every flag version 2 defines (checked commits are gone: the log took
+/// their place).
+pub const KNOWN_FLAGS: u32 = FLAG_APPEND_ONLY;
 /// Bytes per entry of a checked commit's group list: group (u64), crc (u32).
 pub const LIST_ENTRY_LEN: usize = 12;
 /// Most entries a checked commit lists; larger commits use two syncs (and
@@ -88,7 +101,16 @@ pub mod slot {
     pub const RESERVED: usize = 118;
     pub const RESERVED_LEN: usize = 2;
     pub const LIST_CRC: usize = 120;
+    /// Version 1: the slot CRC over `0..124`. Version 2 keeps a CRC of the
+    /// same bytes here (`prefix_crc`), so a version-1 reader sees a valid
+    /// slot of an unknown version and refuses the file instead of falling
+    /// back to an older slot.
     pub const CRC: usize = 124;
+    /// Version 2 only, from here on.
+    pub const HEADER_SEQ: usize = 128;
+    pub const STORE_ID: usize = 136;
+    pub const V2_RESERVED: usize = 144;
+    pub const V2_CRC: usize = 252;
 }
 
 pub(crate) fn rd_u32(b: &[u8], at: usize) -> u32 {
@@ -269,11 +291,23 @@ pub fn file_len_for_records(
 /// The decoded contents of one header slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The slot's format version (`FORMAT_V1` or `FORMAT_VERSION`).
+    pub version: u32,
+    /// Counts header publications (checkpoints, growth, repair); picks the
+    /// slot (`header_seq % 2`) and the newest valid slot. Version 1: the
+    /// generation.
+    pub header_seq: u64,
+    /// Random, non-zero, fixed for the file's life; every log frame carries
+    /// it, so a log that belongs to another file is never replayed.
+    /// Version 1: 0.
+    pub store_id: u64,
     /// `FLAG_*` bits.
     pub flags: u32,
     pub record_size: u32,
     pub record_align: u32,
     pub chunk_size: u64,
+    /// The last commit this header includes. Commits after it live in the
+    /// log until a checkpoint publishes a header that includes them.
     pub generation: u64,
     pub record_count: u64,
     pub capacity: u64,
@@ -306,7 +340,7 @@ pub fn encode_list(list: &[(u64, u32)]) -> Vec<u8> {
 /// slot's start, as passed to `Header::decode`, which already checked it).
 pub fn decode_list(b: &[u8], h: &Header) -> Vec<(u64, u32)> {
     let n = h.list_len as usize;
-    b.get(SLOT_LEN..SLOT_LEN + n * LIST_ENTRY_LEN)
+    b.get(SLOT_LEN_V1..SLOT_LEN_V1 + n * LIST_ENTRY_LEN)
         .map(|l| {
             l.chunks_exact(LIST_ENTRY_LEN)
                 .map(|e| (rd_u64(e, 0), rd_u32(e, 8)))
@@ -359,7 +393,7 @@ impl fmt::Display for SlotError {
             SlotError::UnsupportedVersion { found } => {
                 write!(
                     f,
-                    "format version {found}, this build reads {FORMAT_VERSION}"
+                    "format version {found}, this build reads {FORMAT_V1} and {FORMAT_VERSION}"
                 )
             }
             SlotError::IncompleteCommit { group } => write!(
@@ -386,30 +420,52 @@ fn bad(field: &'static str, value: u64, reason: &'static str) -> SlotError {
 }
 
 impl Header {
-    /// Encodes the slot (with its CRC) into `SLOT_LEN` bytes.
-    pub fn encode(&self) -> [u8; SLOT_LEN] {
-        let mut b = [0u8; SLOT_LEN];
+    /// The fields both versions share (bytes `0..124`).
+    fn encode_prefix(&self, b: &mut [u8], version: u32) {
         let p = self.layout.packing;
         b[slot::MAGIC..slot::MAGIC + 8].copy_from_slice(&MAGIC);
-        wr_u32(&mut b, slot::FORMAT_VERSION, FORMAT_VERSION);
-        wr_u32(&mut b, slot::BYTE_ORDER_MARK, BYTE_ORDER_MARK);
-        wr_u32(&mut b, slot::PAGE_SIZE, PAGE_SIZE as u32);
-        wr_u32(&mut b, slot::FLAGS, self.flags);
-        wr_u32(&mut b, slot::RECORD_SIZE, self.record_size);
-        wr_u32(&mut b, slot::RECORD_ALIGN, self.record_align);
-        wr_u32(&mut b, slot::RECORDS_PER_PAGE, p.records_per_group as u32);
-        wr_u32(&mut b, slot::PAGES_PER_GROUP, p.pages_per_group as u32);
-        wr_u64(&mut b, slot::CHUNK_SIZE, self.chunk_size);
-        wr_u64(&mut b, slot::GENERATION, self.generation);
-        wr_u64(&mut b, slot::RECORD_COUNT, self.record_count);
-        wr_u64(&mut b, slot::CAPACITY, self.capacity);
-        wr_u64(&mut b, slot::SCHEMA_OFFSET, SCHEMA_OFFSET);
-        wr_u32(&mut b, slot::SCHEMA_LEN, self.schema_len);
-        wr_u32(&mut b, slot::SCHEMA_CRC, self.schema_crc);
-        wr_u64(&mut b, slot::DATA_OFFSET, self.layout.data_offset);
-        wr_u64(&mut b, slot::TABLE_OFFSET, self.layout.table_offset);
-        wr_u64(&mut b, slot::TABLE_LEN, self.layout.table_len);
-        wr_u32(&mut b, slot::TAIL_CRC, self.tail_crc);
+        wr_u32(b, slot::FORMAT_VERSION, version);
+        wr_u32(b, slot::BYTE_ORDER_MARK, BYTE_ORDER_MARK);
+        wr_u32(b, slot::PAGE_SIZE, PAGE_SIZE as u32);
+        wr_u32(b, slot::FLAGS, self.flags);
+        wr_u32(b, slot::RECORD_SIZE, self.record_size);
+        wr_u32(b, slot::RECORD_ALIGN, self.record_align);
+        wr_u32(b, slot::RECORDS_PER_PAGE, p.records_per_group as u32);
+        wr_u32(b, slot::PAGES_PER_GROUP, p.pages_per_group as u32);
+        wr_u64(b, slot::CHUNK_SIZE, self.chunk_size);
+        wr_u64(b, slot::GENERATION, self.generation);
+        wr_u64(b, slot::RECORD_COUNT, self.record_count);
+        wr_u64(b, slot::CAPACITY, self.capacity);
+        wr_u64(b, slot::SCHEMA_OFFSET, SCHEMA_OFFSET);
+        wr_u32(b, slot::SCHEMA_LEN, self.schema_len);
+        wr_u32(b, slot::SCHEMA_CRC, self.schema_crc);
+        wr_u64(b, slot::DATA_OFFSET, self.layout.data_offset);
+        wr_u64(b, slot::TABLE_OFFSET, self.layout.table_offset);
+        wr_u64(b, slot::TABLE_LEN, self.layout.table_len);
+        wr_u32(b, slot::TAIL_CRC, self.tail_crc);
+    }
+
+    /// Encodes a version-2 slot (with both CRCs) into `SLOT_LEN` bytes.
+    /// `version`, `list_len` and `list_crc` are not written (version 2
+    /// has no group list).
+    pub fn encode(&self) -> [u8; SLOT_LEN] {
+        let mut b = [0u8; SLOT_LEN];
+        self.encode_prefix(&mut b, FORMAT_VERSION);
+        let crc = crc32fast::hash(&b[..slot::CRC]);
+        wr_u32(&mut b, slot::CRC, crc);
+        wr_u64(&mut b, slot::HEADER_SEQ, self.header_seq);
+        wr_u64(&mut b, slot::STORE_ID, self.store_id);
+        let crc = crc32fast::hash(&b[..slot::V2_CRC]);
+        wr_u32(&mut b, slot::V2_CRC, crc);
+        b
+    }
+
+    /// Encodes a version-1 slot (tests and fixtures: this crate never
+    /// writes version 1). Its slot index is `generation % 2`.
+    #[doc(hidden)]
+    pub fn encode_v1(&self) -> [u8; SLOT_LEN_V1] {
+        let mut b = [0u8; SLOT_LEN_V1];
+        self.encode_prefix(&mut b, FORMAT_V1);
         b[slot::LIST_LEN..slot::LIST_LEN + 2].copy_from_slice(&self.list_len.to_le_bytes());
         wr_u32(&mut b, slot::LIST_CRC, self.list_crc);
         let crc = crc32fast::hash(&b[..slot::CRC]);
@@ -417,9 +473,9 @@ impl Header {
         b
     }
 
-    /// The slot index a header of this generation is written to.
+    /// The slot index this header is written to (and was read from).
     pub fn slot_index(&self) -> usize {
-        (self.generation % 2) as usize
+        (self.header_seq % 2) as usize
     }
 
     /// Decodes and validates the slot found at index `slot_index`.
@@ -428,13 +484,13 @@ impl Header {
     /// derived from the others, so a decoded header is internally consistent.
     ///
     /// `b` may extend past the slot (up to the end of the header page): a
-    /// checked commit's group list follows the slot and is checked too.
+    /// version-1 checked commit's group list follows the slot and is checked too.
     pub fn decode(b: &[u8], slot_index: usize) -> Result<Header, SlotError> {
         let whole = b;
-        let Some(b) = b.get(..SLOT_LEN) else {
+        let Some(b) = b.get(..SLOT_LEN_V1) else {
             return Err(bad("slot", b.len() as u64, "shorter than 128 bytes"));
         };
-        if b.iter().all(|&x| x == 0) {
+        if b.iter().all(|&x| x == 0) && whole.iter().take(SLOT_LEN).all(|&x| x == 0) {
             return Err(SlotError::Empty);
         }
         let magic: [u8; 8] = b[..8].try_into().expect("8 bytes");
@@ -451,24 +507,54 @@ impl Header {
             return Err(SlotError::WrongByteOrder { found: bom });
         }
         let version = rd_u32(b, slot::FORMAT_VERSION);
-        if version != FORMAT_VERSION {
-            return Err(SlotError::UnsupportedVersion { found: version });
-        }
+        let (header_seq, store_id, known) = match version {
+            FORMAT_V1 => (rd_u64(b, slot::GENERATION), 0, KNOWN_FLAGS_V1),
+            FORMAT_VERSION => {
+                let Some(v2) = whole.get(..SLOT_LEN) else {
+                    return Err(bad("slot", whole.len() as u64, "shorter than 256 bytes"));
+                };
+                let expected = rd_u32(v2, slot::V2_CRC);
+                let got = crc32fast::hash(&v2[..slot::V2_CRC]);
+                if expected != got {
+                    return Err(SlotError::ChecksumMismatch { expected, got });
+                }
+                if v2[slot::LIST_LEN..slot::CRC].iter().any(|&x| x != 0)
+                    || v2[slot::V2_RESERVED..slot::V2_CRC].iter().any(|&x| x != 0)
+                {
+                    return Err(bad("reserved", 0, "reserved bytes must be zero"));
+                }
+                let seq = rd_u64(v2, slot::HEADER_SEQ);
+                if seq == 0 || seq > MAX_GENERATION || (seq % 2) as usize != slot_index {
+                    return Err(bad(
+                        "header_seq",
+                        seq,
+                        "must be 1..=2^62 and match its slot (header_seq % 2)",
+                    ));
+                }
+                let id = rd_u64(v2, slot::STORE_ID);
+                if id == 0 {
+                    return Err(bad("store_id", 0, "must not be zero"));
+                }
+                (seq, id, KNOWN_FLAGS)
+            }
+            found => return Err(SlotError::UnsupportedVersion { found }),
+        };
         let page_size = rd_u32(b, slot::PAGE_SIZE) as u64;
         if page_size != PAGE_SIZE {
             return Err(bad("page_size", page_size, "must be 4096"));
         }
         let flags = rd_u32(b, slot::FLAGS);
-        if flags & !KNOWN_FLAGS != 0 {
+        if flags & !known != 0 {
             return Err(bad(
                 "flags",
                 flags as u64,
-                "unknown flags (v1 defines bit 0, append-only, and bit 1, checked commit)",
+                "unknown flags (bit 0, append-only; version 1 also bit 1, checked commit)",
             ));
         }
-        if b[slot::RESERVED..slot::RESERVED + slot::RESERVED_LEN]
-            .iter()
-            .any(|&x| x != 0)
+        if version == FORMAT_V1
+            && b[slot::RESERVED..slot::RESERVED + slot::RESERVED_LEN]
+                .iter()
+                .any(|&x| x != 0)
         {
             return Err(bad("reserved", 0, "reserved bytes must be zero"));
         }
@@ -508,12 +594,14 @@ impl Header {
             ));
         }
         let generation = rd_u64(b, slot::GENERATION);
-        if generation == 0 || generation > MAX_GENERATION || (generation % 2) as usize != slot_index
+        if generation == 0
+            || generation > MAX_GENERATION
+            || (version == FORMAT_V1 && (generation % 2) as usize != slot_index)
         {
             return Err(bad(
                 "generation",
                 generation,
-                "must be 1..=2^62 and match its slot (generation % 2)",
+                "must be 1..=2^62 (version 1: and match its slot, generation % 2)",
             ));
         }
         let schema_offset = rd_u64(b, slot::SCHEMA_OFFSET);
@@ -548,7 +636,9 @@ impl Header {
         }
         let list_len = u16::from_le_bytes([b[slot::LIST_LEN], b[slot::LIST_LEN + 1]]);
         let list_crc = rd_u32(b, slot::LIST_CRC);
-        if flags & FLAG_CHECKED == 0 {
+        if version != FORMAT_V1 {
+            // Version 2 has no group list (bytes checked zero above).
+        } else if flags & FLAG_CHECKED == 0 {
             if list_len != 0 || list_crc != 0 {
                 return Err(bad(
                     "list_len",
@@ -561,7 +651,7 @@ impl Header {
                 return Err(bad("list_len", list_len as u64, "more than 160 groups"));
             }
             let n = list_len as usize * LIST_ENTRY_LEN;
-            let Some(list) = whole.get(SLOT_LEN..SLOT_LEN + n) else {
+            let Some(list) = whole.get(SLOT_LEN_V1..SLOT_LEN_V1 + n) else {
                 return Err(bad(
                     "list_len",
                     list_len as u64,
@@ -620,6 +710,9 @@ impl Header {
             return Err(bad("table_len", table_len, "does not match capacity"));
         }
         Ok(Header {
+            version,
+            header_seq,
+            store_id,
             flags,
             record_size,
             record_align,
@@ -638,15 +731,18 @@ impl Header {
 }
 
 /// Picks the header to use from the two decoded slots: the valid one with the
-/// highest generation. Returns the index of the chosen slot.
+/// highest `header_seq` (version 1: generation). Returns the index of the
+/// chosen slot.
 pub fn choose_slot(slots: &[Result<Header, SlotError>; 2]) -> Option<usize> {
     match (&slots[0], &slots[1]) {
-        (Ok(a), Ok(b)) => Some(if a.generation > b.generation { 0 } else { 1 }),
+        (Ok(a), Ok(b)) => Some(if a.header_seq > b.header_seq { 0 } else { 1 }),
         (Ok(_), Err(_)) => Some(0),
         (Err(_), Ok(_)) => Some(1),
         (Err(_), Err(_)) => None,
     }
 }
+
+pub mod wal;
 
 #[cfg(test)]
 mod tests {
@@ -656,6 +752,9 @@ mod tests {
         let packing = Packing::new(24);
         let layout = Layout::with_groups(packing, 40, 10).unwrap();
         Header {
+            version: FORMAT_VERSION,
+            header_seq: generation,
+            store_id: 0x5eed_0000_0000_0001,
             flags: FLAG_APPEND_ONLY,
             record_size: 24,
             record_align: 8,
@@ -718,7 +817,7 @@ mod tests {
         assert!(matches!(
             Header::decode(&h.encode(), 0),
             Err(SlotError::BadField {
-                field: "generation",
+                field: "header_seq",
                 ..
             })
         ));
@@ -742,16 +841,54 @@ mod tests {
     fn resign(b: &mut [u8; SLOT_LEN]) {
         let crc = crc32fast::hash(&b[..slot::CRC]);
         wr_u32(b, slot::CRC, crc);
+        let crc = crc32fast::hash(&b[..slot::V2_CRC]);
+        wr_u32(b, slot::V2_CRC, crc);
+    }
+
+    /// A version-1 slot as version 1 wrote it (slot index generation % 2).
+    fn v1(generation: u64) -> Header {
+        Header {
+            version: FORMAT_V1,
+            header_seq: generation,
+            store_id: 0,
+            flags: FLAG_APPEND_ONLY,
+            ..sample(generation)
+        }
+    }
+
+    #[test]
+    fn v1_slots_still_decode() {
+        for g in [1u64, 2, 77] {
+            let h = v1(g);
+            assert_eq!(Header::decode(&h.encode_v1(), (g % 2) as usize), Ok(h));
+        }
+        // A version-1 slot whose generation does not match its slot.
+        assert!(Header::decode(&v1(3).encode_v1(), 0).is_err());
+    }
+
+    #[test]
+    fn v2_keeps_a_valid_v1_prefix() {
+        // A version-1 reader checks the CRC at 124 over 0..124 first: it
+        // must see a valid slot of an unknown version, not a torn one.
+        let b = sample(4).encode();
+        assert_eq!(rd_u32(&b, slot::CRC), crc32fast::hash(&b[..slot::CRC]));
+        assert_eq!(rd_u32(&b, slot::FORMAT_VERSION), 2);
     }
 
     #[test]
     fn every_field_is_validated() {
         let h = sample(1);
         let cases: &[(usize, u64, bool)] = &[
-            (slot::FORMAT_VERSION, 2, false),
+            (slot::FORMAT_VERSION, 3, false),
+            (slot::FORMAT_VERSION, 0, false),
+            (slot::HEADER_SEQ, 0, true),
+            (slot::HEADER_SEQ, 2, true),
+            (slot::STORE_ID, 0, true),
+            (slot::V2_RESERVED, 1, true),
             (slot::BYTE_ORDER_MARK, 0x0403_0201, false),
             (slot::PAGE_SIZE, 8192, false),
             (slot::FLAGS, 4, false),
+            (slot::FLAGS, FLAG_CHECKED as u64, false),
             (slot::LIST_LEN, 1, false),
             (slot::LIST_CRC, 7, false),
             (slot::RECORD_SIZE, 0, false),
@@ -763,7 +900,7 @@ mod tests {
             (slot::CHUNK_SIZE, 1000, false),
             (slot::CHUNK_SIZE, 0, false),
             (slot::GENERATION, 0, true),
-            (slot::GENERATION, 2, true),
+            (slot::GENERATION, MAX_GENERATION + 1, true),
             (slot::RECORD_COUNT, u64::MAX, true),
             (slot::CAPACITY, 171, true),
             (slot::CAPACITY, u64::MAX - 169, true),
@@ -791,14 +928,14 @@ mod tests {
         assert!(Header::decode(&b, 1).is_err());
     }
 
-    /// A checked commit's slot followed by its list, as written to disk.
+    /// A version-1 checked commit's slot followed by its list, as written to disk.
     fn checked(list: &[(u64, u32)]) -> (Header, Vec<u8>) {
-        let mut h = sample(1);
+        let mut h = v1(1);
         let l = encode_list(list);
         h.flags |= FLAG_CHECKED;
         h.list_len = list.len() as u16;
         h.list_crc = crc32fast::hash(&l);
-        let mut b = h.encode().to_vec();
+        let mut b = h.encode_v1().to_vec();
         b.extend_from_slice(&l);
         (h, b)
     }
@@ -808,22 +945,22 @@ mod tests {
         // 101 records of 24 bytes: groups 0 (170 records) is not full, so
         // use a header whose count makes groups 0..=2 full.
         let list = [(0u64, 0xaaaa_aaaa), (2 | LIST_CARRIED, 0xbbbb_bbbb), (3, 7)];
-        let mut h = sample(1);
+        let mut h = v1(1);
         h.record_count = 170 * 3 + 5;
         let l = encode_list(&list);
         h.flags |= FLAG_CHECKED;
         h.list_len = 3;
         h.list_crc = crc32fast::hash(&l);
-        let mut b = h.encode().to_vec();
+        let mut b = h.encode_v1().to_vec();
         b.extend_from_slice(&l);
         let d = Header::decode(&b, 1).unwrap();
         assert_eq!(d, h);
         assert_eq!(decode_list(&b, &d), list);
         // The list cut short (a slot read without it) or torn: invalid.
-        assert!(Header::decode(&b[..SLOT_LEN + 24], 1).is_err());
+        assert!(Header::decode(&b[..SLOT_LEN_V1 + 24], 1).is_err());
         for bit in 0..l.len() * 8 {
             let mut t = b.clone();
-            t[SLOT_LEN + bit / 8] ^= 1 << (bit % 8);
+            t[SLOT_LEN_V1 + bit / 8] ^= 1 << (bit % 8);
             assert!(
                 Header::decode(&t, 1).is_err(),
                 "list bit {bit} flip accepted"
@@ -840,13 +977,13 @@ mod tests {
             let (mut h2, _) = checked(&bad_list);
             h2.record_count = 170 * 3 + 5;
             let l2 = encode_list(&bad_list);
-            let mut b2 = h2.encode().to_vec();
+            let mut b2 = h2.encode_v1().to_vec();
             b2.extend_from_slice(&l2);
             assert!(Header::decode(&b2, 1).is_err(), "{bad_list:?} accepted");
         }
         let (mut h3, _) = checked(&[]);
         h3.list_len = MAX_LISTED_GROUPS as u16 + 1;
-        let mut b3 = h3.encode().to_vec();
+        let mut b3 = h3.encode_v1().to_vec();
         b3.resize(2048, 0);
         assert!(Header::decode(&b3, 1).is_err());
         // An empty list with the flag (an append into the tail group) is fine.

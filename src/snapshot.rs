@@ -1,0 +1,234 @@
+//! Read transactions: [`Snapshot`] (typed) and [`RawSnapshot`] read every
+//! record as of one commit, the one their reader adopted.
+//!
+//! Invariant: a value is returned only if it belongs to that commit. A
+//! writer changes a committed record in the data file only after the commit
+//! that changes it is durable, inside the page's stripe, whose word then
+//! reads at least `2 * that generation` (words only grow; odd while the
+//! change is being written). So a copy taken between two loads of an even
+//! word `w <= 2 * generation`, with the word unchanged after, was last
+//! changed by a commit at or before the snapshot's and not since: it is the
+//! record as of the snapshot. Any other word means a later commit changed
+//! the page: the read fails with [`Error::SnapshotExpired`] rather than
+//! mixing commits. Records the reader holds in its overlay (a log no
+//! writer replayed) are the snapshot's by construction. Append-only stores
+//! need no check: committed records never change.
+//!
+//! Snapshots are optimistic: they take no lock and the writer never waits
+//! for them; a long snapshot over pages a writer keeps changing expires.
+//! Stripes are per group modulo `coord::STRIPES`, so a commit may also
+//! expire snapshots of unrelated pages that share its stripe.
+
+use crate::error::{Error, Result};
+use crate::format::Packing;
+use crate::reader::RawReader;
+use crate::record::Record;
+use std::marker::PhantomData;
+
+/// `true` if a stripe word lets a snapshot of `generation` use a copy:
+/// even and at most `2 * generation`. One compare: rotating moves the odd
+/// bit to the top, which makes any odd word larger than every generation.
+#[inline(always)]
+pub(crate) fn serves(word: u64, generation: u64) -> bool {
+    word.rotate_right(1) <= generation
+}
+
+/// An untyped read transaction on a [`RawReader`]'s adopted commit.
+#[derive(Debug, Clone, Copy)]
+pub struct RawSnapshot<'r> {
+    pub(crate) reader: &'r RawReader,
+}
+
+impl<'r> RawSnapshot<'r> {
+    /// The commit this snapshot reads.
+    pub fn generation(&self) -> u64 {
+        self.reader.generation()
+    }
+    /// Records in that commit.
+    pub fn len(&self) -> u64 {
+        self.reader.len()
+    }
+    /// True when that commit has no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies record `i` as of the snapshot into `dst` (`record_size`
+    /// bytes). `Ok(false)` past the end.
+    pub fn read_into(&self, i: u64, dst: &mut [u8]) -> Result<bool> {
+        self.read_range_bytes(i, dst).map(|n| n == 1)
+    }
+
+    /// Copies records `first..` as of the snapshot into `dst` (a whole
+    /// number of records), returning how many were copied (fewer at the end
+    /// of the snapshot).
+    pub fn read_range_bytes(&self, first: u64, dst: &mut [u8]) -> Result<u64> {
+        let r = self.reader;
+        let size = r.schema().record_size as usize;
+        if !dst.len().is_multiple_of(size) {
+            return Err(Error::InvalidOption {
+                option: "buffer",
+                reason: format!(
+                    "{} bytes is not a whole number of {size}-byte records",
+                    dst.len()
+                ),
+            });
+        }
+        let n = ((dst.len() / size) as u64).min(self.len().saturating_sub(first));
+        let p = r.packing();
+        let mut i = first;
+        while i < first + n {
+            // One group at a time: one stripe check per group.
+            let g = p.group_of(i);
+            let end = ((g + 1) * p.records_per_group).min(first + n);
+            let out = &mut dst[((i - first) as usize) * size..((end - first) as usize) * size];
+            r.snapshot_copy(i, end, g, self.generation(), out)?;
+            i = end;
+        }
+        Ok(n)
+    }
+}
+
+/// A typed read transaction: every record it returns belongs to one
+/// commit, so invariants that span records hold. From
+/// [`Reader::snapshot`](crate::Reader::snapshot) or
+/// [`Reader::read_txn`](crate::Reader::read_txn).
+pub struct Snapshot<'r, T: Record> {
+    pub(crate) raw: &'r RawReader,
+    pub(crate) _t: PhantomData<T>,
+}
+
+impl<T: Record> std::fmt::Debug for Snapshot<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.raw.generation())
+            .field("len", &self.raw.len())
+            .finish()
+    }
+}
+
+impl<'r, T: Record> Snapshot<'r, T> {
+    const PACKING: Packing = Packing::new(std::mem::size_of::<T>() as u64);
+
+    /// The commit this snapshot reads.
+    pub fn generation(&self) -> u64 {
+        self.raw.generation()
+    }
+    /// Records in that commit.
+    pub fn len(&self) -> u64 {
+        self.raw.len()
+    }
+    /// True when that commit has no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The untyped view of the same snapshot.
+    pub fn raw(&self) -> RawSnapshot<'r> {
+        RawSnapshot { reader: self.raw }
+    }
+
+    /// Record `i` as of the snapshot, or `None` past its end;
+    /// `SnapshotExpired` if a later commit changed its page.
+    #[inline(always)]
+    pub fn get(&self, i: u64) -> Result<Option<T>> {
+        let raw = self.raw;
+        let Some(slot) = raw.map_slot::<T>(i) else {
+            return self.get_unwindowed(i);
+        };
+        if raw.is_append_only() {
+            return Ok(Some(slot.read()));
+        }
+        let g = Self::PACKING.group_of(i);
+        let generation = raw.generation();
+        let w = raw.stripe_begin(g);
+        if serves(w, generation) {
+            let v = slot.read();
+            if raw.stripe_recheck(g, w) {
+                return Ok(Some(v));
+            }
+        }
+        Err(Error::SnapshotExpired {
+            generation,
+            index: i,
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_unwindowed(&self, i: u64) -> Result<Option<T>> {
+        let mut v = T::zeroed();
+        Ok(self
+            .raw()
+            .read_into(i, bytemuck::bytes_of_mut(&mut v))?
+            .then_some(v))
+    }
+
+    /// Copies records `first..` as of the snapshot into `out`, returning
+    /// how many were copied (fewer at the end of the snapshot).
+    pub fn read_range(&self, first: u64, out: &mut [T]) -> Result<usize> {
+        let n = self
+            .raw()
+            .read_range_bytes(first, bytemuck::cast_slice_mut(out))?;
+        Ok(n as usize)
+    }
+
+    /// Iterates over records `range` as of the snapshot, a page at a time.
+    /// An item is `Err(SnapshotExpired)` (and the iteration ends) if a later
+    /// commit changed a page the iterator reached.
+    pub fn iter(&self, range: std::ops::Range<u64>) -> SnapshotIter<'_, 'r, T> {
+        SnapshotIter {
+            snap: self,
+            next: range.start,
+            end: range.end.min(self.len()),
+            buf: Vec::new(),
+            at: 0,
+            failed: false,
+        }
+    }
+}
+
+/// Iterator of [`Snapshot::iter`]: copies one page of records at a time
+/// (one stripe check per page), then yields them.
+pub struct SnapshotIter<'s, 'r, T: Record> {
+    snap: &'s Snapshot<'r, T>,
+    next: u64,
+    end: u64,
+    buf: Vec<T>,
+    at: usize,
+    failed: bool,
+}
+
+impl<T: Record> std::fmt::Debug for SnapshotIter<'_, '_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotIter")
+            .field("next", &self.next)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Record> Iterator for SnapshotIter<'_, '_, T> {
+    type Item = Result<T>;
+    #[inline]
+    fn next(&mut self) -> Option<Result<T>> {
+        if let Some(v) = self.buf.get(self.at) {
+            self.at += 1;
+            return Some(Ok(*v));
+        }
+        if self.failed || self.next >= self.end {
+            return None;
+        }
+        let p = Snapshot::<T>::PACKING;
+        let group_end = (p.group_of(self.next) + 1) * p.records_per_group;
+        let n = (group_end.min(self.end) - self.next) as usize;
+        self.buf.resize(n, T::zeroed());
+        if let Err(e) = self.snap.read_range(self.next, &mut self.buf) {
+            self.failed = true;
+            self.buf.clear();
+            return Some(Err(e));
+        }
+        self.next += n as u64;
+        self.at = 1;
+        Some(Ok(self.buf[0]))
+    }
+}

@@ -1,0 +1,134 @@
+//! Record images held in memory in front of the map: a writer's in-place
+//! updates that are not yet committed (read-your-own-writes), or, in a
+//! read-only handle or reader, committed records that the log holds and the
+//! data file may not (a log no writer has replayed yet).
+//!
+//! Invariants: at most one image per record index; images are stored in
+//! 4 KiB-aligned pages at the packing's record offsets, so every image is
+//! aligned for a zero-copy `&T` like a record in the map; iteration is in
+//! index order (commit frames and checksums need that).
+
+use crate::format::{Packing, PAGE_SIZE};
+use std::collections::BTreeMap;
+
+/// One page of an aligned buffer; the alignment makes records in it aligned.
+#[repr(C, align(4096))]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct Page(pub(crate) [u8; PAGE_SIZE as usize]);
+
+/// Record images by index, in aligned memory.
+#[derive(Clone)]
+pub(crate) struct Overlay {
+    packing: Packing,
+    /// Record index -> slot in `arena`.
+    index: BTreeMap<u64, u64>,
+    arena: Vec<Page>,
+}
+
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overlay")
+            .field("records", &self.index.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Overlay {
+    pub(crate) fn new(packing: Packing) -> Overlay {
+        Overlay {
+            packing,
+            index: BTreeMap::new(),
+            arena: Vec::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn slot_range(&self, slot: u64) -> std::ops::Range<usize> {
+        let at = self.packing.record_offset(slot) as usize;
+        at..at + self.packing.record_size as usize
+    }
+
+    /// The image of record `i`, if held.
+    #[inline]
+    pub(crate) fn get(&self, i: u64) -> Option<&[u8]> {
+        let slot = *self.index.get(&i)?;
+        Some(&bytemuck::cast_slice(&self.arena)[self.slot_range(slot)])
+    }
+
+    pub(crate) fn contains(&self, i: u64) -> bool {
+        self.index.contains_key(&i)
+    }
+
+    /// The smallest held index `>= i`.
+    pub(crate) fn next_from(&self, i: u64) -> Option<u64> {
+        self.index.range(i..).next().map(|(&k, _)| k)
+    }
+
+    /// True if any held index lies in `[first, end)`.
+    pub(crate) fn any_in(&self, first: u64, end: u64) -> bool {
+        self.index.range(first..end).next().is_some()
+    }
+
+    /// Holds `bytes` (one record) as the image of record `i`.
+    pub(crate) fn set(&mut self, i: u64, bytes: &[u8]) {
+        let n = self.index.len() as u64;
+        let slot = *self.index.entry(i).or_insert(n);
+        let range = self.slot_range(slot);
+        let pages = range.end.div_ceil(PAGE_SIZE as usize);
+        if self.arena.len() < pages {
+            self.arena.resize(pages, Page([0; PAGE_SIZE as usize]));
+        }
+        bytemuck::cast_slice_mut(&mut self.arena)[range].copy_from_slice(bytes);
+    }
+
+    /// `(index, image)` in index order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        let bytes: &[u8] = bytemuck::cast_slice(&self.arena);
+        self.index
+            .iter()
+            .map(move |(&i, &slot)| (i, &bytes[self.slot_range(slot)]))
+    }
+
+    /// Drops every image (keeping a modest allocation for the next batch).
+    pub(crate) fn clear(&mut self) {
+        self.index.clear();
+        self.arena.clear();
+        if self.arena.capacity() > 256 {
+            self.arena.shrink_to(256);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_aligned_and_ordered() {
+        for size in [8u64, 24, 64, 4096, 5000] {
+            let mut o = Overlay::new(Packing::new(size));
+            for i in [9u64, 3, 700, 3] {
+                o.set(i, &vec![i as u8; size as usize]);
+            }
+            assert_eq!(o.len(), 3);
+            let keys: Vec<u64> = o.iter().map(|(i, _)| i).collect();
+            assert_eq!(keys, vec![3, 9, 700]);
+            for (i, b) in o.iter() {
+                assert!(b.iter().all(|&x| x == i as u8));
+                assert_eq!(b.as_ptr() as usize % size.min(8) as usize, 0);
+            }
+            assert_eq!(o.next_from(4), Some(9));
+            assert!(o.any_in(700, 701) && !o.any_in(10, 700));
+            o.clear();
+            assert!(o.is_empty() && o.get(3).is_none());
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The log file (`<data file>-wal`): opening and preallocating it, and
+//! scanning it for the commits a recovery replays (or a reader overlays).
+//! The frame bytes and chain rules are in `format::wal`.
+//!
+//! Invariants:
+//! - the log is never followed through a symlink and must be a regular
+//!   file; it is created with the data file's permission bits;
+//! - a writer's log is at least `limit` bytes long, preallocated by writing
+//!   zeros (not `fallocate`: on ext4 the first write into an unwritten
+//!   extent is a metadata change, which would make every commit's
+//!   `fdatasync` commit the journal too);
+//! - frames since the last checkpoint occupy `[0, end)`; the next commit's
+//!   frames go at `end`; a checkpoint sets `end` back to 0 (the frames left
+//!   behind name an older `header_seq` and end every later scan);
+//! - a scan applies a commit only once its last frame is read and checked,
+//!   so a torn commit is never applied in part.
+
+use crate::error::{Error, Result};
+use crate::fileio::{read_exact_at, write_all_at};
+use crate::format::wal::{Chain, FrameError, FrameHeader, FRAME_HEADER_LEN};
+use crate::format::Header;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+/// Default log size: a commit that would pass it checkpoints first.
+pub const DEFAULT_LOG_SIZE: u64 = 4 << 20;
+/// Smallest log size accepted.
+pub const MIN_LOG_SIZE: u64 = 64 << 10;
+
+/// The log file's path for a data file.
+pub(crate) fn log_path(data: &Path) -> PathBuf {
+    let mut s = data.as_os_str().to_owned();
+    s.push("-wal");
+    PathBuf::from(s)
+}
+
+/// A writer's open log.
+pub(crate) struct Log {
+    pub(super) file: File,
+    pub(super) path: PathBuf,
+    /// Bytes of the frames written since the last checkpoint.
+    pub(super) end: u64,
+    /// Commits in `[0, end)`.
+    pub(super) commits: u64,
+    /// The file's length (at least `limit`; more after a commit larger than it).
+    pub(super) file_len: u64,
+    /// Reused frame buffer.
+    pub(super) buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("path", &self.path)
+            .field("end", &self.end)
+            .field("commits", &self.commits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_options(write: bool) -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    if write {
+        o.write(true).create(true).truncate(false);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    o
+}
+
+/// Opens the log at `path` (`write`: creating it with `mode`'s permission
+/// bits); `Ok(None)` if reading and there is none. Refuses anything but a
+/// regular file.
+fn open_file(path: &Path, write: bool, mode: u32) -> Result<Option<File>> {
+    let mut o = open_options(write);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let file = match o.open(path) {
+        Ok(f) => f,
+        Err(e) if !write && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            #[cfg(unix)]
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                return Err(Error::BadCoordination {
+                    path: path.into(),
+                    reason: "the log file is a symbolic link; remove it".into(),
+                });
+            }
+            return Err(Error::io("open log", path, e));
+        }
+    };
+    let meta = file.metadata().map_err(|e| Error::io("stat log", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::BadCoordination {
+            path: path.into(),
+            reason: "the log is not a regular file; remove it".into(),
+        });
+    }
+    Ok(Some(file))
+}
+
+/// Permission bits of the data file, for the files made beside it.
+pub(crate) fn mode_of(data: &File) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        data.metadata()
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o600)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = data;
+        0o600
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log of `data` for a writer and makes
+    /// sure it is at least `limit` bytes, writing zeros (synced) to get there.
+    pub(crate) fn open_for_write(data: &Path, data_file: &File, limit: u64) -> Result<Log> {
+        let path = log_path(data);
+        let file = open_file(&path, true, mode_of(data_file))?.expect("created");
+        let mut file_len = file
+            .metadata()
+            .map_err(|e| Error::io("stat log", &path, e))?
+            .len();
+        if file_len < limit {
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = file_len;
+            while at < limit {
+                let n = (limit - at).min(zeros.len() as u64) as usize;
+                write_all_at(&file, &zeros[..n], at)
+                    .map_err(|e| crate::store::grow::map_grow_error(&path, limit, e))?;
+                at += n as u64;
+            }
+            file.sync_all()
+                .map_err(|e| Error::io("fsync log", &path, e))?;
+            crate::fileio::sync_dir(&path).map_err(|e| Error::io("fsync directory", &path, e))?;
+            file_len = limit;
+        }
+        Ok(Log {
+            file,
+            path,
+            end: 0,
+            commits: 0,
+            file_len,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Opens the log of `data` for reading; `None` if there is none.
+    pub(crate) fn open_for_read(data: &Path) -> Result<Option<(File, PathBuf)>> {
+        let path = log_path(data);
+        Ok(open_file(&path, false, 0)?.map(|f| (f, path)))
+    }
+}
+
+/// What a scan found: the state after the last complete commit in the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Replay {
+    /// Complete commits found.
+    pub commits: u64,
+    /// Bytes they take from the start of the log.
+    pub end: u64,
+    /// Generation, record count and tail checksum after the last of them
+    /// (the header's when there are none).
+    pub generation: u64,
+    pub record_count: u64,
+    pub tail_crc: u32,
+}
+
+/// Scans the log `file` that follows data header `header` from its start
+/// and calls `apply` for every frame of every complete commit, in order,
+/// each commit only after its last frame was read and checked. A version-1
+/// header has no log: nothing is scanned.
+pub(crate) fn scan(
+    file: &File,
+    path: &Path,
+    header: &Header,
+    mut apply: impl FnMut(&FrameHeader, &[u8]) -> Result<()>,
+) -> Result<Replay> {
+    let mut out = Replay {
+        generation: header.generation,
+        record_count: header.record_count,
+        tail_crc: header.tail_crc,
+        ..Replay::default()
+    };
+    if header.version != crate::format::FORMAT_VERSION {
+        return Ok(out);
+    }
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io("stat log", path, e))?
+        .len();
+    let mut chain = Chain {
+        store_id: header.store_id,
+        header_seq: header.header_seq,
+        generation: header.generation,
+        record_count: header.record_count,
+        capacity: header.capacity,
+        packing: header.layout.packing,
+        open: None,
+    };
+    let mut at = 0u64;
+    let mut open: Vec<(FrameHeader, Vec<u8>)> = Vec::new();
+    let mut head = [0u8; FRAME_HEADER_LEN];
+    while at + FRAME_HEADER_LEN as u64 <= file_len {
+        if read_exact_at(file, &mut head, at).is_err() {
+            break;
+        }
+        let Some(h) = FrameHeader::decode(&head) else {
+            break;
+        };
+        let len = match chain.check_header(&h, file_len - at) {
+            Ok(len) => len,
+            Err(_) => break,
+        };
+        let mut frame = vec![0u8; len as usize];
+        if read_exact_at(file, &mut frame, at).is_err() {
+            break;
+        }
+        match chain.accept(&h, &frame) {
+            Ok(done) => {
+                at += len;
+                open.push((h, frame));
+                if done {
+                    for (h, b) in open.drain(..) {
+                        apply(&h, &b)?;
+                    }
+                    out.commits += 1;
+                    out.end = at;
+                    out.generation = h.generation;
+                    out.record_count = h.record_count;
+                    out.tail_crc = h.tail_crc;
+                }
+            }
+            Err(FrameError::End(_)) => break,
+            Err(FrameError::Corrupt(reason)) => {
+                return Err(Error::CorruptLog {
+                    path: path.into(),
+                    offset: at,
+                    reason,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
