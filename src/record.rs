@@ -25,6 +25,7 @@ pub trait Record: Pod {
                     ty: f.ty,
                     count: f.count,
                     offset: f.offset as u32,
+                    nullable: None,
                 })
                 .collect(),
         }

@@ -3,7 +3,7 @@
 
 use crate::common::{open_read_only, parse_range, stdout, CliResult, Failure, EXIT_OK};
 use crate::load::Format;
-use crate::value::Codec;
+use crate::value::{self, Codec};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -138,6 +138,9 @@ pub fn run(a: Args) -> CliResult {
         Some(r) => parse_range(r, store.len(), &a.path)?,
         None => 0..store.len(),
     };
+    if let Some(m) = value::unsupported(store.schema()) {
+        return Err(Failure::usage(format!("{}: {m}", a.path.display())));
+    }
     let mut w = RecordWriter::new(Codec::new(store.schema()), a.format, stdout())?;
     for (_, bytes) in store.runs(range) {
         w.run(bytes)?;

@@ -3,7 +3,7 @@
 use crate::common::{open_read_only, stdout, CliResult, Failure, EXIT_OK};
 use crate::export::RecordWriter;
 use crate::load::Format;
-use crate::value::Codec;
+use crate::value::{self, Codec};
 use std::path::PathBuf;
 
 pub const HELP: &str = "\
@@ -35,6 +35,9 @@ pub fn run(a: Args) -> CliResult {
             "index {bad} is past the end: {} has {len} records (valid indices 0..{len})",
             a.path.display()
         )));
+    }
+    if let Some(m) = value::unsupported(store.schema()) {
+        return Err(Failure::usage(format!("{}: {m}", a.path.display())));
     }
     let format = if a.json { Format::Jsonl } else { Format::Csv };
     let mut w = RecordWriter::new(Codec::new(store.schema()), format, stdout())?;

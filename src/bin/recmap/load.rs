@@ -166,6 +166,9 @@ pub fn run(a: Args) -> CliResult {
             a.path.display()
         )));
     }
+    if let Some(m) = schema.as_ref().and_then(value::unsupported) {
+        return Err(Failure::usage(format!("--schema: {m}")));
+    }
     // Declared before the store so it runs after the store is dropped.
     let mut cleanup = RemoveOnFail { path: None };
     let store = Options::new()
@@ -195,6 +198,9 @@ pub fn run(a: Args) -> CliResult {
         }),
         None => None,
     };
+    if let Some(m) = value::unsupported(store.schema()) {
+        return Err(Failure::usage(format!("{}: {m}", a.path.display())));
+    }
     let codec = Codec::new(store.schema());
     let rs = codec.record_size;
     let cap = ((4 << 20) / rs).max(1);

@@ -42,6 +42,11 @@ fn numpy_format(ty: FieldType, count: u32) -> String {
         FieldType::F32 => "<f4",
         FieldType::F64 => "<f8",
         FieldType::Bool => "?",
+        // numpy's datetime64 is the same i64 count since the epoch.
+        FieldType::Timestamp(u) => return format!("<M8[{}]", u.suffix()),
+        // numpy has no 32-bit date: the day count as an integer.
+        FieldType::Date => "<i4",
+        FieldType::Validity => return format!("({count},)u1"),
         FieldType::Str => return format!("S{count}"),
         FieldType::Bytes => return format!("({count},)u1"),
     };
