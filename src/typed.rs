@@ -12,10 +12,13 @@ use std::path::Path;
 
 /// A typed store of `T` records.
 ///
-/// `get` returns `&T` pointing into the memory map (no copy). Writes take
-/// `&mut self`, so no `&T` is alive while the bytes it points to change in
-/// this process; other processes are kept out by the file lock (a read-only
-/// handle holds a shared lock that no writer can take alongside).
+/// `get` returns `&T` pointing into the memory map (no copy), or into the
+/// handle's own uncommitted images after `set` (read-your-own-writes).
+/// Writes take `&mut self`, so no `&T` is alive while the bytes it points to
+/// change in this process; other processes are kept out by the file lock (a
+/// read-only handle holds a shared lock that no writer can take alongside).
+/// Changes are a transaction: `commit` makes them durable all at once,
+/// `rollback` (or dropping the store) discards them.
 ///
 /// ```
 /// recmap::record! { pub struct Tick { pub ts: u64, pub price: f64 } }
@@ -125,12 +128,9 @@ impl<T: Record> Store<T> {
         self.raw.get(i).map(bytemuck::from_bytes)
     }
 
-    /// A guard that derefs to a copy of record `i` and writes it back when
-    /// dropped (marking its page dirty). Writes never go through the map, so
-    /// a small change dirties only the blocks it touches; see
-    /// `docs/benchmarks.md`. A failed write-back poisons the handle, and the
-    /// next write or commit reports it. Use [`Store::update`] to get the
-    /// error directly.
+    /// A guard that derefs to a copy of record `i` and writes it back (with
+    /// `set`: held until `commit`) when dropped. Use [`Store::update`] to get
+    /// an error directly.
     ///
     /// Fails at once on a read-only or poisoned handle or an index past the end.
     pub fn get_mut(&mut self, i: u64) -> Result<RecordMut<'_, T>> {
@@ -208,9 +208,26 @@ impl<T: Record> Store<T> {
             .map(|(i, b)| (i, bytemuck::cast_slice(b)))
     }
 
-    /// Commits all changes; see [`RawStore::commit`].
+    /// Commits all changes, atomically; see [`RawStore::commit`].
     pub fn commit(&mut self) -> Result<CommitStats> {
         self.raw.commit()
+    }
+    /// Discards every change since the last commit; see [`RawStore::rollback`].
+    pub fn rollback(&mut self) -> Result<()> {
+        self.raw.rollback()
+    }
+    /// Folds the log into the data file; see [`RawStore::checkpoint`].
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.raw.checkpoint()
+    }
+    /// Upgrades a version-1 file now; see [`RawStore::upgrade`].
+    pub fn upgrade(&mut self) -> Result<bool> {
+        self.raw.upgrade()
+    }
+    /// Test hook; see [`RawStore::simulate_crash`].
+    #[doc(hidden)]
+    pub fn simulate_crash(self) {
+        self.raw.simulate_crash()
     }
     /// Commits and closes, reporting errors.
     pub fn close(self) -> Result<CommitStats> {

@@ -302,6 +302,19 @@ impl RawStore {
     }
 }
 
+impl RawStore {
+    /// Test hook: closes the handle as a process kill would, right now:
+    /// no rollback bookkeeping, no checkpoint, no coordination cleanup;
+    /// the file descriptors (and so the locks) are released. What the
+    /// files hold is what a `SIGKILL` at this point would leave (the page
+    /// cache is intact). Not part of the API.
+    #[doc(hidden)]
+    pub fn simulate_crash(mut self) {
+        self.poisoned = Some(("crash", "simulated crash".into()));
+        self.coord = None;
+    }
+}
+
 impl Drop for RawStore {
     fn drop(&mut self) {
         if self.access == Access::Write && self.poisoned.is_none() {
