@@ -152,12 +152,12 @@ impl Coord {
                     let _ = file.unlock();
                     head = [0u8; 16];
                 }
-                Err(_) => {
-                    return Err(Error::BadCoordination {
-                        path,
-                        reason: "readers of an older recmap version have the store open; close them first".into(),
-                    })
-                }
+                Err(_) => return Err(Error::BadCoordination {
+                    path,
+                    reason:
+                        "readers of an older recmap version have the store open; close them first"
+                            .into(),
+                }),
             }
         }
         if head != expected {

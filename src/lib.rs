@@ -54,10 +54,10 @@ mod typed;
 pub use bytemuck;
 pub use error::{Error, Result};
 pub use reader::{RawReader, Reader, READ_TXN_TRIES};
-pub use snapshot::{RawSnapshot, Snapshot, SnapshotIter};
 pub use record::{Bool, FieldDef, FieldKind, FixedStr, Record};
 pub use schema::{Field, FieldType, Schema, SchemaError};
 pub use shared::remove_shared;
+pub use snapshot::{RawSnapshot, Snapshot, SnapshotIter};
 pub use store::{
     CommitStats, Info, IoEvent, Options, Problem, RawStore, Repair, RepairReport, Runs,
     VerifyReport,

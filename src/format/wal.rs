@@ -281,8 +281,8 @@ impl Chain {
 
 fn padding_nonzero(h: &FrameHeader, b: &[u8], record_size: u64) -> bool {
     let crc_at = FRAME_HEADER_LEN;
-    let crc_bad = (0..h.crc_entries as usize)
-        .any(|k| rd_u32(b, crc_at + k * CRC_ENTRY_LEN + 12) != 0);
+    let crc_bad =
+        (0..h.crc_entries as usize).any(|k| rd_u32(b, crc_at + k * CRC_ENTRY_LEN + 12) != 0);
     let rec_at = crc_at + h.crc_entries as usize * CRC_ENTRY_LEN;
     let len = record_entry_len(record_size) as usize;
     let pad = len - 8 - record_size as usize;
@@ -573,7 +573,10 @@ mod tests {
         let mut out = Vec::new();
         CommitWriter::new(&mut out, header(&c0, 101, 0), 64).finish();
         let mut c = c0;
-        assert!(matches!(scan(&mut c, &out), (0, Some(FrameError::Corrupt(_)))));
+        assert!(matches!(
+            scan(&mut c, &out),
+            (0, Some(FrameError::Corrupt(_)))
+        ));
         let mut out = Vec::new();
         CommitWriter::new(&mut out, header(&c0, 101, FRAME_APPENDS_IN_PLACE), 64).finish();
         let mut c = c0;

@@ -132,24 +132,21 @@ impl RawStore {
             crc_entries: 0,
             record_entries: 0,
         };
+        let own_full: Vec<(u64, u32)> = crcs.iter().copied().filter(|e| e.0 < full).collect();
         let mut buf = std::mem::take(&mut self.log_mut().buf);
-        buf.clear();
-        {
-            let mut w = CommitWriter::new(&mut buf, frame, p.record_size);
-            for &(g, crc) in crcs.iter().filter(|e| e.0 < full) {
-                w.push_crc(g, crc);
-            }
-            for (i, rec) in self.overlay.iter() {
-                w.push_record(i, rec);
-            }
-            if !in_place {
-                for i in committed..self.len {
-                    w.push_record(i, self.get(i).expect("staged record"));
-                }
-            }
-            w.finish();
+        self.encode_commit(&mut buf, frame, &own_full, in_place);
+        let (end, limit) = (self.log_mut().end, self.log_limit);
+        let mut r = Ok(());
+        if end > 0 && end + buf.len() as u64 > limit {
+            // Fold the log in first; the frames then follow the new header.
+            r = self.checkpoint();
+            let frame = FrameHeader {
+                header_seq: self.header.header_seq,
+                ..frame
+            };
+            self.encode_commit(&mut buf, frame, &own_full, in_place);
         }
-        let r = self.log_commit(&buf);
+        let r = r.and_then(|()| self.log_commit(&buf));
         self.log_mut().buf = buf;
         r?;
         // Durable. Apply: updates to their pages, logged appends past the
@@ -157,7 +154,8 @@ impl RawStore {
         let updates = std::mem::replace(&mut self.overlay, super::Overlay::new(p));
         let mut applied = Ok(());
         for (i, rec) in updates.iter() {
-            applied = self.write_records(rec, self.layout.record_file_offset(i), i, i + 1, generation);
+            applied =
+                self.write_records(rec, self.layout.record_file_offset(i), i, i + 1, generation);
             if applied.is_err() {
                 break;
             }
@@ -166,8 +164,7 @@ impl RawStore {
         self.overlay.clear();
         applied?;
         self.flush_stage()?;
-        self.pending_crcs
-            .extend(crcs.iter().copied().filter(|e| e.0 < full));
+        self.pending_crcs.extend(own_full);
         self.header.generation = generation;
         self.header.record_count = self.len;
         self.header.tail_crc = tail_crc;
@@ -201,15 +198,39 @@ impl RawStore {
         self.log.as_mut().expect("writers have a log")
     }
 
-    /// Appends one commit's frames to the log and makes them durable:
-    /// checkpoints first if they would not fit in the log's limit (so the
-    /// log restarts at 0); a commit larger than the limit extends the file.
+    /// Encodes the frames of the commit described by `frame` into `buf`:
+    /// checksum entries `crcs` (full groups), then the image of every
+    /// updated record and, unless `in_place`, of every appended one.
+    fn encode_commit(
+        &self,
+        buf: &mut Vec<u8>,
+        frame: FrameHeader,
+        crcs: &[(u64, u32)],
+        in_place: bool,
+    ) {
+        buf.clear();
+        let mut w = CommitWriter::new(buf, frame, self.layout.packing.record_size);
+        for &(g, crc) in crcs {
+            w.push_crc(g, crc);
+        }
+        // Updates are of committed records, appends of later ones: one
+        // increasing sequence.
+        for (i, rec) in self.overlay.iter() {
+            w.push_record(i, rec);
+        }
+        if !in_place {
+            for i in frame.prev_count..frame.record_count {
+                w.push_record(i, self.get(i).expect("staged record"));
+            }
+        }
+        w.finish();
+    }
+
+    /// Appends one commit's frames at the log's end and makes them durable
+    /// (the caller made room); a commit larger than the log's limit extends
+    /// the file.
     fn log_commit(&mut self, frames: &[u8]) -> Result<()> {
         let n = frames.len() as u64;
-        let (end, limit) = (self.log_mut().end, self.log_limit);
-        if end > 0 && end + n > limit {
-            self.checkpoint()?;
-        }
         let at = self.log_mut().end;
         self.log_write(frames, at)?;
         let log = self.log_mut();

@@ -113,9 +113,18 @@ impl RawStore {
             }
             Some(n) => {
                 self.fail_sync_in = Some(n - 1);
-                self.log.as_ref().expect("writers have a log").file.sync_data()
+                self.log
+                    .as_ref()
+                    .expect("writers have a log")
+                    .file
+                    .sync_data()
             }
-            None => self.log.as_ref().expect("writers have a log").file.sync_data(),
+            None => self
+                .log
+                .as_ref()
+                .expect("writers have a log")
+                .file
+                .sync_data(),
         };
         if let Err(e) = r {
             return Err(self.poison("fsync log", e));

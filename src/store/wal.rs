@@ -98,7 +98,9 @@ fn open_file(path: &Path, write: bool, mode: u32) -> Result<Option<File>> {
             return Err(Error::io("open log", path, e));
         }
     };
-    let meta = file.metadata().map_err(|e| Error::io("stat log", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("stat log", path, e))?;
     if !meta.is_file() {
         return Err(Error::BadCoordination {
             path: path.into(),
