@@ -2,11 +2,12 @@
 //! records.
 //!
 //! A file holds records of one layout, packed into 4 KiB pages, addressed by
-//! index and read zero-copy as `&T` through a read-only memory map. Writes go
-//! through the file descriptor and are made durable by [`Store::commit`],
-//! which syncs the changed pages and then publishes a checksummed header in
-//! one of two slots, so a crash never exposes a half-written commit. The
-//! header and schema block describe the layout, so tools read the file
+//! index and read zero-copy as `&T` through a read-only memory map. Changes
+//! are transactions: [`Store::commit`] writes them to a write-ahead log in
+//! one write and one sync, then to the data pages, so a crash leaves every
+//! commit whole or absent; [`Store::rollback`] discards them. [`Reader`]s in
+//! other processes see only commits, and [`Snapshot`]s one commit at a time.
+//! The header and schema block describe the layout, so tools read the file
 //! without the Rust type ([`RawStore`]).
 //!
 //! ```
