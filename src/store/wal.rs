@@ -95,6 +95,14 @@ fn open_file(path: &Path, write: bool, mode: u32) -> Result<Option<File>> {
                     reason: "the log file is a symbolic link; remove it".into(),
                 });
             }
+            // A writer opens read-write, which a directory refuses before
+            // the regular-file check below could say so.
+            if e.kind() == std::io::ErrorKind::IsADirectory {
+                return Err(Error::BadCoordination {
+                    path: path.into(),
+                    reason: "the log is not a regular file; remove it".into(),
+                });
+            }
             return Err(Error::io("open log", path, e));
         }
     };
