@@ -141,9 +141,10 @@ impl Coord {
         }
         let older = head[..8] == COORD_MAGIC
             && u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) < COORD_VERSION;
-        if head != expected && older && claim {
-            // Left by an older recmap: no reader of ours can be using it, and
-            // readers of that version hold its shared lock while they live.
+        if head != expected && older {
+            // Left by an older recmap: no process of ours can be using it
+            // (they would have rewritten it), and readers of that version
+            // hold its shared lock while they live.
             match file.try_lock() {
                 Ok(()) => {
                     let zeros = vec![0u8; COORD_LEN];

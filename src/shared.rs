@@ -81,7 +81,7 @@ impl<T: Record> Store<T> {
     }
 }
 
-/// Removes the shared store `name` (its data and coordination files).
+/// Removes the shared store `name` (its data, log and coordination files).
 /// Processes that have it open keep their mappings until they close it.
 pub fn remove_shared(name: &str) -> Result<()> {
     let path = shared_path(name)?;
@@ -90,6 +90,7 @@ pub fn remove_shared(name: &str) -> Result<()> {
         _ => Error::io("remove", &path, e),
     })?;
     let _ = std::fs::remove_file(crate::coord::coord_path(&path));
+    let _ = std::fs::remove_file(crate::store::wal::log_path(&path));
     Ok(())
 }
 
