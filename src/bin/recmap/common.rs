@@ -219,6 +219,12 @@ impl Drop for RemoveOnFail {
     fn drop(&mut self) {
         if let Some(p) = &self.path {
             let _ = std::fs::remove_file(p);
+            // The log and coordination files the store's writer made beside it.
+            for suffix in ["-wal", "-lock"] {
+                let mut side = p.as_os_str().to_owned();
+                side.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(side));
+            }
         }
     }
 }
