@@ -14,6 +14,7 @@ mod load;
 mod measure;
 mod progress;
 mod schema;
+mod upgrade;
 mod value;
 mod verify;
 
@@ -69,6 +70,9 @@ enum Command {
     /// Print the schema spec, or Python code to read the store with numpy.
     #[command(after_help = schema::HELP)]
     Schema(schema::Args),
+    /// Upgrade a version-1 store to format version 2 and checkpoint its log.
+    #[command(after_help = upgrade::HELP)]
+    Upgrade(upgrade::Args),
     /// Time random and sequential reads: recmap vs pread vs BufReader.
     #[command(after_help = bench::HELP)]
     Bench(bench::Args),
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Upgrade(a) => upgrade::run(a),
         Command::Bench(a) => bench::run(a),
     };
     common::finish(result)
