@@ -202,7 +202,7 @@ impl Chain {
         let corrupt = |what: String| Err(FrameError::Corrupt(what));
         if let Some(o) = &self.open {
             let same = FrameHeader {
-                flags: h.flags,
+                flags: (o.header.flags & !FRAME_MORE) | (h.flags & FRAME_MORE),
                 crc_entries: h.crc_entries,
                 record_entries: h.record_entries,
                 ..o.header
