@@ -211,6 +211,11 @@ impl RawStore {
         let header = self.header;
         let record_size = self.layout.packing.record_size;
         let t0 = Instant::now();
+        // Check the whole log before changing the data file: a corrupt
+        // frame after good commits must fail the open with nothing replayed,
+        // not with the good commits' images in committed records that no
+        // header counts.
+        wal::scan(&log.file, &log.path, &header, |_, _| Ok(()))?;
         let replay = wal::scan(&log.file, &log.path, &header, |h, b| {
             for (i, rec) in record_entries(h, b, record_size) {
                 let at = self.layout.record_file_offset(i);
@@ -221,6 +226,7 @@ impl RawStore {
             }
             Ok(())
         })?;
+        crate::sys::drop_cache(&log.file);
         self.log = Some(log);
         if replay.commits == 0 {
             self.announce();

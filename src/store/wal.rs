@@ -8,7 +8,9 @@
 //! - a writer's log is at least `limit` bytes long, preallocated by writing
 //!   zeros (not `fallocate`: on ext4 the first write into an unwritten
 //!   extent is a metadata change, which would make every commit's
-//!   `fdatasync` commit the journal too);
+//!   `fdatasync` commit the journal too), a page per write, and its clean
+//!   pages are dropped from the cache after opening and recovery, so
+//!   commits write into small page-cache folios;
 //! - frames since the last checkpoint occupy `[0, end)`; the next commit's
 //!   frames go at `end`; a checkpoint sets `end` back to 0 (the frames left
 //!   behind name an older `header_seq` and end every later scan);
@@ -145,7 +147,9 @@ impl Log {
             .map_err(|e| Error::io("stat log", &path, e))?
             .len();
         if file_len < limit {
-            let zeros = vec![0u8; 1 << 20];
+            // Page by page: the pages get cached as small folios (see
+            // `sys::drop_cache`).
+            let zeros = vec![0u8; crate::format::PAGE_SIZE as usize];
             let mut at = file_len;
             while at < limit {
                 let n = (limit - at).min(zeros.len() as u64) as usize;
@@ -158,6 +162,7 @@ impl Log {
             crate::fileio::sync_dir(&path).map_err(|e| Error::io("fsync directory", &path, e))?;
             file_len = limit;
         }
+        crate::sys::drop_cache(&file);
         Ok(Log {
             file,
             path,
