@@ -81,11 +81,12 @@ pub struct Workloads {
     pub get: bool,
     pub scan: bool,
     pub update: bool,
+    pub update100: bool,
     pub append: bool,
 }
 
 impl Workloads {
-    pub const NAMES: [&'static str; 5] = ["load", "get", "scan", "update", "append"];
+    pub const NAMES: [&'static str; 6] = ["load", "get", "scan", "update", "update100", "append"];
 
     pub fn parse(names: &[String]) -> std::result::Result<Workloads, String> {
         let mut w = Workloads {
@@ -93,6 +94,7 @@ impl Workloads {
             get: false,
             scan: false,
             update: false,
+            update100: false,
             append: false,
         };
         for n in names {
@@ -101,6 +103,7 @@ impl Workloads {
                 "get" => w.get = true,
                 "scan" => w.scan = true,
                 "update" => w.update = true,
+                "update100" => w.update100 = true,
                 "append" => w.append = true,
                 _ => {
                     return Err(format!(
@@ -129,8 +132,64 @@ pub struct Settings {
     pub commit_seconds: f64,
     pub bytes_ops: u64,
     pub keep: bool,
-    /// `black_box` every get (true) or only each pass's input and output.
-    pub black_box_each: bool,
+    /// How a random-get loop consumes each record.
+    pub get_mode: GetMode,
+    /// Get passes of the syscall/database systems (`passes` is for the in-memory ones).
+    pub slow_passes: usize,
+    /// update100 commits per system (each updating 100 records on 100 pages).
+    pub commits100: u64,
+    /// update100 operations in the separate device-bytes loop.
+    pub bytes_ops100: u64,
+    pub probe_fill: ProbeFill,
+    pub probe_offset: ProbeOffset,
+    pub probe_order: ProbeOrder,
+}
+
+/// How a random-get loop uses each record it gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GetMode {
+    /// Fold `Rec::get_value` of every record into a checksum that is
+    /// compared with the expected sum after the pass (the default): no
+    /// per-get optimisation barrier, and nothing can be elided.
+    Fold,
+    /// The earlier default: every index and every record reference passes
+    /// through `std::hint::black_box` (an optimisation barrier per get).
+    BlackBox,
+}
+
+/// How the probe file is preallocated before the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeFill {
+    /// Zeros written in 4 KiB `pwrite`s, then `fsync` (the default): the
+    /// blocks are allocated and written (no unwritten extents), and the page
+    /// cache holds the file in 4 KiB folios.
+    Zeros4k,
+    /// Bytes written in 2 MiB `pwrite`s (the suite's earlier probe): the
+    /// page cache holds the file in folios of up to 2 MiB, and a 64-byte
+    /// write-back of such a folio costs more (see README).
+    Zeros2m,
+    /// `fallocate(2)` only: unwritten extents, so each probe's `fdatasync`
+    /// converts one and commits the journal.
+    Fallocate,
+}
+
+/// Where each probe writes its 64 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeOffset {
+    /// A random 64-byte slot of the 64 MiB file (the default).
+    Random,
+    /// Always the first 64 bytes.
+    Fixed,
+}
+
+/// Where the probe runs relative to the operation it is paired with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeOrder {
+    /// Right after each operation (the default).
+    After,
+    /// Alternately after and before (the suite's earlier pairing:
+    /// op P P op op P P op …).
+    Alternate,
 }
 
 impl Default for Settings {
@@ -144,18 +203,25 @@ impl Default for Settings {
                 get: true,
                 scan: true,
                 update: true,
+                update100: true,
                 append: true,
             },
             lookups: 1_000_000,
             slow_lookups: 200_000,
-            passes: 5,
+            passes: 21,
             scan_passes: 3,
             load_runs: 3,
             commits: 10_000,
             commit_seconds: 15.0,
             bytes_ops: 1_000,
             keep: false,
-            black_box_each: true,
+            get_mode: GetMode::Fold,
+            slow_passes: 5,
+            commits100: 1_000,
+            bytes_ops100: 100,
+            probe_fill: ProbeFill::Zeros4k,
+            probe_offset: ProbeOffset::Random,
+            probe_order: ProbeOrder::After,
         }
     }
 }
@@ -169,6 +235,9 @@ pub enum Col {
     UpdateP50,
     UpdateP99,
     UpdateBytes,
+    Update100P50,
+    Update100P99,
+    Update100Bytes,
     AppendP50,
     AppendP99,
     AppendBytes,
@@ -183,6 +252,9 @@ impl Col {
             Col::UpdateP50 => "update+commit p50",
             Col::UpdateP99 => "update+commit p99",
             Col::UpdateBytes => "update: bytes/commit",
+            Col::Update100P50 => "update100+commit p50",
+            Col::Update100P99 => "update100+commit p99",
+            Col::Update100Bytes => "update100: bytes/commit",
             Col::AppendP50 => "append+commit p50",
             Col::AppendP99 => "append+commit p99",
             Col::AppendBytes => "append: bytes/commit",
@@ -245,7 +317,7 @@ impl Table {
         s.push('\n');
         // The probe's row last.
         let mut rows: Vec<_> = self.rows.iter().collect();
-        rows.sort_by_key(|r| r.0 == PROBE_ROW);
+        rows.sort_by_key(|r| r.0 == PROBE_ROW || r.0 == REF_ROW);
         for (name, cells) in rows {
             s.push_str(&format!("| {name} |"));
             for &c in cols {
@@ -320,6 +392,8 @@ pub fn fmt_value(v: f64, unit: Unit) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Commit {
     Update,
+    /// One commit of 100 updates on 100 distinct random pages.
+    Update100,
     Append,
 }
 
@@ -327,60 +401,103 @@ impl Commit {
     fn name(self) -> &'static str {
         match self {
             Commit::Update => "update",
+            Commit::Update100 => "update100",
             Commit::Append => "append",
         }
     }
     fn cols(self) -> (Col, Col, Col) {
         match self {
             Commit::Update => (Col::UpdateP50, Col::UpdateP99, Col::UpdateBytes),
+            Commit::Update100 => (Col::Update100P50, Col::Update100P99, Col::Update100Bytes),
             Commit::Append => (Col::AppendP50, Col::AppendP99, Col::AppendBytes),
         }
     }
 }
 
-/// The yardstick for durable writes: one 64-byte `pwrite` at a random
-/// record offset of a separate, preallocated and already written file, then
-/// `fdatasync`. It runs interleaved with every system's commits.
+/// The yardstick for durable writes: one 64-byte `pwrite` into a separate
+/// 64 MiB file, then `fdatasync`, taken right after every commit of every
+/// system. By default the file is preallocated by writing zeros in 4 KiB
+/// writes (allocated, written blocks held in 4 KiB page-cache folios) and
+/// each probe writes a random 64-byte slot; `--probe-fill` and
+/// `--probe-offset` select the variants the README measures.
 pub struct Probe {
     file: File,
     slots: u64,
+    offset: ProbeOffset,
     k: u64,
-    /// Every interleaved probe latency, per workload.
+    /// Every paired probe latency, per workload.
     samples: HashMap<&'static str, Vec<f64>>,
     /// Device bytes per probe, from a probe-only loop, per workload.
     bytes: HashMap<&'static str, Option<f64>>,
+    /// Rss / FilePmdMapped of the probe file read through a mapping once.
+    pub state: Option<String>,
 }
 
 pub const PROBE_ROW: &str = "probe: pwrite 64 B + fdatasync";
 
 impl Probe {
-    fn new(path: &Path) -> Result<Probe> {
-        let slots = 1 << 20; // 64 MiB
+    fn new(path: &Path, fill: ProbeFill, offset: ProbeOffset) -> Result<Probe> {
+        let slots: u64 = 1 << 20; // 64 MiB
+        let len = slots * REC as u64;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)?;
-        let chunk: Vec<u8> = (0..(2usize << 20)).map(|i| i as u8).collect();
-        let mut off = 0;
-        while off < slots * REC as u64 {
-            file.write_all_at(&chunk, off)?;
-            off += chunk.len() as u64;
+        match fill {
+            ProbeFill::Zeros4k | ProbeFill::Zeros2m => {
+                let chunk = vec![
+                    0u8;
+                    if fill == ProbeFill::Zeros4k {
+                        4096
+                    } else {
+                        2 << 20
+                    }
+                ];
+                let mut off = 0;
+                while off < len {
+                    file.write_all_at(&chunk, off)?;
+                    off += chunk.len() as u64;
+                }
+            }
+            ProbeFill::Fallocate => {
+                use std::os::fd::AsRawFd;
+                // SAFETY: fallocate reads only its integer arguments; the fd is valid.
+                let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+                if rc != 0 {
+                    return Err(
+                        format!("probe: fallocate: {}", std::io::Error::last_os_error()).into(),
+                    );
+                }
+            }
         }
         file.sync_all()?;
+        // SAFETY: the probe file is private to this process and not truncated while mapped.
+        let state = unsafe { memmap2::Mmap::map(&file) }.ok().and_then(|m| {
+            let touched = m
+                .chunks(4096)
+                .fold(0u64, |a, p| a.wrapping_add(p[0] as u64));
+            std::hint::black_box(touched);
+            mapping_state(m.as_ptr())
+        });
         Ok(Probe {
             file,
             slots,
+            offset,
             k: 0,
             samples: HashMap::new(),
             bytes: HashMap::new(),
+            state,
         })
     }
 
     /// One probe: returns its latency in ns.
     pub fn once(&mut self) -> Result<f64> {
         self.k += 1;
-        let slot = measure::Xorshift64Star::new(self.k).below(self.slots);
+        let slot = match self.offset {
+            ProbeOffset::Random => measure::Xorshift64Star::new(self.k).below(self.slots),
+            ProbeOffset::Fixed => 0,
+        };
         let rec = Rec::updated(slot, self.k);
         let t = Instant::now();
         self.file
@@ -388,6 +505,96 @@ impl Probe {
         self.file.sync_data()?;
         Ok(t.elapsed().as_nanos() as f64)
     }
+}
+
+/// The read baseline every get pass is paired with: a plain file of the
+/// records written with `write` in 2 MiB chunks and `fdatasync`ed, mapped
+/// read-only (`memmap2::Mmap`) and indexed as a `&[Rec]`.
+pub struct Reference {
+    _file: File,
+    map: memmap2::Mmap,
+    samples: Vec<f64>,
+}
+
+pub const REF_ROW: &str = "reference: memmap2 Mmap (read-only) of a write()-loaded file";
+
+impl Reference {
+    fn new(path: &Path, data: &[Rec]) -> Result<Reference> {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        for chunk in bytemuck::cast_slice::<Rec, u8>(data).chunks(2 << 20) {
+            std::io::Write::write_all(&mut f, chunk)?;
+        }
+        f.sync_data()?;
+        // SAFETY: the file is private to this process and never written or truncated again.
+        let map = unsafe { memmap2::Mmap::map(&f)? };
+        let recs: &[Rec] = bytemuck::cast_slice(&map);
+        std::hint::black_box(recs.iter().fold(0u64, |a, r| a.wrapping_add(r.a)));
+        Ok(Reference {
+            _file: f,
+            map,
+            samples: Vec::new(),
+        })
+    }
+
+    fn pass(&self, mode: GetMode, idx: &[u64]) -> u64 {
+        let recs: &[Rec] = bytemuck::cast_slice(&self.map);
+        get_loop(mode, idx, |i| &recs[i as usize])
+    }
+}
+
+/// One paired comparison for the second table: a system's median against
+/// the median of the yardstick runs paired with it, and the median of the
+/// per-pair ratios.
+#[derive(Clone, Debug)]
+pub struct Paired {
+    pub row: String,
+    pub workload: &'static str,
+    pub unit: Unit,
+    pub sys: f64,
+    pub yard: f64,
+    pub pair_ratio: f64,
+    pub pairs: usize,
+    /// update100 only: its median over the same row's single-update median,
+    /// and the same for the probe-normalised (median pair ratio) figures.
+    pub vs_update: Option<(f64, f64)>,
+}
+
+/// `Rss` and `FilePmdMapped` (file pages mapped with 2 MiB page-table
+/// entries) of the mapping holding `ptr`, from `/proc/self/smaps`.
+pub fn mapping_state(ptr: *const u8) -> Option<String> {
+    let addr = ptr as usize;
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    let (mut rss, mut pmd) = (None, None);
+    for l in smaps.lines() {
+        let first = l.split_whitespace().next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                if inside {
+                    break;
+                }
+                inside = a <= addr && addr < b;
+                continue;
+            }
+        }
+        if inside {
+            let num = || l.split_whitespace().nth(1).map(str::to_string);
+            if l.starts_with("Rss:") {
+                rss = num();
+            } else if l.starts_with("FilePmdMapped:") {
+                pmd = num();
+            }
+        }
+    }
+    Some(format!(
+        "Rss {} kB, FilePmdMapped {} kB",
+        rss?,
+        pmd.unwrap_or_else(|| "?".into())
+    ))
 }
 
 /// The run's state: settings, data, the indices, the table, the probe.
@@ -404,6 +611,11 @@ pub struct Cx {
     pub table: Table,
     pub dev: Option<DeviceWrites>,
     probe: Option<Probe>,
+    reference: Option<Reference>,
+    /// The paired figures (second table), in the order measured.
+    pub paired: Vec<Paired>,
+    /// Each row's single-update figures (median ns, median pair ratio), for update100.
+    update_fig: HashMap<String, (f64, f64)>,
     notes: Vec<String>,
     /// Expected sums of a full get pass over `get_idx[..k]`, per k used.
     want_get: HashMap<usize, u64>,
@@ -446,6 +658,9 @@ impl Cx {
             table: Table::default(),
             dev,
             probe: None,
+            reference: None,
+            paired: Vec::new(),
+            update_fig: HashMap::new(),
             notes: Vec::new(),
             want_get: HashMap::new(),
             want_scan,
@@ -488,6 +703,9 @@ impl Cx {
         if w.update {
             c.extend([Col::UpdateP50, Col::UpdateP99, Col::UpdateBytes]);
         }
+        if w.update100 {
+            c.extend([Col::Update100P50, Col::Update100P99, Col::Update100Bytes]);
+        }
         if w.append {
             c.extend([Col::AppendP50, Col::AppendP99, Col::AppendBytes]);
         }
@@ -510,14 +728,26 @@ impl Cx {
     pub fn notes(&mut self) -> String {
         let mut s = String::new();
         if let Some(p) = &self.probe {
-            for w in ["update", "append"] {
+            if let Some(st) = &p.state {
+                s.push_str(&format!(
+                    "- probe file (64 MiB) read through a mapping after its preallocation: {st}\n"
+                ));
+            }
+            for w in ["update", "update100", "append"] {
                 if let Some(v) = p.samples.get(w) {
                     s.push_str(&format!(
-                        "- probe during {w}: {} interleaved samples in all\n",
+                        "- probe during {w}: {} paired samples in all\n",
                         v.len()
                     ));
                 }
             }
+        }
+        if let Some(r) = &self.reference {
+            s.push_str(&format!(
+                "- get reference: {} paired passes in all; its mapping: {}\n",
+                r.samples.len(),
+                mapping_state(r.map.as_ptr()).unwrap_or_else(|| "?".into())
+            ));
         }
         if let Some(n) = self.load_runs_note {
             s.push_str(&format!(
@@ -585,9 +815,13 @@ impl Cx {
         Ok(handle.expect("at least one run"))
     }
 
-    /// Times random gets: `passes` passes over the first `lookups` (or
-    /// `slow_lookups`) indices; `f` returns the sum of `Rec::get_value` of the
-    /// records it read, which is checked. Records the median ns per get.
+    /// Times random gets: `passes` (or `slow_passes`) passes over the first
+    /// `lookups` (or `slow_lookups`) indices; `f` returns the sum of
+    /// `Rec::get_value` of the records it read, which is checked. Every pass
+    /// is paired with one pass of the reference (raw read-only map of a
+    /// `write()`-loaded file) over the same indices, in ABBA order (pair j
+    /// even: reference first). Records the median ns per get and the
+    /// median of the per-pair ratios.
     pub fn get(
         &mut self,
         row: &str,
@@ -597,41 +831,103 @@ impl Cx {
         if !self.s.workloads.get {
             return Ok(());
         }
-        let k = if slow {
-            self.s.slow_lookups
+        let (k, passes) = if slow {
+            (self.s.slow_lookups, self.s.slow_passes)
         } else {
-            self.s.lookups
-        } as usize;
+            (self.s.lookups, self.s.passes)
+        };
+        let k = k as usize;
         let want = *self.want_get.entry(k).or_insert_with(|| {
             self.get_idx[..k]
                 .iter()
                 .fold(0u64, |acc, &i| acc.wrapping_add(Rec::new(i).get_value()))
         });
+        if self.reference.is_none() {
+            eprintln!("[reference] writing and mapping the get reference file");
+            self.reference = Some(Reference::new(&self.dir.join("reference.dat"), &self.data)?);
+        }
+        let mode = self.s.get_mode;
         let idx = &self.get_idx[..k];
+        let reference = self.reference.as_mut().expect("reference");
         eprintln!(
-            "[{row}] get: {} passes of {k} random lookups",
-            self.s.passes
+            "[{row}] get: {passes} passes of {k} random lookups, each paired with a reference pass"
         );
+        // Two untimed rounds first: memory just filled by a load reads slower
+        // for a while on this VM (see README), and both sides start warm.
+        for _ in 0..2 {
+            std::hint::black_box(f(idx)?);
+            std::hint::black_box(reference.pass(mode, idx));
+        }
         let mut ns = Vec::new();
-        for _ in 0..self.s.passes {
-            let t = Instant::now();
-            let sum = f(idx)?;
-            ns.push(measure::ns_per_op(t, k as u64));
-            if sum != want {
-                return Err(format!("{row}: get read wrong data (sum {sum}, want {want})").into());
+        let mut ref_ns = Vec::new();
+        for j in 0..passes.max(1) {
+            let mut sys_pass = || -> Result<f64> {
+                let t = Instant::now();
+                let sum = f(std::hint::black_box(idx))?;
+                let v = measure::ns_per_op(t, k as u64);
+                if sum != want {
+                    return Err(
+                        format!("{row}: get read wrong data (sum {sum}, want {want})").into(),
+                    );
+                }
+                Ok(v)
+            };
+            let ref_pass = || -> Result<f64> {
+                let t = Instant::now();
+                let sum = reference.pass(mode, std::hint::black_box(idx));
+                let v = measure::ns_per_op(t, k as u64);
+                if sum != want {
+                    return Err(
+                        format!("reference: get read wrong data (sum {sum}, want {want})").into(),
+                    );
+                }
+                Ok(v)
+            };
+            if j % 2 == 0 {
+                ref_ns.push(ref_pass()?);
+                ns.push(sys_pass()?);
+            } else {
+                ns.push(sys_pass()?);
+                ref_ns.push(ref_pass()?);
             }
         }
+        reference.samples.extend_from_slice(&ref_ns);
+        let mut ratios: Vec<f64> = ns.iter().zip(&ref_ns).map(|(a, b)| a / b).collect();
+        let pair = measure::median(&mut ratios);
         let med = measure::median(&mut ns.clone());
-        eprintln!("[{row}] get: median {med:.1} ns/op (passes {ns:.1?})");
+        let ref_med = measure::median(&mut ref_ns.clone());
+        eprintln!(
+            "[{row}] get: median {med:.1} ns/op, reference {ref_med:.1}, pairs {pair:.2}× (passes {ns:.1?})"
+        );
         self.table.set(
             row,
             Col::Get,
             Cell {
                 value: med,
                 unit: Unit::Ns,
+                extra: Some(format!("{}× ref", fmt_ratio(pair))),
+            },
+        );
+        let mut all = self.reference.as_ref().expect("reference").samples.clone();
+        self.table.set(
+            REF_ROW,
+            Col::Get,
+            Cell {
+                value: measure::median(&mut all),
+                unit: Unit::Ns,
                 extra: None,
             },
         );
+        self.paired.push(Paired {
+            row: row.to_string(),
+            workload: "get",
+            unit: Unit::Ns,
+            sys: med,
+            yard: ref_med,
+            pair_ratio: pair,
+            pairs: ns.len(),
+            vs_update: None,
+        });
         Ok(())
     }
 
@@ -692,7 +988,11 @@ impl Cx {
 
     fn probe(&mut self) -> Result<&mut Probe> {
         if self.probe.is_none() {
-            self.probe = Some(Probe::new(&self.dir.join("probe.dat"))?);
+            self.probe = Some(Probe::new(
+                &self.dir.join("probe.dat"),
+                self.s.probe_fill,
+                self.s.probe_offset,
+            )?);
         }
         Ok(self.probe.as_mut().expect("probe"))
     }
@@ -734,28 +1034,64 @@ impl Cx {
     /// `k`-th operation (0, 1, 2, … across all calls) and makes it durable.
     ///
     /// Latency: up to `commits` operations (at least 200, then stopping
-    /// after `commit_seconds`), each paired with one probe (alternately
-    /// after and before it), so the system and the probe see the same disk
-    /// conditions. Bytes: a separate loop of
+    /// after `commit_seconds`), each followed by exactly one probe
+    /// (`--probe-order alternate`: alternately after and before), so the
+    /// system and the probe see the same disk conditions. Reported: median
+    /// and p99 of the operations, the median of the paired probes, their
+    /// ratio and the median of the per-pair ratios. Bytes: a separate loop of
     /// `bytes_ops` operations without the probe (see `device_bytes`); the
     /// probe's own bytes come from a probe-only loop, once per workload.
     pub fn commits(
         &mut self,
         row: &str,
         kind: Commit,
-        mut op: impl FnMut(u64) -> Result<()>,
+        op: impl FnMut(u64) -> Result<()>,
     ) -> Result<()> {
-        let selected = match kind {
-            Commit::Update => self.s.workloads.update,
-            Commit::Append => self.s.workloads.append,
+        let (selected, want, bytes_ops) = match kind {
+            Commit::Update => (self.s.workloads.update, self.s.commits, self.s.bytes_ops),
+            Commit::Update100 => (
+                self.s.workloads.update100,
+                self.s.commits100,
+                self.s.bytes_ops100,
+            ),
+            Commit::Append => (self.s.workloads.append, self.s.commits, self.s.bytes_ops),
         };
         if !selected {
             return Ok(());
         }
+        self.commit_loop(row, kind, want.max(1), bytes_ops, op)
+    }
+
+    /// Times durable commits of 100 updates each, on 100 distinct random
+    /// pages (`batch` holds the indices, one record per 4 KiB page; record
+    /// `i` is on page `i / 64`); `op(batch, k)` applies `Rec::updated(i, k)`
+    /// for every `i` of `batch` and commits once. Measured as `commits`.
+    pub fn update100(
+        &mut self,
+        row: &str,
+        mut op: impl FnMut(&[u64], u64) -> Result<()>,
+    ) -> Result<()> {
+        if !self.s.workloads.update100 {
+            return Ok(());
+        }
+        let count = (self.s.commits100 + self.s.bytes_ops100 + 10) as usize;
+        let batches = batches100(count, self.n());
+        self.commits(row, Commit::Update100, |k| {
+            op(&batches[k as usize % batches.len()], k)
+        })
+    }
+
+    fn commit_loop(
+        &mut self,
+        row: &str,
+        kind: Commit,
+        want: u64,
+        bytes_ops: u64,
+        mut op: impl FnMut(u64) -> Result<()>,
+    ) -> Result<()> {
         let w = kind.name();
         let budget = Duration::from_secs_f64(self.s.commit_seconds);
-        let want = self.s.commits.max(1);
-        eprintln!("[{row}] {w}: up to {want} durable ops interleaved with the probe");
+        eprintln!("[{row}] {w}: up to {want} durable ops, each paired with one probe");
         let mut k = 0u64;
         // Warm-up, untimed.
         for _ in 0..10 {
@@ -763,12 +1099,12 @@ impl Cx {
             k += 1;
             self.probe()?.once()?;
         }
+        let alternate = self.s.probe_order == ProbeOrder::Alternate;
         let mut sys = Vec::with_capacity(want as usize);
         let mut probe = Vec::with_capacity(want as usize);
         let start = Instant::now();
         while (sys.len() as u64) < want {
-            // Alternate which goes first, so neither always follows the other's sync.
-            let probe_first = sys.len() % 2 == 1;
+            let probe_first = alternate && sys.len() % 2 == 1;
             if probe_first {
                 probe.push(self.probe()?.once()?);
             }
@@ -784,14 +1120,17 @@ impl Cx {
             }
         }
         let done = sys.len();
+        let mut ratios: Vec<f64> = sys.iter().zip(&probe).map(|(a, b)| a / b).collect();
+        let pair = measure::median(&mut ratios);
         let p50 = measure::median(&mut sys);
         let p99 = measure::percentile(&mut sys, 99.0);
         let probe_p50 = measure::median(&mut probe);
         eprintln!(
-            "[{row}] {w}: {done} ops, p50 {:.0} µs, p99 {:.0} µs; probe p50 {:.0} µs",
+            "[{row}] {w}: {done} ops, p50 {:.0} µs, p99 {:.0} µs; paired probe p50 {:.0} µs; ratio {:.2}, pairs {pair:.2}",
             p50 / 1e3,
             p99 / 1e3,
-            probe_p50 / 1e3
+            probe_p50 / 1e3,
+            p50 / probe_p50
         );
         if (done as u64) < want {
             self.note(format!(
@@ -805,19 +1144,30 @@ impl Cx {
             .or_default()
             .extend_from_slice(&probe);
 
-        eprintln!(
-            "[{row}] {w}: device bytes, {} ops without the probe",
-            self.s.bytes_ops
-        );
+        eprintln!("[{row}] {w}: device bytes, {bytes_ops} ops without the probe");
         let bytes = {
-            let ops = self.s.bytes_ops;
             let mut kk = k;
-            self.device_bytes(ops, || {
+            self.device_bytes(bytes_ops, || {
                 op(kk)?;
                 kk += 1;
                 Ok(())
             })?
         };
+        let mut vs_update = None;
+        if kind == Commit::Update {
+            self.update_fig.insert(row.to_string(), (p50, pair));
+        }
+        let mut extra = format!(
+            "{}× probe, pairs {}×",
+            fmt_ratio(p50 / probe_p50),
+            fmt_ratio(pair)
+        );
+        if kind == Commit::Update100 {
+            if let Some(&(u50, upair)) = self.update_fig.get(row) {
+                vs_update = Some((p50 / u50, pair / upair));
+                extra.push_str(&format!("; {}× update", fmt_ratio(p50 / u50)));
+            }
+        }
         let (c50, c99, cb) = kind.cols();
         self.table.set(
             row,
@@ -825,7 +1175,7 @@ impl Cx {
             Cell {
                 value: p50,
                 unit: Unit::Ns,
-                extra: Some(format!("{}× probe", fmt_ratio(p50 / probe_p50))),
+                extra: Some(extra),
             },
         );
         self.table.set(
@@ -848,8 +1198,18 @@ impl Cx {
                 },
             );
         }
+        self.paired.push(Paired {
+            row: row.to_string(),
+            workload: w,
+            unit: Unit::Ns,
+            sys: p50,
+            yard: probe_p50,
+            pair_ratio: pair,
+            pairs: done,
+            vs_update,
+        });
 
-        // The probe's own row: all interleaved samples so far, and its bytes.
+        // The probe's own row: all paired samples so far, and its bytes.
         let has_bytes = self.probe()?.bytes.contains_key(w);
         if !has_bytes {
             eprintln!(
@@ -900,6 +1260,34 @@ impl Cx {
         Ok(())
     }
 
+    /// The second table: every paired figure (system median, median of the
+    /// yardstick runs paired with it, their ratio, median of per-pair ratios).
+    pub fn render_paired(&self) -> String {
+        if self.paired.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from(
+            "| system | workload | median | paired yardstick median | ratio of medians | median of per-pair ratios | pairs | update100 ÷ update (medians; pair ratios) |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for p in &self.paired {
+            let yard = if p.workload == "get" { "ref" } else { "probe" };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} ({yard}) | {}× | {}× | {} | {} |\n",
+                p.row,
+                p.workload,
+                fmt_value(p.sys, p.unit),
+                fmt_value(p.yard, p.unit),
+                fmt_ratio(p.sys / p.yard),
+                fmt_ratio(p.pair_ratio),
+                p.pairs,
+                p.vs_update
+                    .map(|(a, b)| format!("{}×; {}×", fmt_ratio(a), fmt_ratio(b)))
+                    .unwrap_or_else(|| "—".into()),
+            ));
+        }
+        s
+    }
+
     /// Removes a file or directory of the scratch directory (each system
     /// deletes its files when done, so big runs need one system's space).
     pub fn remove(&self, path: &Path) {
@@ -944,19 +1332,41 @@ pub fn sum_a_bytes(bytes: &[u8]) -> u64 {
     })
 }
 
+/// `count` batches of 100 record indices below `n`, each batch on 100
+/// distinct 4 KiB pages (64 records per page; fewer pages than 100 gives
+/// batches with repeats), seeded.
+pub fn batches100(count: usize, n: u64) -> Vec<Vec<u64>> {
+    let pages = n.div_ceil(64);
+    let mut g = measure::Xorshift64Star::new(measure::SEED ^ 0x100);
+    (0..count)
+        .map(|_| {
+            let mut seen = std::collections::HashSet::new();
+            let mut b = Vec::with_capacity(100);
+            while b.len() < 100 {
+                let page = g.below(pages);
+                if !seen.insert(page) && (seen.len() as u64) < pages {
+                    continue;
+                }
+                let i = (page * 64 + g.below(64)).min(n - 1);
+                b.push(i);
+            }
+            b
+        })
+        .collect()
+}
+
 /// The random-get loop of the systems that hand out `&Rec` (recmap,
-/// memmap2, Vec): sums `Rec::get_value` of `get(i)` for every index. With
-/// `each` (the default), every index and every record reference passes
-/// through `black_box`; each of those is an optimisation barrier that also
-/// makes the compiler reload, per get, whatever `get` reads from memory
-/// (for `Store::get`: four fields of the store). Without it (`--black-box
-/// pass`), only the index slice going in and the sum coming out do, as in
-/// a plain loop in user code.
+/// memmap2, Vec, the reference): sums `Rec::get_value` of `get(i)` for
+/// every index. `GetMode::Fold` (the default) is a plain loop: the sum is
+/// returned and checked by the caller, so no get can be elided, and no
+/// barrier sits between gets. `GetMode::BlackBox` puts every index and
+/// every record reference through `black_box`; each is an optimisation
+/// barrier that also makes the compiler reload, per get, whatever `get`
+/// reads from memory (for `Store::get`: the fields of its record window).
 #[inline(always)]
-pub fn get_loop<'a>(each: bool, idx: &[u64], get: impl Fn(u64) -> &'a Rec) -> u64 {
+pub fn get_loop<'a>(mode: GetMode, idx: &[u64], get: impl Fn(u64) -> &'a Rec) -> u64 {
     #[inline(always)]
     fn run<'a, const EACH: bool>(idx: &[u64], get: impl Fn(u64) -> &'a Rec) -> u64 {
-        let idx = if EACH { idx } else { std::hint::black_box(idx) };
         let mut sum = 0u64;
         for &i in idx {
             let r = if EACH {
@@ -966,12 +1376,21 @@ pub fn get_loop<'a>(each: bool, idx: &[u64], get: impl Fn(u64) -> &'a Rec) -> u6
             };
             sum = sum.wrapping_add(r.get_value());
         }
-        std::hint::black_box(sum)
+        sum
     }
-    if each {
-        run::<true>(idx, get)
-    } else {
-        run::<false>(idx, get)
+    match mode {
+        GetMode::BlackBox => run::<true>(idx, get),
+        GetMode::Fold => run::<false>(idx, get),
+    }
+}
+
+/// `x` through `black_box` in `GetMode::BlackBox`, as is in `GetMode::Fold`
+/// (for the get loops of the systems that copy records out).
+#[inline(always)]
+pub fn bb<T>(mode: GetMode, x: T) -> T {
+    match mode {
+        GetMode::BlackBox => std::hint::black_box(x),
+        GetMode::Fold => x,
     }
 }
 

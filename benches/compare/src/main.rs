@@ -17,7 +17,7 @@ mod harness;
 mod report;
 mod systems;
 
-use harness::{Cx, Settings, Workloads};
+use harness::{Cx, GetMode, ProbeFill, ProbeOffset, ProbeOrder, Settings, Workloads};
 use std::path::PathBuf;
 
 #[global_allocator]
@@ -34,20 +34,30 @@ Options:
                        a fresh subdirectory is created and removed at the end
   --only LIST          systems to run, comma-separated:
                        recmap,memmap2,file,bufio,vec,lmdb,redb,sqlite (default all)
-  --workloads LIST     load,get,scan,update,append (default all)
+  --workloads LIST     load,get,scan,update,update100,append (default all)
   --lookups N          random gets per pass for in-memory systems (default 1000000)
   --slow-lookups N     random gets per pass for syscall/database systems (default 200000)
-  --passes N           get passes (median reported; default 5)
+  --passes N           get passes of in-memory systems, each paired with a pass of the
+                       read-only reference map (medians reported; default 21)
+  --slow-passes N      get passes of syscall/database systems (default 5)
   --scan-passes N      scan passes (median reported; default 3, fewer if slow)
   --load-runs N        bulk loads per system, each into fresh files; the median
                        is reported (default 3)
   --commits N          update/append operations per system, each made durable,
-                       interleaved with the probe (default 10000)
+                       each followed by one probe (default 10000)
+  --commits100 N       update100 commits per system (100 records on 100 pages each;
+                       default 1000)
+  --bytes-ops100 N     update100 commits in the device-bytes loop (default 100)
   --commit-seconds S   time budget of one such loop (default 15; at least 200 ops)
   --bytes-ops N        operations in the separate device-bytes loop (default 1000,
                        in 5 chunks; the least per-op figure is reported)
-  --black-box MODE     each: black_box every get's index and record (default);
-                       pass: only each pass's indices and sum (a plain user loop)
+  --get-mode MODE      fold: fold each record into a checksum that is checked (default);
+                       black-box: black_box every get's index and record (the old default)
+  --probe-fill F       4k: zeros written in 4 KiB writes (default); 2m: in 2 MiB writes
+                       (the old probe: large page-cache folios); fallocate: unwritten extents
+  --probe-offset O     random: a random 64-byte slot of the 64 MiB file (default); fixed: offset 0
+  --probe-order O      after: one probe right after each operation (default);
+                       alternate: after, then before the next, … (the old pairing)
   --keep               keep the scratch directory
   -h, --help           this text
 ";
@@ -79,14 +89,39 @@ fn parse_args() -> Result<Settings, String> {
             "--scan-passes" => s.scan_passes = num(&a, value(&a)?)? as usize,
             "--load-runs" => s.load_runs = num(&a, value(&a)?)? as usize,
             "--commits" => s.commits = num(&a, value(&a)?)?,
+            "--commits100" => s.commits100 = num(&a, value(&a)?)?,
+            "--bytes-ops100" => s.bytes_ops100 = num(&a, value(&a)?)?,
+            "--slow-passes" => s.slow_passes = num(&a, value(&a)?)? as usize,
             "--commit-seconds" => s.commit_seconds = num(&a, value(&a)?)? as f64,
             "--bytes-ops" => s.bytes_ops = num(&a, value(&a)?)?,
             "--keep" => s.keep = true,
-            "--black-box" => {
-                s.black_box_each = match value(&a)?.as_str() {
-                    "each" => true,
-                    "pass" => false,
-                    v => return Err(format!("--black-box: {v:?}, expected each or pass")),
+            "--get-mode" => {
+                s.get_mode = match value(&a)?.as_str() {
+                    "fold" => GetMode::Fold,
+                    "black-box" => GetMode::BlackBox,
+                    v => return Err(format!("--get-mode: {v:?}, expected fold or black-box")),
+                }
+            }
+            "--probe-fill" => {
+                s.probe_fill = match value(&a)?.as_str() {
+                    "4k" => ProbeFill::Zeros4k,
+                    "2m" => ProbeFill::Zeros2m,
+                    "fallocate" => ProbeFill::Fallocate,
+                    v => return Err(format!("--probe-fill: {v:?}, expected 4k, 2m or fallocate")),
+                }
+            }
+            "--probe-offset" => {
+                s.probe_offset = match value(&a)?.as_str() {
+                    "random" => ProbeOffset::Random,
+                    "fixed" => ProbeOffset::Fixed,
+                    v => return Err(format!("--probe-offset: {v:?}, expected random or fixed")),
+                }
+            }
+            "--probe-order" => {
+                s.probe_order = match value(&a)?.as_str() {
+                    "after" => ProbeOrder::After,
+                    "alternate" => ProbeOrder::Alternate,
+                    v => return Err(format!("--probe-order: {v:?}, expected after or alternate")),
                 }
             }
             "-h" | "--help" => {
@@ -158,6 +193,14 @@ fn run(settings: Settings) -> harness::Result<()> {
     let mut out = header;
     out.push_str(&cx.table.render(&cx.columns()));
     out.push('\n');
+    let paired = cx.render_paired();
+    if !paired.is_empty() {
+        out.push_str(
+            "Paired figures (each operation or get pass against the yardstick run next to it):\n\n",
+        );
+        out.push_str(&paired);
+        out.push('\n');
+    }
     out.push_str(&cx.notes());
     out.push_str(&format!("load average at the end: {load_after}\n"));
     print!("{out}");

@@ -2,7 +2,9 @@
 //! the filesystem of the scratch directory and its device counter, the load
 //! average, and the exact command; plus how to read the table.
 
-use crate::harness::{Cx, BASE_ROW, PROBE_ROW};
+use crate::harness::{
+    Cx, GetMode, ProbeFill, ProbeOffset, ProbeOrder, BASE_ROW, PROBE_ROW, REF_ROW,
+};
 use std::path::Path;
 
 fn read(path: &str) -> String {
@@ -108,6 +110,7 @@ pub fn header(cx: &Cx) -> String {
         Some(d) => format!("{} ({})", d.device_name(), d.stat.display()),
         None => "none found: bytes/commit columns stay empty".into(),
     };
+    let probe = probe_text(cx);
     let rustc = std::process::Command::new("rustc")
         .arg("-V")
         .output()
@@ -123,10 +126,13 @@ pub fn header(cx: &Cx) -> String {
          - scratch dir: {} — {fs}\n\
          - device counter: {dev}\n\
          - {rustc}, load average at the start: {}\n\
-         - random gets of recmap, memmap2 and Vec: {}\n\
+         - random gets: {}; every get pass is paired with a pass of `{REF_ROW}` over the same indices\n\
+         - probe: {}\n\
          - ratios in parentheses are this row's figure divided by the `{BASE_ROW}` row's: for \
          MB/s and GB/s above 1 is faster than recmap, for times and bytes above 1 is slower/more; \
-         `N× probe` is the median commit over the median `{PROBE_ROW}` run interleaved with it\n\n",
+         `N× probe` is the median commit over the median of the `{PROBE_ROW}` runs paired with it, \
+         `pairs N×` the median of the per-pair ratios; `N× ref` the median of per-pass ratios to the \
+         reference; `N× update` the update100 median over the same row's single-update median\n\n",
         (n * 64) as f64 / 1048576.0,
         utc_now(),
         command(),
@@ -135,10 +141,32 @@ pub fn header(cx: &Cx) -> String {
         read("/proc/sys/kernel/osrelease").trim(),
         cx.dir.display(),
         loadavg(),
-        if cx.s.black_box_each {
-            "`black_box` on every get's index and record (`--black-box each`)"
-        } else {
-            "`black_box` on each pass's indices and sum only (`--black-box pass`)"
+        match cx.s.get_mode {
+            GetMode::Fold => "each record folded into a checksum that is checked (`--get-mode fold`)",
+            GetMode::BlackBox => "`black_box` on every get's index and record (`--get-mode black-box`)",
         },
+        probe,
+    )
+}
+
+fn probe_text(cx: &Cx) -> String {
+    format!(
+        "64-byte pwrite + fdatasync into a separate 64 MiB file, {}, {}, {}",
+        match cx.s.probe_fill {
+            ProbeFill::Zeros4k =>
+                "preallocated by writing zeros in 4 KiB writes (`--probe-fill 4k`)",
+            ProbeFill::Zeros2m =>
+                "preallocated by writing zeros in 2 MiB writes (`--probe-fill 2m`)",
+            ProbeFill::Fallocate => "preallocated by fallocate only (`--probe-fill fallocate`)",
+        },
+        match cx.s.probe_offset {
+            ProbeOffset::Random => "at a random 64-byte slot (`--probe-offset random`)",
+            ProbeOffset::Fixed => "always at offset 0 (`--probe-offset fixed`)",
+        },
+        match cx.s.probe_order {
+            ProbeOrder::After => "one right after each operation (`--probe-order after`)",
+            ProbeOrder::Alternate =>
+                "alternately after and before an operation (`--probe-order alternate`)",
+        }
     )
 }

@@ -5,7 +5,7 @@
 //! Scan: `read_exact` of one record after another from the start. No
 //! durable single-record writes (see the `file` row for `pwrite`).
 
-use crate::harness::{Cx, Rec, Result, REC};
+use crate::harness::{bb, Cx, Rec, Result, REC};
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -38,13 +38,14 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(black_box(sum))
     };
     cx.warm(ROW, || scan(&mut reader))?;
+    let mode = cx.s.get_mode;
     cx.get(ROW, true, |idx| {
         let mut rec = Rec::new(0);
         let mut sum = 0u64;
         for &i in idx {
-            reader.seek(SeekFrom::Start(black_box(i) * REC as u64))?;
+            reader.seek(SeekFrom::Start(bb(mode, i) * REC as u64))?;
             reader.read_exact(bytemuck::bytes_of_mut(&mut rec))?;
-            sum = sum.wrapping_add(black_box(&rec).get_value());
+            sum = sum.wrapping_add(bb(mode, &rec).get_value());
         }
         Ok(sum)
     })?;

@@ -10,7 +10,7 @@
 //! map (store + `msync` of the 4 KiB page), to compare with the `memmap2`
 //! row, whose file was loaded through the map.
 
-use crate::harness::{Commit, Cx, Rec, Result, REC};
+use crate::harness::{bb, Commit, Cx, Rec, Result, REC};
 use std::fs::File;
 use std::hint::black_box;
 use std::io::Write;
@@ -49,10 +49,11 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(black_box(sum))
     };
     cx.warm(ROW, || scan(&file))?;
+    let mode = cx.s.get_mode;
     cx.get(ROW, true, |idx| {
         let mut sum = 0u64;
         for &i in idx {
-            let r = black_box(pread(&file, black_box(i))?);
+            let r = bb(mode, pread(&file, bb(mode, i))?);
             sum = sum.wrapping_add(r.get_value());
         }
         Ok(sum)
@@ -62,6 +63,13 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     cx.commits(ROW, Commit::Update, |k| {
         let i = idx[k as usize % idx.len()];
         file.write_all_at(bytemuck::bytes_of(&Rec::updated(i, k)), i * REC as u64)?;
+        file.sync_data()?;
+        Ok(())
+    })?;
+    cx.update100(ROW, |batch, k| {
+        for &i in batch {
+            file.write_all_at(bytemuck::bytes_of(&Rec::updated(i, k)), i * REC as u64)?;
+        }
         file.sync_data()?;
         Ok(())
     })?;

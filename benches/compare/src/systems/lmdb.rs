@@ -6,7 +6,7 @@
 //! whole database. Update: a write transaction per `put`; append: a write
 //! transaction per `APPEND` put of the next key.
 
-use crate::harness::{read_rec, sum_a_bytes, Commit, Cx, Rec, Result, REC};
+use crate::harness::{bb, read_rec, sum_a_bytes, Commit, Cx, Rec, Result, REC};
 use heed::byteorder::BE;
 use heed::types::{Bytes, U64};
 use heed::{Database, EnvOpenOptions, PutFlags};
@@ -44,12 +44,13 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(black_box(sum))
     };
     cx.warm(ROW, scan)?;
+    let mode = cx.s.get_mode;
     cx.get(ROW, true, |idx| {
         let rtxn = env.read_txn()?;
         let mut sum = 0u64;
         for &i in idx {
-            let v = db.get(&rtxn, &black_box(i))?.ok_or("lmdb: missing key")?;
-            let r = black_box(read_rec(v));
+            let v = db.get(&rtxn, &bb(mode, i))?.ok_or("lmdb: missing key")?;
+            let r = bb(mode, read_rec(v));
             sum = sum.wrapping_add(r.get_value());
         }
         Ok(sum)
@@ -60,6 +61,14 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         let i = idx[k as usize % idx.len()];
         let mut wtxn = env.write_txn()?;
         db.put(&mut wtxn, &i, bytemuck::bytes_of(&Rec::updated(i, k)))?;
+        wtxn.commit()?;
+        Ok(())
+    })?;
+    cx.update100(ROW, |batch, k| {
+        let mut wtxn = env.write_txn()?;
+        for &i in batch {
+            db.put(&mut wtxn, &i, bytemuck::bytes_of(&Rec::updated(i, k)))?;
+        }
         wtxn.commit()?;
         Ok(())
     })?;

@@ -1,17 +1,24 @@
-//! Raw memmap2, the ceiling: a plain file of records (no header, no
-//! checksums) mapped read-write with `MmapMut`. Load: `set_len`, map, copy,
-//! `flush` (msync) and `fdatasync`. Gets cast the mapped bytes with
-//! `bytemuck::from_bytes`; scans cast the whole range to `&[Rec]`. A durable
-//! update stores into the map and `flush_range`s (msync) its 4 KiB page; an
-//! append does the same in room preallocated past the records. A second row
-//! maps the same file again with `MADV_RANDOM` and repeats the workloads.
+//! Raw memmap2: a plain file of records (no header, no checksums) mapped
+//! read-write with `MmapMut`. Load: `set_len`, map, copy, `flush` (msync)
+//! and `fdatasync`. Gets cast the mapped bytes with `bytemuck::from_bytes`;
+//! scans cast the whole range to `&[Rec]`. A durable update stores into the
+//! map and `flush_range`s (msync) its 4 KiB page; update100 stores 100
+//! records and `flush`es the whole map once (one msync, one sync); an
+//! append stores in room preallocated past the records. A second row reads
+//! the same file through a read-only `Mmap` (gets only; the read baseline
+//! the harness pairs every get with is a read-only map of a `write()`-loaded
+//! file), a third maps it again with `MADV_RANDOM` and repeats the
+//! workloads. `ro_file_get` times gets through a read-only map of another
+//! system's file (recmap's).
 
-use crate::harness::{get_loop, Commit, Cx, Rec, Result, REC};
-use memmap2::{Advice, MmapMut};
+use crate::harness::{get_loop, mapping_state, Commit, Cx, Rec, Result, REC};
+use memmap2::{Advice, Mmap, MmapMut};
 use std::hint::black_box;
+use std::path::Path;
 
-const ROW: &str = "memmap2";
-const ROW_RANDOM: &str = "memmap2 + MADV_RANDOM";
+const ROW: &str = "memmap2 MmapMut";
+const ROW_RO: &str = "memmap2 Mmap (read-only), same file";
+const ROW_RANDOM: &str = "memmap2 MmapMut + MADV_RANDOM";
 
 pub fn run(cx: &mut Cx) -> Result<()> {
     let path = cx.path("memmap2.dat");
@@ -36,6 +43,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     let mut next = n;
     workloads(cx, ROW, &mut map, &mut next)?;
     drop(map);
+    ro_file_get(cx, ROW_RO, &path, 0)?;
 
     // SAFETY: as above.
     let mut map = unsafe { MmapMut::map_mut(&file)? };
@@ -62,24 +70,64 @@ pub(super) fn store(map: &mut MmapMut, i: u64, rec: &Rec) -> Result<()> {
     Ok(())
 }
 
+/// Random gets through a read-only `Mmap` of `path`, whose records start
+/// at `data_offset` and are packed back to back (true of recmap's 64-byte
+/// records, which fill pages exactly), indexed as a `&[Rec]`.
+pub(super) fn ro_file_get(cx: &mut Cx, row: &str, path: &Path, data_offset: u64) -> Result<()> {
+    if !cx.s.workloads.get {
+        return Ok(());
+    }
+    let n = cx.n();
+    let file = std::fs::File::open(path)?;
+    // SAFETY: nothing writes or truncates the file while this map lives.
+    let map = unsafe { Mmap::map(&file)? };
+    let off = data_offset as usize;
+    let recs: &[Rec] = bytemuck::cast_slice(&map[off..off + n as usize * REC]);
+    cx.table.row(row);
+    cx.warm(row, || {
+        Ok(recs.iter().fold(0u64, |a, r| a.wrapping_add(r.a)))
+    })?;
+    let mode = cx.s.get_mode;
+    cx.get(row, false, |idx| {
+        Ok(get_loop(mode, idx, |i| &recs[i as usize]))
+    })?;
+    let st = mapping_state(map.as_ptr()).unwrap_or_default();
+    cx.note(format!("{row}: mapping after the gets: {st}"));
+    Ok(())
+}
+
 fn workloads(cx: &mut Cx, row: &str, map: &mut MmapMut, next: &mut u64) -> Result<()> {
     let n = cx.n();
     cx.table.row(row);
     cx.warm(row, || Ok(scan(map, n)))?;
-    let each = cx.s.black_box_each;
+    let mode = cx.s.get_mode;
     cx.get(row, false, |idx| {
         let m: &[u8] = map;
-        Ok(get_loop(each, idx, |i| {
+        Ok(get_loop(mode, idx, |i| {
             let off = i as usize * REC;
             bytemuck::from_bytes(&m[off..off + REC])
         }))
     })?;
+    if cx.s.workloads.get {
+        let st = mapping_state(map.as_ptr()).unwrap_or_default();
+        cx.note(format!("{row}: mapping after the gets: {st}"));
+    }
     cx.scan(row, || Ok(black_box(scan(map, n))))?;
     let idx = cx.update_idx.clone();
     cx.commits(row, Commit::Update, |k| {
         let i = idx[k as usize % idx.len()];
         store(map, i, &Rec::updated(i, k))
     })?;
+    if row == ROW {
+        cx.update100(row, |batch, k| {
+            for &i in batch {
+                let off = i as usize * REC;
+                map[off..off + REC].copy_from_slice(bytemuck::bytes_of(&Rec::updated(i, k)));
+            }
+            map.flush()?;
+            Ok(())
+        })?;
+    }
     cx.commits(row, Commit::Append, |_| {
         let i = *next;
         if (i + 1) as usize * REC > map.len() {

@@ -3,10 +3,13 @@
 //! `Store::get` (zero-copy `&Rec`) and, as a second row, by indexing the
 //! `&[Rec]` run from `Store::slices`; scans with `Store::iter` and
 //! `Store::slices`; durable updates with `set` + `commit`, appends with
-//! `push` + `commit`. Also counts heap allocations in the get and scan loops.
+//! `push` + `commit`, update100 with 100 `set`s + one `commit`. Also
+//! counts heap allocations in the get and scan loops, and reads recmap's
+//! own file through a plain read-only map (`memmap::ro_file_get`) to tell
+//! the store's code from the file's page-cache state.
 
 use crate::alloc_count::allocations;
-use crate::harness::{get_loop, Commit, Cx, Rec, Result};
+use crate::harness::{get_loop, mapping_state, Commit, Cx, Rec, Result};
 use std::cell::Cell;
 use std::hint::black_box;
 
@@ -37,10 +40,10 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     // Random get through Store::get, counting allocations inside the loop.
     let allocs = Cell::new(0u64);
     let lookups = Cell::new(0u64);
-    let each = cx.s.black_box_each;
+    let mode = cx.s.get_mode;
     cx.get(ROW, false, |idx| {
         let before = allocations();
-        let sum = get_loop(each, idx, |i| store.get(i).expect("i < len"));
+        let sum = get_loop(mode, idx, |i| store.get(i).expect("i < len"));
         allocs.set(allocs.get() + allocations() - before);
         lookups.set(lookups.get() + idx.len() as u64);
         Ok(sum)
@@ -56,8 +59,18 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     // Random get by indexing the one &[Rec] run (64-byte records fill pages exactly).
     cx.get(ROW_SLICES, false, |idx| {
         let recs: &[Rec] = store.slices(0..n).next().map_or(&[], |(_, s)| s);
-        Ok(get_loop(each, idx, |i| &recs[i as usize]))
+        Ok(get_loop(mode, idx, |i| &recs[i as usize]))
     })?;
+    if let Some(r) = store.get(0) {
+        let st = mapping_state(r as *const Rec as *const u8).unwrap_or_default();
+        cx.note(format!("recmap's mapping after the gets: {st}"));
+    }
+    super::memmap::ro_file_get(
+        cx,
+        "memmap2 Mmap (read-only) of recmap's file",
+        &path,
+        store.info().data_offset,
+    )?;
 
     let allocs = Cell::new(0u64);
     let scans = Cell::new(0u64);
@@ -87,6 +100,13 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     cx.commits(ROW, Commit::Update, |k| {
         let i = idx[k as usize % idx.len()];
         store.set(i, &Rec::updated(i, k))?;
+        store.commit()?;
+        Ok(())
+    })?;
+    cx.update100(ROW, |batch, k| {
+        for &i in batch {
+            store.set(i, &Rec::updated(i, k))?;
+        }
         store.commit()?;
         Ok(())
     })?;

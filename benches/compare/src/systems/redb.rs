@@ -4,7 +4,7 @@
 //! table per pass, `get` + copy of the value. Scan: `iter` over the table.
 //! Update and append: a write transaction per insert.
 
-use crate::harness::{read_rec, sum_a_bytes, Commit, Cx, Rec, Result};
+use crate::harness::{bb, read_rec, sum_a_bytes, Commit, Cx, Rec, Result};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::hint::black_box;
 
@@ -38,13 +38,14 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(black_box(sum))
     };
     cx.warm(ROW, scan)?;
+    let mode = cx.s.get_mode;
     cx.get(ROW, true, |idx| {
         let rtxn = db.begin_read()?;
         let t = rtxn.open_table(TABLE)?;
         let mut sum = 0u64;
         for &i in idx {
-            let v = t.get(black_box(i))?.ok_or("redb: missing key")?;
-            let r = black_box(read_rec(v.value()));
+            let v = t.get(bb(mode, i))?.ok_or("redb: missing key")?;
+            let r = bb(mode, read_rec(v.value()));
             sum = sum.wrapping_add(r.get_value());
         }
         Ok(sum)
@@ -57,6 +58,17 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         {
             let mut t = wtxn.open_table(TABLE)?;
             t.insert(i, bytemuck::bytes_of(&Rec::updated(i, k)))?;
+        }
+        wtxn.commit()?;
+        Ok(())
+    })?;
+    cx.update100(ROW, |batch, k| {
+        let wtxn = db.begin_write()?;
+        {
+            let mut t = wtxn.open_table(TABLE)?;
+            for &i in batch {
+                t.insert(i, bytemuck::bytes_of(&Rec::updated(i, k)))?;
+            }
         }
         wtxn.commit()?;
         Ok(())

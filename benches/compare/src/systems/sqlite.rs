@@ -5,7 +5,7 @@
 //! blob copied out. Scan: `SELECT v FROM r` (rowid order). Update: a
 //! prepared UPDATE in autocommit; append: an INSERT of the next id.
 
-use crate::harness::{read_rec, sum_a_bytes, Commit, Cx, Rec, Result};
+use crate::harness::{bb, read_rec, sum_a_bytes, Commit, Cx, Rec, Result};
 use rusqlite::{params, Connection};
 use std::hint::black_box;
 
@@ -51,14 +51,15 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(black_box(sum))
     };
     cx.warm(ROW, scan)?;
+    let mode = cx.s.get_mode;
     cx.get(ROW, true, |idx| {
         let mut st = c.prepare_cached("SELECT v FROM r WHERE id = ?1")?;
         let mut sum = 0u64;
         for &i in idx {
-            let r = st.query_row([black_box(i) as i64], |row| {
+            let r = st.query_row([bb(mode, i) as i64], |row| {
                 Ok(read_rec(row.get_ref(0)?.as_blob()?))
             })?;
-            sum = sum.wrapping_add(black_box(r).get_value());
+            sum = sum.wrapping_add(bb(mode, r).get_value());
         }
         Ok(sum)
     })?;
@@ -68,6 +69,17 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         let i = idx[k as usize % idx.len()];
         let mut st = c.prepare_cached("UPDATE r SET v = ?1 WHERE id = ?2")?;
         st.execute(params![bytemuck::bytes_of(&Rec::updated(i, k)), i as i64])?;
+        Ok(())
+    })?;
+    cx.update100(ROW, |batch, k| {
+        let tx = c.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached("UPDATE r SET v = ?1 WHERE id = ?2")?;
+            for &i in batch {
+                st.execute(params![bytemuck::bytes_of(&Rec::updated(i, k)), i as i64])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     })?;
     let mut next = n;

@@ -10,9 +10,9 @@ const ROW: &str = "Vec<Rec> (in memory)";
 pub fn run(cx: &mut Cx) -> Result<()> {
     let v: Vec<Rec> = cx.data.clone();
     cx.table.row(ROW);
-    let each = cx.s.black_box_each;
+    let mode = cx.s.get_mode;
     cx.get(ROW, false, |idx| {
-        Ok(get_loop(each, idx, |i| &v[i as usize]))
+        Ok(get_loop(mode, idx, |i| &v[i as usize]))
     })?;
     cx.scan(ROW, || {
         Ok(black_box(v.iter().fold(0u64, |a, r| a.wrapping_add(r.a))))
