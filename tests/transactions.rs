@@ -128,7 +128,8 @@ fn a_reader_of_an_unreplayed_log_reads_the_commits_in_it() {
         let old = acct(7, 1);
         f.write_all_at(bytemuck::bytes_of(&old), data_offset + 7 * 16)
             .unwrap();
-        f.write_all_at(&[0xee; 16], data_offset + 1000 * 16).unwrap();
+        f.write_all_at(&[0xee; 16], data_offset + 1000 * 16)
+            .unwrap();
     }
     let data = std::fs::read(&p).unwrap();
     let mut r = Reader::<Acct>::open(&p).unwrap();
@@ -167,7 +168,9 @@ fn commits_larger_than_the_log_are_atomic_too() {
         w.set(i, &acct(i, 2)).unwrap();
     }
     w.commit().unwrap();
-    let log = std::fs::metadata(format!("{}-wal", p.display())).unwrap().len();
+    let log = std::fs::metadata(format!("{}-wal", p.display()))
+        .unwrap()
+        .len();
     assert_eq!(log, 64 << 10, "the log is given its room back");
     w.simulate_crash();
     let w = Store::<Acct>::open(&p).unwrap();
