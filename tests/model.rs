@@ -33,7 +33,16 @@
 //! Record types: 16 bytes (divides a page: dense), 24 bytes (170 per page
 //! with padding at every page end) and 5000 bytes (two pages per record). The
 //! chunk size is 64 KiB so the file grows often. `PROPTEST_CASES` overrides
-//! the number of cases per record type.
+//! the number of cases per record type; `RECMAP_MODEL_STATS=1` prints a line
+//! per case (commits that checkpointed, snapshots that expired; run with
+//! `--nocapture`).
+//!
+//! Known library bug, tolerated here unless `RECMAP_MODEL_STRICT_SNAPSHOTS`
+//! is set: a commit (or a recovery) that writes two records of one stripe
+//! moves the stripe word past `2 * generation`, so snapshots of that commit
+//! expire with no later commit (`snapshot_of_a_page_updated_twice_in_one_commit`
+//! and `snapshot_after_recovery_of_a_page_written_twice`, ignored until
+//! fixed).
 
 mod common;
 
@@ -51,10 +60,23 @@ const SMALL_LOG: u64 = 64 << 10;
 #[derive(Clone, Debug)]
 enum Op {
     Push(u64),
-    Extend { seed: u64, n: u64, slice: bool },
-    Set { idx: u64, seed: u64 },
-    GetMut { idx: u64, seed: u64 },
-    Update { idx: u64, seed: u64 },
+    Extend {
+        seed: u64,
+        n: u64,
+        slice: bool,
+    },
+    Set {
+        idx: u64,
+        seed: u64,
+    },
+    GetMut {
+        idx: u64,
+        seed: u64,
+    },
+    Update {
+        idx: u64,
+        seed: u64,
+    },
     Reserve(u64),
     Commit,
     Rollback,
@@ -68,7 +90,9 @@ enum Op {
     DropReopen,
     /// `simulate_crash`, then (`read_first`) a read-only handle and a
     /// `Reader` on the unreplayed log, then a writer (which replays it).
-    CrashReopen { read_first: bool },
+    CrashReopen {
+        read_first: bool,
+    },
     CloseReopen,
 }
 
@@ -92,7 +116,7 @@ fn ops(small: u64, big: u64) -> impl Strategy<Value = Vec<Op>> {
         2 => any::<bool>().prop_map(|read_first| Op::CrashReopen { read_first }),
         1 => Just(Op::CloseReopen),
     ];
-    proptest::collection::vec(op, 1..48)
+    proptest::collection::vec(op, 1..64)
 }
 
 /// `Some(SMALL_LOG)` in half of the cases, else the default log size.
@@ -532,7 +556,7 @@ impl<T: Make> Harness<T> {
                 assert!(all == *committed, "step {step} {what}: snapshot records");
             }
             // No commit follows the snapshot's: it must not expire. It does
-            // after a commit wrote one stripe twice (see
+            // after a commit or a recovery wrote one stripe twice (see
             // `snapshot_of_a_page_updated_twice_in_one_commit`); tolerated
             // unless RECMAP_MODEL_STRICT_SNAPSHOTS is set.
             Err(Error::SnapshotExpired { .. }) if !strict_snapshots() => {
@@ -574,7 +598,11 @@ impl<T: Make> Harness<T> {
         // `get` on a spread of indices, the boundaries, and every record of
         // the groups with uncommitted updates.
         let mut idx: Vec<u64> = (0..len).step_by((len as usize / 64).max(1)).collect();
-        idx.extend([committed.saturating_sub(1), committed, len.saturating_sub(1)]);
+        idx.extend([
+            committed.saturating_sub(1),
+            committed,
+            len.saturating_sub(1),
+        ]);
         for &g in &self.dirty {
             idx.extend(g * self.rpg..(g + 1) * self.rpg);
         }
@@ -604,8 +632,16 @@ fn run<T: Make>(log_size: Option<u64>, ops: &[Op]) -> Harness<T> {
     h.verify();
     let s = h.store.as_ref().unwrap();
     h.compare(s, "final");
-    if std::env::var_os("MODEL_STATS").is_some() {
-        eprintln!("STATS log {:?} ops {} ckpt {} expired {} len {}", log_size, ops.len(), h.commit_checkpoints, h.snapshots_expired, h.len());
+    if std::env::var_os("RECMAP_MODEL_STATS").is_some() {
+        eprintln!(
+            "model: {} B records, log {:?}, {} ops, {} commits checkpointed, {} snapshots expired, {} records",
+            std::mem::size_of::<T>(),
+            log_size,
+            ops.len(),
+            h.commit_checkpoints,
+            h.snapshots_expired,
+            h.len()
+        );
     }
     h
 }
@@ -705,3 +741,63 @@ fn small_log_checkpoints_inside_commits() {
     );
 }
 
+/// A store of 10 records, committed, then records 1 and 2 (one page)
+/// updated in one commit.
+fn two_updates_in_one_page(path: &std::path::Path) -> Store<R24> {
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(CHUNK)
+        .open::<R24>(path)
+        .unwrap();
+    s.extend((0..10).map(R24::make)).unwrap();
+    s.commit().unwrap();
+    s.set(1, &R24::make(100)).unwrap();
+    s.set(2, &R24::make(101)).unwrap();
+    s.commit().unwrap();
+    s
+}
+
+/// A commit that updates two records of one page must leave snapshots of
+/// that commit readable: no later commit exists. Failed at `2859a6b`: each
+/// record image the commit applies brackets the page's stripe word again
+/// (`begin_write` makes it `max(word, 2g - 2) + 1`, `end_write` one more),
+/// so two images leave `2g + 2`, which every snapshot of commit `g` reads
+/// as "changed by a later commit"; later commits that write the page once
+/// keep it ahead, so `read_txn` gives up with `SnapshotExpired` on a quiet
+/// store.
+#[test]
+#[ignore = "library bug: a stripe word is bumped once per record image, not once per commit"]
+fn snapshot_of_a_page_updated_twice_in_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap.rmap");
+    let mut s = two_updates_in_one_page(&path);
+    let mut r = Reader::<R24>::open(&path).unwrap();
+    let mut all = vec![R24::make(0); 10];
+    let n = r
+        .read_txn(|snap| snap.read_range(0, &mut all))
+        .expect("a snapshot of the newest commit on a quiet store");
+    assert_eq!((n, all[2]), (10, R24::make(101)));
+    // A later commit that writes the page once must not keep it expired.
+    s.set(3, &R24::make(102)).unwrap();
+    s.commit().unwrap();
+    r.read_txn(|snap| snap.read_range(0, &mut all))
+        .expect("a snapshot after one more commit");
+}
+
+/// The same after a crash: recovery replays the logged records of the
+/// commit one at a time (`write_records` per record entry), with the same
+/// effect on the stripe word.
+#[test]
+#[ignore = "library bug: recovery bumps a stripe word once per replayed record"]
+fn snapshot_after_recovery_of_a_page_written_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap.rmap");
+    two_updates_in_one_page(&path).simulate_crash();
+    let s = Options::new().open::<R24>(&path).unwrap();
+    let mut r = Reader::<R24>::open(&path).unwrap();
+    let mut all = vec![R24::make(0); 10];
+    r.read_txn(|snap| snap.read_range(0, &mut all))
+        .expect("a snapshot after recovery");
+    assert_eq!(all[2], R24::make(101));
+    drop(s);
+}

@@ -1,28 +1,38 @@
-//! Arbitrary bytes as a store file.
+//! Arbitrary bytes as a store file, optionally with a log beside it.
 //!
-//! Each input is checked twice: as it is, and "re-signed" (see
-//! `recmap_fuzz::resign`: header slot CRCs and the schema CRC recomputed), so
-//! mutations get past the checksums into the field validation and the
-//! reading code. For each version:
+//! An input is a data file, or a data file, `recmap_fuzz::LOG_MARKER` and
+//! the bytes of its log (`<store>-wal`). Each input is checked twice: as it
+//! is, and "re-signed" (see `recmap_fuzz::resign`: header slot CRCs and the
+//! schema CRC recomputed; `recmap_fuzz::resign_log`: log frames made to
+//! continue the data header's chain, checksums recomputed), so mutations get
+//! past the checksums into the field validation, the log's content rules
+//! and the reading and replaying code. For each version:
 //!
 //! 1. the pure decoders: `Header::decode` on both slots of the header page,
 //!    `choose_slot`, `Schema::decode` on the schema block (and on the input
-//!    itself); whatever decodes must re-encode to the same bytes;
-//! 2. `RawStore::open_read_only`: an error must display; a store must read
-//!    every sampled record (`get`), tile `runs`, `verify` without damage to
-//!    the header or schema, refuse writes, and read typed for the seed types;
-//!    a `RawReader` must open beside it and read the same records;
-//! 3. when the store's numbers keep growth small, a writer: repair if
-//!    `verify` found damage (then `verify` must be clean), push one record,
-//!    commit (a reader opened before sees it after `refresh`), `compact`
-//!    (refused while the reader is open), reopen.
+//!    itself), the log's frames through `wal::Chain`; whatever decodes must
+//!    re-encode to the same bytes;
+//! 2. `RawStore::open_read_only` (which reads the log's commits into an
+//!    overlay): an error must display; a store must read every sampled
+//!    record (`get`), tile `runs`, `verify` without damage to the header or
+//!    schema, refuse writes, and read typed for the seed types; a
+//!    `RawReader` must open beside it and read the same records;
+//! 3. when the store's numbers keep growth small, a writer, which replays
+//!    the log into the data file: it must see what the read-only handle
+//!    saw; repair if `verify` found damage (then `verify` must be clean),
+//!    push one record, commit (a reader opened before sees it after
+//!    `refresh`), `compact` (refused while the reader is open), reopen.
 //!
-//! Nothing may panic.
+//! Nothing may panic: a log that is not recmap's must give `Ok` (its frames
+//! end the log) or a typed error (`CorruptLog`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use recmap::format::{choose_slot, Header, PAGE_SIZE, SCHEMA_OFFSET, SLOT_LEN, SLOT_OFFSETS};
-use recmap::{Error, Problem, RawReader, RawStore, Record, Repair, Schema, Store};
+use recmap::format::wal::{Chain, FrameError, FrameHeader, FRAME_HEADER_LEN};
+use recmap::format::{
+    choose_slot, Header, FORMAT_V1, PAGE_SIZE, SCHEMA_OFFSET, SLOT_LEN, SLOT_LEN_V1, SLOT_OFFSETS,
+};
+use recmap::{Error, Options, Problem, RawReader, RawStore, Record, Repair, Schema, Store};
 use recmap_fuzz::*;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -39,25 +49,47 @@ fn path() -> &'static PathBuf {
     P.get_or_init(|| scratch_path("open_bytes"))
 }
 
-fuzz_target!(|data: &[u8]| {
+/// The writer's log size: the smallest, so that opening a writer (which
+/// makes its log at least this long, writing zeros) stays cheap.
+const WRITER_LOG: u64 = 64 << 10;
+/// Largest log the decoders walk on their own (the file is written whole).
+const MAX_LOG_WALK: usize = 1 << 20;
+
+fuzz_target!(|input: &[u8]| {
     stats::input();
-    check(data);
+    let (data, log) = split_input(input);
+    if log.is_some() {
+        stats::hit("input with a log");
+    }
+    check(data, log);
     let mut fixed = data.to_vec();
-    if resign(&mut fixed) && fixed != data {
+    let mut fixed_log = log.map(|l| l.to_vec());
+    resign(&mut fixed);
+    if let (Some(h), Some(l)) = (data_header(&fixed), fixed_log.as_mut()) {
+        if resign_log(&h, l) > 0 {
+            stats::hit("log frames re-signed");
+        }
+    }
+    if fixed != data || fixed_log.as_deref() != log {
         stats::hit("resigned");
-        check(&fixed);
+        check(&fixed, fixed_log.as_deref());
     }
 });
 
-fn check(data: &[u8]) {
+fn check(data: &[u8], log: Option<&[u8]>) {
     let slots = decode_header_page(data);
     decode_schema_blocks(data, &slots);
+    if let (Some(h), Some(l)) = (data_header(data), log) {
+        decode_log(&h, l);
+    }
     let p = path();
     remove_store(p);
     std::fs::write(p, data).expect("write scratch file");
-    let writer_ok = read_only(p);
-    if writer_ok {
-        writer(p);
+    if let Some(l) = log {
+        std::fs::write(sidecar(p, "-wal"), l).expect("write scratch log");
+    }
+    if let Some(seen) = read_only(p) {
+        writer(p, &seen);
     }
 }
 
@@ -75,13 +107,28 @@ fn decode_header_page(data: &[u8]) -> [Option<Header>; 2] {
             let r = Header::decode(bytes, slot_index);
             match &r {
                 Ok(h) => {
-                    stats::hit("header slot decoded");
+                    stats::hit(if h.version == FORMAT_V1 {
+                        "header slot decoded (v1)"
+                    } else {
+                        "header slot decoded (v2)"
+                    });
                     assert_eq!(h.slot_index(), slot_index);
-                    assert_eq!(
-                        &h.encode()[..],
-                        &bytes[..SLOT_LEN],
-                        "decode/encode round trip"
-                    );
+                    if h.version == FORMAT_V1 {
+                        assert_eq!(h.store_id, 0);
+                        assert_eq!(h.header_seq, h.generation);
+                        assert_eq!(
+                            &h.encode_v1()[..],
+                            &bytes[..SLOT_LEN_V1],
+                            "v1 decode/encode round trip"
+                        );
+                    } else {
+                        assert_ne!(h.store_id, 0);
+                        assert_eq!(
+                            &h.encode()[..],
+                            &bytes[..SLOT_LEN],
+                            "decode/encode round trip"
+                        );
+                    }
                     let l = h.layout;
                     assert_eq!(l.capacity(), h.capacity);
                     assert!(h.record_count <= h.capacity);
@@ -168,6 +215,56 @@ fn decode_schema(block: &[u8]) {
     }
 }
 
+/// Walks the log's frames as a recovery does, without I/O: every frame
+/// header re-encodes to its bytes, and the chain ends at the first frame
+/// that does not continue it (or at a content rule it breaks).
+fn decode_log(h: &Header, log: &[u8]) {
+    if h.version == FORMAT_V1 {
+        return;
+    }
+    let log = &log[..log.len().min(MAX_LOG_WALK)];
+    let mut chain = Chain {
+        store_id: h.store_id,
+        header_seq: h.header_seq,
+        generation: h.generation,
+        record_count: h.record_count,
+        capacity: h.capacity,
+        packing: h.layout.packing,
+        open: None,
+    };
+    let mut at = 0usize;
+    while let Some(f) = FrameHeader::decode(&log[at..]) {
+        assert_eq!(&f.encode()[..], &log[at..at + FRAME_HEADER_LEN]);
+        let len = match chain.check_header(&f, (log.len() - at) as u64) {
+            Ok(len) => len as usize,
+            Err(e) => {
+                assert!(matches!(e, FrameError::End(_)), "{e:?}");
+                break;
+            }
+        };
+        match chain.accept(&f, &log[at..at + len]) {
+            Ok(done) => {
+                stats::hit(if done {
+                    "log: commit accepted"
+                } else {
+                    "log: frame accepted"
+                });
+                if done {
+                    assert_eq!(chain.generation, f.generation);
+                    assert_eq!(chain.record_count, f.record_count);
+                    assert!(chain.record_count <= h.capacity);
+                }
+            }
+            Err(FrameError::End(_)) => break,
+            Err(FrameError::Corrupt(_)) => {
+                stats::hit("log: corrupt frame");
+                break;
+            }
+        }
+        at += len;
+    }
+}
+
 // ----- the store, read-only ---------------------------------------------------
 
 /// Sampled record indices: the first and last `SAMPLE`.
@@ -177,8 +274,17 @@ fn sample(len: u64) -> impl Iterator<Item = u64> {
     head.chain(tail)
 }
 
-/// Returns whether a writer is worth trying on this file.
-fn read_only(p: &PathBuf) -> bool {
+/// What the read-only handle saw, for the writer (which replays the log)
+/// to compare with.
+struct Seen {
+    len: u64,
+    generation: u64,
+    /// Records `(index, bytes)` of the first and last `READER_SAMPLE`.
+    records: Vec<(u64, Vec<u8>)>,
+}
+
+/// Returns what the store holds when a writer is worth trying on it.
+fn read_only(p: &PathBuf) -> Option<Seen> {
     let mut s = match RawStore::open_read_only(p) {
         Ok(s) => s,
         Err(e) => {
@@ -189,13 +295,25 @@ fn read_only(p: &PathBuf) -> bool {
                 Error::Truncated { .. } => "open: Truncated",
                 Error::ChecksumMismatch { .. } => "open: ChecksumMismatch",
                 Error::BadSchema { .. } => "open: BadSchema",
+                Error::CorruptLog { .. } => "open: CorruptLog",
+                Error::BadCoordination { .. } => "open: BadCoordination",
                 _ => "open: other error",
             });
             let _ = e.to_string();
-            return false;
+            // Both read the log the same way. (Checked for this error only:
+            // a reader's first open of a store costs a millisecond.)
+            if matches!(e, Error::CorruptLog { .. }) {
+                if let Ok(r) = RawReader::open(p) {
+                    panic!("a reader opens ({r:?}) where a read-only handle finds {e}");
+                }
+            }
+            return None;
         }
     };
     stats::hit("open: ok");
+    if s.info().format_version == FORMAT_V1 {
+        stats::hit("open: ok (v1)");
+    }
     check_reads(&s);
     let rep = s
         .verify()
@@ -210,8 +328,19 @@ fn read_only(p: &PathBuf) -> bool {
     assert!(matches!(s.commit(), Err(Error::ReadOnly { .. })));
     let info = s.info();
     let small = info.chunk_size <= 1 << 20 && info.record_size <= 64 << 10;
+    let len = s.len();
+    let head = 0..len.min(READER_SAMPLE);
+    let tail = len.saturating_sub(READER_SAMPLE).max(head.end)..len;
+    let seen = Seen {
+        len,
+        generation: s.generation(),
+        records: head
+            .chain(tail)
+            .map(|i| (i, s.get(i).unwrap().to_vec()))
+            .collect(),
+    };
     check_typed(s);
-    small
+    small.then_some(seen)
 }
 
 fn check_reads(s: &RawStore) {
@@ -328,11 +457,17 @@ fn bytemuck_bytes<T: Record>(v: &T) -> &[u8] {
 
 // ----- the store, a writer ----------------------------------------------------
 
-fn writer(p: &PathBuf) {
-    let mut s = match RawStore::open(p) {
+fn writer(p: &PathBuf, seen: &Seen) {
+    let mut s = match Options::new().log_size(WRITER_LOG).open_raw(p, None) {
         Ok(s) => s,
         Err(e) => panic!("opens read-only but not for writing: {e}"),
     };
+    // The writer replayed the log the read-only handle overlaid.
+    assert_eq!((s.len(), s.generation()), (seen.len, seen.generation));
+    assert_eq!(s.log_commits(), 0, "a writer's open leaves no log behind");
+    for (i, rec) in &seen.records {
+        assert_eq!(s.get(*i), Some(&rec[..]), "record {i} replayed");
+    }
     let before = s.verify().unwrap();
     if !before.is_ok() {
         stats::hit("writer: repaired");
@@ -379,12 +514,8 @@ fn writer(p: &PathBuf) {
     drop(s);
     let s = RawStore::open_read_only(p).expect("reopen after commit");
     assert_eq!(s.len(), len + 1);
-    // Closing may publish one confirming header of the last commit.
-    assert!(
-        s.generation() == generation || s.generation() == generation + 1,
-        "generation {} after closing at {generation}",
-        s.generation()
-    );
+    assert_eq!(s.info().format_version, 2, "a commit upgrades a v1 file");
+    assert_eq!(s.generation(), generation, "closing commits nothing");
     assert_eq!(s.get(len), Some(&rec[..]));
     assert!(s.verify().unwrap().is_ok());
 }

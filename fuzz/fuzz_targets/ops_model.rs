@@ -2,43 +2,43 @@
 //!
 //! The input picks a record layout (a typed 8-byte dense record, or untyped
 //! 12-byte, 5000-byte and 8192-byte records: non-dense, multi-page and dense
-//! multi-page groups), an initial capacity and up to `MAX_OPS` operations.
-//! The store lives in a 64 KiB-chunk file; the model is the records' bytes
-//! in a `Vec<u8>` plus what the last commit holds. After every operation the
-//! store's length, committed length and every record (through `runs`, and
-//! `get` on a sample) must equal the model's.
+//! multi-page groups), whether the store is append-only, an initial
+//! capacity, the log size (the default 4 MiB or the smallest, 64 KiB, so
+//! commits checkpoint inside `commit`) and up to `MAX_OPS` operations
+//! (`recmap_fuzz::ops`). The store lives in a 64 KiB-chunk file; the model
+//! is the records' bytes as the writer sees them in a `Vec<u8>` and as the
+//! last commit holds them in another. After every operation the store's
+//! length, committed length, generation and every record (through `runs`,
+//! and `get` on a sample) must equal the model's.
 //!
-//! Reopen semantics modelled:
-//! - `close` (or commit then drop) keeps everything;
-//! - dropping a writer without a commit loses the appends since the last
-//!   commit, but in-place `set`s of committed records have already gone to
-//!   the file and stay; their pages' checksums are then stale until a commit
-//!   rewrites those pages or `repair` rebuilds them, so `verify` may report
-//!   exactly those pages (the model tracks them) and nothing else.
+//! Format version 2 semantics: changes are a transaction. The writer reads
+//! its own uncommitted appends and updates; `rollback`, dropping the writer
+//! and a crash (`simulate_crash`) all return to the last commit exactly,
+//! and nothing uncommitted reaches the data file or another handle: a
+//! `RawReader` beside the writer, a read-only handle and every reopen see
+//! exactly the committed records, and `verify` never finds a problem (it
+//! skips exactly the groups the writer has updated and not committed).
 //!
 //! Append-only stores (chosen by the input) refuse `set` of committed
-//! records with `AppendOnly`. A `RawReader` may be open beside the writer:
-//! after `refresh` it must see exactly the committed records (in-place
-//! updates included), and while it is open `compact` (and an append-only
-//! truncating repair) are refused with `ReadersPresent`.
+//! records with `AppendOnly`. While a reader is open `compact` (and an
+//! append-only truncating repair) are refused with `ReadersPresent`.
 //!
 //! Sizes are bounded: at most `MAX_BYTES` of records in a store.
 #![no_main]
 
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use recmap::{
-    Bool, Error, Options, Problem, RawReader, RawStore, Repair, Schema, Store, VerifyReport,
-};
+use recmap::{Bool, Error, Options, RawReader, RawStore, Repair, Schema, Store, VerifyReport};
+use recmap_fuzz::ops::{Input, Kind, Op};
 use recmap_fuzz::{remove_store, scratch_path, stats};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 const CHUNK: u64 = 64 << 10;
-const MAX_OPS: usize = 48;
 /// Bytes of records a store may hold.
 const MAX_BYTES: usize = 2 << 20;
+/// The smallest log `Options::log_size` accepts.
+const SMALL_LOG: u64 = 64 << 10;
 
 recmap::record! {
     /// The typed record: 8 bytes, 512 per page.
@@ -56,142 +56,6 @@ impl Small {
     }
 }
 
-#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// `Store<Small>`, 8 bytes.
-    Typed8,
-    /// `RawStore`, 12 bytes: 341 per page, 4 bytes of slack.
-    Raw12,
-    /// `RawStore`, 5000 bytes: 2-page groups with slack.
-    Raw5000,
-    /// `RawStore`, 8192 bytes: dense 2-page groups.
-    Raw8192,
-}
-
-impl Kind {
-    fn spec(self) -> &'static str {
-        match self {
-            Kind::Typed8 => "a:u32,b:u16,c:u8,d:bool",
-            Kind::Raw12 => "x:u32,y:i16,z:str[6]",
-            Kind::Raw5000 => "id:u64,blob:bytes[4992]",
-            Kind::Raw8192 => "page:bytes[8192]",
-        }
-    }
-}
-
-#[derive(Arbitrary, Debug)]
-enum Op {
-    Push(u32),
-    /// Append `n` records (bulk path for raw; `extend` or
-    /// `extend_from_slice` for typed).
-    Extend {
-        n: u8,
-        seed: u32,
-        slice: bool,
-    },
-    /// A large append: `k * 1031 + 1` records (bounded by `MAX_BYTES`); grows
-    /// the file, and for dense layouts takes the direct-write path.
-    Grow {
-        k: u8,
-        seed: u32,
-    },
-    Set {
-        i: u16,
-        v: u32,
-    },
-    /// Typed: `update` / `get_mut`; raw: `set` of the same bytes via `get`.
-    Update {
-        i: u16,
-        v: u32,
-        guard: bool,
-    },
-    Get {
-        i: u16,
-    },
-    Runs {
-        start: u16,
-        len: u16,
-    },
-    Reserve(u16),
-    Commit,
-    Verify,
-    /// Drop the writer without committing, reopen.
-    DropReopen,
-    /// `close` (commits), reopen.
-    CloseReopen,
-    /// Close, check a read-only handle (and that it refuses writes), reopen.
-    ReadOnlyRound,
-    /// While the writer is open, another open must fail with `Locked`.
-    SecondOpen,
-    /// Repair; needs nothing uncommitted.
-    Repair {
-        truncate: bool,
-    },
-    /// Shrink the file to the committed records; needs nothing uncommitted
-    /// and no reader.
-    Compact,
-    /// Open a `RawReader` beside the writer (replacing any open one).
-    ReaderOpen,
-    /// `refresh` the reader (if open) and compare it with the commit.
-    ReaderRefresh,
-    ReaderClose,
-}
-
-impl Op {
-    fn name(&self) -> &'static str {
-        match self {
-            Op::Push(_) => "push",
-            Op::Extend { .. } => "extend",
-            Op::Grow { .. } => "grow",
-            Op::Set { .. } => "set",
-            Op::Update { .. } => "update",
-            Op::Get { .. } => "get",
-            Op::Runs { .. } => "runs",
-            Op::Reserve(_) => "reserve",
-            Op::Commit => "commit",
-            Op::Verify => "verify",
-            Op::DropReopen => "drop+reopen",
-            Op::CloseReopen => "close+reopen",
-            Op::ReadOnlyRound => "read-only round",
-            Op::SecondOpen => "second open",
-            Op::Repair { .. } => "repair",
-            Op::Compact => "compact",
-            Op::ReaderOpen => "reader open",
-            Op::ReaderRefresh => "reader refresh",
-            Op::ReaderClose => "reader close",
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Input {
-    kind: Kind,
-    append_only: bool,
-    initial_capacity: u16,
-    ops: Vec<Op>,
-}
-
-/// Operations follow each other until the input (or `MAX_OPS`) ends. The
-/// derived `Vec` decoding would put a continue-flag byte before each
-/// element, so random bytes would average one operation.
-impl<'a> Arbitrary<'a> for Input {
-    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
-        let kind = u.arbitrary()?;
-        let append_only = u.arbitrary()?;
-        let initial_capacity = u.arbitrary()?;
-        let mut ops = Vec::new();
-        while !u.is_empty() && ops.len() < MAX_OPS {
-            ops.push(u.arbitrary()?);
-        }
-        Ok(Input {
-            kind,
-            append_only,
-            initial_capacity,
-            ops,
-        })
-    }
-}
-
 fn path() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| scratch_path("ops_model"))
@@ -201,12 +65,7 @@ fuzz_target!(|input: Input| {
     let p = path();
     remove_store(p);
     stats::input();
-    let mut h = Harness::create(
-        p,
-        input.kind,
-        input.append_only,
-        input.initial_capacity as u64,
-    );
+    let mut h = Harness::create(p, &input);
     for op in &input.ops {
         stats::hit(op.name());
         h.apply(op);
@@ -234,6 +93,18 @@ impl Handle {
             Handle::Raw(s) => s,
         }
     }
+    fn crash(self) {
+        match self {
+            Handle::Typed(s) => s.simulate_crash(),
+            Handle::Raw(s) => s.simulate_crash(),
+        }
+    }
+    fn close(self) -> recmap::Result<recmap::CommitStats> {
+        match self {
+            Handle::Typed(s) => s.close(),
+            Handle::Raw(s) => s.close(),
+        }
+    }
 }
 
 struct Harness {
@@ -242,18 +113,18 @@ struct Harness {
     schema: Schema,
     size: usize,
     rpg: u64,
+    ppg: u64,
+    log_size: Option<u64>,
     h: Option<Handle>,
     append_only: bool,
     reader: Option<RawReader>,
-    /// Every record's bytes, in order.
+    /// Every record's bytes as the writer reads them, in order.
     model: Vec<u8>,
-    /// Records as of the last commit.
-    committed: u64,
+    /// Every record's bytes as of the last commit.
+    committed: Vec<u8>,
     /// Groups of committed records changed in place since the last commit.
     dirty: BTreeSet<u64>,
-    /// Groups whose stored checksum may be stale (set, then the writer was
-    /// dropped before a commit rewrote them).
-    stale: BTreeSet<u64>,
+    /// Generation of the last commit.
     generation: u64,
 }
 
@@ -269,14 +140,19 @@ fn record(kind: Kind, size: usize, v: u32) -> Vec<u8> {
 }
 
 impl Harness {
-    fn create(path: &Path, kind: Kind, append_only: bool, initial_capacity: u64) -> Harness {
+    fn create(path: &Path, input: &Input) -> Harness {
+        let kind = input.kind;
         let schema = Schema::parse(kind.spec()).unwrap();
         let size = schema.record_size as usize;
-        let opts = Options::new()
+        let log_size = input.small_log.then_some(SMALL_LOG);
+        let mut opts = Options::new()
             .create_new(true)
             .chunk_size(CHUNK)
-            .append_only(append_only)
-            .initial_capacity(initial_capacity.min((MAX_BYTES / size) as u64));
+            .append_only(input.append_only)
+            .initial_capacity((input.initial_capacity as u64).min((MAX_BYTES / size) as u64));
+        if let Some(n) = log_size {
+            opts = opts.log_size(n);
+        }
         let h = match kind {
             Kind::Typed8 => {
                 assert_eq!(<Small as recmap::Record>::schema(), schema);
@@ -284,21 +160,22 @@ impl Harness {
             }
             _ => Handle::Raw(opts.open_raw(path, Some(&schema)).expect("create")),
         };
-        let rpg = h.raw().info().records_per_page;
+        let info = h.raw().info();
         let generation = h.raw().generation();
         Harness {
             path: path.to_path_buf(),
             kind,
             schema,
             size,
-            rpg,
+            rpg: info.records_per_page,
+            ppg: info.pages_per_group,
+            log_size,
             h: Some(h),
-            append_only,
+            append_only: input.append_only,
             reader: None,
             model: Vec::new(),
-            committed: 0,
+            committed: Vec::new(),
             dirty: BTreeSet::new(),
-            stale: BTreeSet::new(),
             generation,
         }
     }
@@ -308,6 +185,9 @@ impl Harness {
     }
     fn len(&self) -> u64 {
         (self.model.len() / self.size) as u64
+    }
+    fn committed_len(&self) -> u64 {
+        (self.committed.len() / self.size) as u64
     }
     fn room(&self) -> u64 {
         ((MAX_BYTES - self.model.len()) / self.size) as u64
@@ -319,16 +199,38 @@ impl Harness {
         let at = i as usize * self.size;
         &self.model[at..at + self.size]
     }
+    fn committed_rec(&self, i: u64) -> &[u8] {
+        let at = i as usize * self.size;
+        &self.committed[at..at + self.size]
+    }
 
     fn open_writer(&self) -> Handle {
-        match self.kind {
-            Kind::Typed8 => Handle::Typed(Store::<Small>::open(&self.path).expect("reopen")),
+        let mut opts = Options::new();
+        if let Some(n) = self.log_size {
+            opts = opts.log_size(n);
+        }
+        let h = match self.kind {
+            Kind::Typed8 => Handle::Typed(opts.open::<Small>(&self.path).expect("reopen")),
             _ => Handle::Raw(
-                Options::new()
-                    .open_raw(&self.path, Some(&self.schema))
+                opts.open_raw(&self.path, Some(&self.schema))
                     .expect("reopen"),
             ),
-        }
+        };
+        // Opening replays the log and checkpoints: the last commit, whole.
+        let s = h.raw();
+        assert_eq!(s.generation(), self.generation, "reopened generation");
+        assert_eq!(s.committed_len(), self.committed_len());
+        assert!(!s.has_uncommitted());
+        assert_eq!(s.log_commits(), 0, "log left after recovery");
+        h
+    }
+
+    /// Reopens the writer after the old handle was dropped or crashed
+    /// (the model already rolled back or committed), and verifies.
+    fn reopen(&mut self) {
+        self.h = Some(self.open_writer());
+        let rep = self.h().raw().verify().expect("verify");
+        self.check_report(&rep, &BTreeSet::new());
     }
 
     fn append(&mut self, n: u64, seed: u32, slice: bool) {
@@ -354,40 +256,37 @@ impl Harness {
         self.model.extend_from_slice(&recs);
     }
 
-    fn on_commit(&mut self) {
-        // The commit rewrote the checksums of the dirty groups and of every
-        // group appends touched.
-        let len = self.len();
-        for g in std::mem::take(&mut self.dirty) {
-            self.stale.remove(&g);
-        }
-        if len > self.committed {
-            let (a, b) = (self.committed / self.rpg, (len - 1) / self.rpg);
-            self.stale.retain(|&g| g < a || g > b);
-        }
-        self.committed = len;
+    /// The model side of a commit.
+    fn on_commit(&mut self, generation: u64) {
+        self.committed.clone_from(&self.model);
+        self.dirty.clear();
+        self.generation = generation;
     }
 
+    /// The model side of a rollback (explicit, by drop or by a crash).
+    fn on_rollback(&mut self) {
+        self.model.clone_from(&self.committed);
+        self.dirty.clear();
+    }
+
+    /// Uncommitted changes never reach the file: `verify` finds nothing,
+    /// and skips exactly the groups `handle_dirty`.
     fn check_report(&self, rep: &VerifyReport, handle_dirty: &BTreeSet<u64>) {
-        for p in &rep.problems {
-            match p {
-                Problem::PageChecksum { group, .. } => {
-                    stats::hit("verify: stale page reported");
-                    assert!(
-                        self.stale.contains(group) && !handle_dirty.contains(group),
-                        "page {group} damaged, stale pages {:?}: {p}",
-                        self.stale
-                    )
-                }
-                _ => panic!("unexpected problem: {p}"),
-            }
+        if let Some(p) = rep.problems.first() {
+            panic!("unexpected problem: {p} (of {})", rep.problems.len());
         }
         if let Some(n) = rep.notes.first() {
             panic!("unexpected note: {n}");
         }
-        if self.stale.is_empty() {
-            assert!(rep.is_ok());
-        }
+        assert!(rep.is_ok());
+        assert_eq!(rep.generation, self.generation, "verified generation");
+        assert_eq!(rep.pages_skipped, handle_dirty.len() as u64 * self.ppg);
+        let n = self.committed_len();
+        let skipped: u64 = handle_dirty
+            .iter()
+            .map(|&g| ((g + 1) * self.rpg).min(n) - g * self.rpg)
+            .sum();
+        assert_eq!(rep.records_checked, n - skipped, "records_checked");
     }
 
     fn apply(&mut self, op: &Op) {
@@ -414,7 +313,7 @@ impl Harness {
                 assert!(matches!(e, Err(Error::IndexOutOfBounds { .. })), "{e:?}");
             }
             Op::Set { i, v } | Op::Update { i, v, .. }
-                if self.append_only && (i as u64 % len) < self.committed =>
+                if self.append_only && (i as u64 % len) < self.committed_len() =>
             {
                 let i = i as u64 % len;
                 let r = self.rec(v);
@@ -437,20 +336,25 @@ impl Harness {
             Op::Update { i, v, guard } => {
                 let i = i as u64 % len;
                 let r = self.rec(v);
+                let old = self.model_rec(i).to_vec();
                 match self.h() {
                     Handle::Typed(s) if guard => {
                         let mut g = s.get_mut(i).expect("get_mut");
+                        assert_eq!(recmap::bytemuck::bytes_of(&*g), &old[..]);
                         *g = Small::from_seed(v);
                     }
                     Handle::Typed(s) => {
-                        let old = s.update(i, |x| std::mem::replace(x, Small::from_seed(v)));
-                        let _ = old.expect("update");
+                        let was = s
+                            .update(i, |x| std::mem::replace(x, Small::from_seed(v)))
+                            .expect("update");
+                        assert_eq!(recmap::bytemuck::bytes_of(&was), &old[..]);
                     }
                     Handle::Raw(s) => {
-                        // Write back a record read from the store itself.
+                        // Write back a record read from the store itself:
+                        // the writer reads its own uncommitted images.
                         let cur = s.get(i).unwrap().to_vec();
+                        assert_eq!(cur, old);
                         s.set(i, &r).expect("set");
-                        assert_ne!(cur.len(), 0);
                     }
                 }
                 self.model_set(i, &r);
@@ -478,14 +382,32 @@ impl Harness {
             }
             Op::Commit => {
                 let had = self.h().raw().has_uncommitted();
+                assert_eq!(had, len != self.committed_len() || !self.dirty.is_empty());
                 let stats = self.h().raw_mut().commit().expect("commit");
                 assert_eq!(stats.records, len);
-                if had {
-                    assert_eq!(stats.generation, self.h().raw().generation());
+                let want = self.generation + u64::from(had);
+                assert_eq!(stats.generation, want, "commit generation");
+                if !had {
+                    assert_eq!(stats.pages, 0);
                 }
-                self.on_commit();
+                self.on_commit(stats.generation);
                 let rep = self.h().raw().verify().expect("verify");
                 self.check_report(&rep, &BTreeSet::new());
+            }
+            Op::Rollback => {
+                self.h().raw_mut().rollback().expect("rollback");
+                self.on_rollback();
+                assert!(!self.h().raw().has_uncommitted());
+                let rep = self.h().raw().verify().expect("verify");
+                self.check_report(&rep, &BTreeSet::new());
+            }
+            Op::Checkpoint => {
+                let had = self.h().raw().has_uncommitted();
+                self.h().raw_mut().checkpoint().expect("checkpoint");
+                let s = self.h().raw();
+                assert_eq!(s.log_commits(), 0);
+                // Commits are folded in; uncommitted changes stay pending.
+                assert_eq!(s.has_uncommitted(), had);
             }
             Op::Verify => {
                 let rep = self.h().raw().verify().expect("verify");
@@ -494,30 +416,44 @@ impl Harness {
             }
             Op::DropReopen => {
                 drop(self.h.take());
-                self.model.truncate(self.committed as usize * self.size);
-                self.stale.extend(std::mem::take(&mut self.dirty));
-                self.h = Some(self.open_writer());
-                let rep = self.h().raw().verify().expect("verify");
-                self.check_report(&rep, &BTreeSet::new());
+                self.on_rollback();
+                self.reopen();
             }
             Op::CloseReopen => {
-                let h = self.h.take().unwrap();
-                match h {
-                    Handle::Typed(s) => s.close(),
-                    Handle::Raw(s) => s.close(),
+                let had = self.h().raw().has_uncommitted();
+                let stats = self.h.take().unwrap().close().expect("close");
+                assert_eq!(stats.generation, self.generation + u64::from(had));
+                self.on_commit(stats.generation);
+                self.reopen();
+            }
+            Op::Crash { read_first } => {
+                self.h.take().unwrap().crash();
+                self.on_rollback();
+                if read_first {
+                    // No writer: the data header plus the log's commits,
+                    // read through an overlay (nothing is replayed).
+                    stats::hit("crash: read the log first");
+                    let ro = RawStore::open_read_only(&self.path).expect("read-only after a crash");
+                    assert_eq!(ro.generation(), self.generation);
+                    self.check_store(&ro);
+                    let rep = ro.verify().expect("verify");
+                    self.check_report(&rep, &BTreeSet::new());
+                    drop(ro);
+                    self.reader = None;
+                    let r = RawReader::open(&self.path).expect("reader after a crash");
+                    self.reader = Some(r);
+                    self.check_reader();
                 }
-                .expect("close");
-                self.on_commit();
-                self.h = Some(self.open_writer());
-                let rep = self.h().raw().verify().expect("verify");
-                self.check_report(&rep, &BTreeSet::new());
+                self.reopen();
             }
             Op::ReadOnlyRound => {
-                self.h().raw_mut().commit().expect("commit");
-                self.on_commit();
+                let stats = self.h().raw_mut().commit().expect("commit");
+                self.on_commit(stats.generation);
                 drop(self.h.take());
                 let mut ro = RawStore::open_read_only(&self.path).expect("open read-only");
                 assert!(matches!(ro.push(&self.rec(0)), Err(Error::ReadOnly { .. })));
+                assert!(matches!(ro.rollback(), Err(Error::ReadOnly { .. })));
+                assert!(matches!(ro.checkpoint(), Err(Error::ReadOnly { .. })));
                 if len > 0 {
                     assert!(matches!(
                         ro.set(0, &self.rec(0)),
@@ -563,29 +499,12 @@ impl Harness {
                     assert!(matches!(r, Err(Error::InvalidOption { .. })), "{r:?}");
                     return;
                 }
+                // Nothing is ever damaged: nothing to repair.
                 let rep = r.expect("repair");
                 self.check_report(&rep.before, &BTreeSet::new());
-                assert_eq!(rep.records_before, len);
-                if truncate {
-                    let first_bad = rep
-                        .before
-                        .problems
-                        .iter()
-                        .filter_map(|p| match p {
-                            Problem::PageChecksum { first_record, .. } => Some(*first_record),
-                            _ => None,
-                        })
-                        .min()
-                        .unwrap_or(len);
-                    assert_eq!(rep.records_after, first_bad);
-                    self.model.truncate(first_bad as usize * self.size);
-                } else {
-                    assert_eq!(rep.records_after, len);
-                }
-                self.committed = rep.records_after;
-                self.stale.clear();
-                let after = self.h().raw().verify().expect("verify");
-                assert!(after.is_ok(), "damaged after repair: {:?}", after.problems);
+                assert_eq!((rep.records_before, rep.records_after), (len, len));
+                assert_eq!(rep.generation, self.generation);
+                assert_eq!(rep.pages_rewritten, 0);
             }
             Op::Compact => {
                 let uncommitted = self.h().raw().has_uncommitted();
@@ -624,26 +543,27 @@ impl Harness {
         }
     }
 
-    /// A refreshed reader sees the last commit: its length, and every
-    /// committed record as the model has it (in-place updates of committed
-    /// records are in the file at once).
+    /// A reader just opened or refreshed sees the last commit: its length
+    /// and generation, and its records, never the writer's uncommitted
+    /// updates.
     fn check_reader(&self) {
         let r = self.reader.as_ref().unwrap();
-        assert_eq!(r.len(), self.committed);
-        if let Some(h) = self.h.as_ref() {
-            assert_eq!(r.generation(), h.raw().generation());
-        }
+        let n = self.committed_len();
+        assert_eq!(r.len(), n);
+        assert_eq!(r.generation(), self.generation, "reader generation");
         assert_eq!(r.is_append_only(), self.append_only);
-        let n = self.committed;
-        for i in [0, 1, n / 2, n.saturating_sub(2), n.saturating_sub(1)] {
+        let mut picks = vec![0, 1, n / 2, n.saturating_sub(2), n.saturating_sub(1)];
+        // A record of every group the writer changed and has not committed.
+        picks.extend(self.dirty.iter().map(|&g| g * self.rpg));
+        for i in picks {
             if i < n {
                 assert_eq!(
                     r.get(i).expect("reader get").as_deref(),
-                    Some(self.model_rec(i)),
+                    Some(self.committed_rec(i)),
                     "reader record {i}"
                 );
                 if self.append_only {
-                    assert_eq!(r.get_ref(i).expect("get_ref"), Some(self.model_rec(i)));
+                    assert_eq!(r.get_ref(i).expect("get_ref"), Some(self.committed_rec(i)));
                 }
             }
         }
@@ -656,7 +576,7 @@ impl Harness {
     fn model_set(&mut self, i: u64, r: &[u8]) {
         let at = i as usize * self.size;
         self.model[at..at + self.size].copy_from_slice(r);
-        if i < self.committed {
+        if i < self.committed_len() {
             self.dirty.insert(i / self.rpg);
         }
     }
@@ -666,32 +586,41 @@ impl Harness {
         check_runs_of(s, &self.model, self.size, self.rpg, range);
     }
 
-    /// Length, committed length, every record (through runs) and a sample
-    /// through `get`.
+    /// Length, committed length, generation, every record (through runs)
+    /// and a sample through `get`: a writer against the writer's model, a
+    /// read-only handle against the committed one.
     fn check_store(&self, s: &RawStore) {
-        let len = self.len();
+        let model = if s.is_read_only() {
+            &self.committed
+        } else {
+            &self.model
+        };
+        let len = (model.len() / self.size) as u64;
+        let committed = self.committed_len();
         assert_eq!(s.len(), len);
-        assert_eq!(s.committed_len(), self.committed);
+        assert_eq!(s.committed_len(), committed);
         assert!(s.capacity() >= len);
-        assert!(s.generation() >= self.generation);
+        assert_eq!(s.generation(), self.generation, "generation");
         let info = s.info();
         assert_eq!(
             info.file_size % CHUNK,
             0,
             "file length not a chunk multiple"
         );
-        check_runs_of(s, &self.model, self.size, self.rpg, 0..len);
-        let picks = [
+        check_runs_of(s, model, self.size, self.rpg, 0..len);
+        let mut picks = vec![
             0,
             1,
             len / 2,
-            self.committed.saturating_sub(1),
-            self.committed,
+            committed.saturating_sub(1),
+            committed,
             len.saturating_sub(1),
         ];
+        picks.extend(self.dirty.iter().map(|&g| g * self.rpg));
         for i in picks {
             if i < len {
-                assert_eq!(s.get(i), Some(self.model_rec(i)), "record {i}");
+                let at = i as usize * self.size;
+                assert_eq!(s.get(i), Some(&model[at..at + self.size]), "record {i}");
             }
         }
         assert_eq!(s.get(len), None);
@@ -712,19 +641,16 @@ impl Harness {
             let n: usize = s.slices(0..len).map(|(_, r)| r.len()).sum();
             assert_eq!(n as u64, len);
         }
-        self.generation = h.raw().generation();
     }
 
     fn close_and_check(mut self) {
         self.reader = None;
         let h = self.h.take().unwrap();
-        let stats = match h {
-            Handle::Typed(s) => s.close(),
-            Handle::Raw(s) => s.close(),
-        }
-        .expect("close");
+        let had = h.raw().has_uncommitted();
+        let stats = h.close().expect("close");
         assert_eq!(stats.records, self.len());
-        self.on_commit();
+        assert_eq!(stats.generation, self.generation + u64::from(had));
+        self.on_commit(stats.generation);
         let s = RawStore::open_read_only(&self.path).expect("final open");
         self.check_store(&s);
         let rep = s.verify().expect("verify");
