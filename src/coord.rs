@@ -350,33 +350,32 @@ impl Coord {
     /// clears what a dead writer may have left (odd stripes mid-update) and
     /// records this process as the writer. Returns the dead writer's pid, if
     /// any state had to be reset.
-    pub(crate) fn adopt(&self, generation: u64, count: u64) -> Option<u64> {
-        // `generation` is published by the caller once recovery is done.
+    pub(crate) fn adopt(&self, count: u64) -> Option<u64> {
+        // The recovered state is published by the caller once recovery is
+        // done; stripes a dead writer left odd are closed by its replay
+        // (which then ends them at exactly 2g) or by `close_busy_stripes`.
         self.unpublish();
         let stale = self.writer_pid();
-        let mut reset = 0;
+        self.raise_high_water(count);
+        self.word(at::WRITER_EPOCH).fetch_add(1, Ordering::AcqRel);
+        self.word(at::WRITER_PID)
+            .store(std::process::id() as u64, Ordering::Release);
+        (stale != 0).then_some(stale)
+    }
+
+    /// Ends every stripe a dead writer left odd (after recovery replayed
+    /// what the log held); returns how many.
+    pub(crate) fn close_busy_stripes(&self) -> u64 {
+        let mut closed = 0;
         for s in 0..STRIPES {
             let w = self.stripe(s);
             let v = w.load(Ordering::Acquire);
             if v % 2 == 1 {
                 w.store(v.wrapping_add(1), Ordering::Release);
-                reset += 1;
+                closed += 1;
             }
         }
-        self.raise_high_water(count);
-        self.word(at::WRITER_EPOCH).fetch_add(1, Ordering::AcqRel);
-        self.word(at::WRITER_PID)
-            .store(std::process::id() as u64, Ordering::Release);
-        let _ = generation;
-        if stale != 0 || reset != 0 {
-            tracing::warn!(
-                stale_pid = stale,
-                stripes_reset = reset,
-                "recovered coordination state left by a writer that did not close"
-            );
-            return Some(stale);
-        }
-        None
+        closed
     }
 
     /// Called by a writer closing cleanly.
@@ -385,24 +384,38 @@ impl Coord {
     }
 
     /// Marks the stripes of groups `[first, end)` as being written (odd) by
-    /// commit `generation`: each word becomes `max(word, 2g - 2) + 1`, so it
-    /// only grows and, once `end_write` makes it even, is at least `2g`.
-    /// Returns the stripes to pass to `end_write`.
+    /// commit `generation`: an even word `w` becomes `max(w + 1, 2g - 1)`,
+    /// an odd one (left by a dead writer) `max(w, 2g - 1)`, so words only
+    /// grow and, once `end_write` adds one, are at least `2g` — exactly `2g`
+    /// unless the stripe was already at `2g` or past it. Returns the
+    /// stripes to pass to `end_write`.
     pub(crate) fn begin_write(&self, first: u64, end: u64, generation: u64) -> Vec<u64> {
-        let stripes: Vec<u64> = if end - first >= STRIPES {
-            (0..STRIPES).collect()
+        if end - first >= STRIPES {
+            self.begin_write_groups(0..STRIPES, generation)
         } else {
-            let mut v: Vec<u64> = (first..end).map(|g| g % STRIPES).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        let floor = generation.saturating_mul(2).saturating_sub(2);
+            self.begin_write_groups(first..end, generation)
+        }
+    }
+
+    /// `begin_write` for any set of groups. A commit that writes several
+    /// records (or groups) of one stripe must open it once for all of them:
+    /// each begin/end pair adds 2, so a second pair in the same commit would
+    /// leave the word at `2g + 2`, claiming a later commit, and every
+    /// snapshot of commit `g` would find the page expired.
+    pub(crate) fn begin_write_groups(
+        &self,
+        groups: impl IntoIterator<Item = u64>,
+        generation: u64,
+    ) -> Vec<u64> {
+        let mut stripes: Vec<u64> = groups.into_iter().map(|g| g % STRIPES).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let floor = generation.saturating_mul(2).saturating_sub(1);
         for &s in &stripes {
             let w = self.stripe(s);
             let v = w.load(Ordering::Relaxed);
-            let v = v + (v & 1); // a stripe left odd by a dead writer
-            w.store(v.max(floor) + 1, Ordering::Relaxed);
+            let odd = if v % 2 == 1 { v } else { v + 1 };
+            w.store(odd.max(floor), Ordering::Relaxed);
         }
         // The odd values must be visible before any byte of the write.
         fence(Ordering::Release);

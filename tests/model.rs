@@ -159,12 +159,6 @@ struct Harness<T: Make> {
     /// Commits that checkpointed inside `commit` (log full, or a commit
     /// larger than the log).
     commit_checkpoints: u64,
-    /// Snapshot reads that failed with `SnapshotExpired` (a library bug).
-    snapshots_expired: u64,
-}
-
-fn strict_snapshots() -> bool {
-    std::env::var_os("RECMAP_MODEL_STRICT_SNAPSHOTS").is_some()
 }
 
 impl<T: Make> Harness<T> {
@@ -192,7 +186,6 @@ impl<T: Make> Harness<T> {
             ppg: p.pages_per_group,
             step: 0,
             commit_checkpoints: 0,
-            snapshots_expired: 0,
         }
     }
 
@@ -555,13 +548,8 @@ impl<T: Make> Harness<T> {
                 assert_eq!(k, committed.len(), "step {step} {what}: snapshot length");
                 assert!(all == *committed, "step {step} {what}: snapshot records");
             }
-            // No commit follows the snapshot's: it must not expire. It does
-            // after a commit or a recovery wrote one stripe twice (see
-            // `snapshot_of_a_page_updated_twice_in_one_commit`); tolerated
-            // unless RECMAP_MODEL_STRICT_SNAPSHOTS is set.
-            Err(Error::SnapshotExpired { .. }) if !strict_snapshots() => {
-                self.snapshots_expired += 1;
-            }
+            // No commit follows the snapshot's: it must not expire (see
+            // `snapshot_of_a_page_updated_twice_in_one_commit`).
             Err(e) => panic!("step {step} {what}: snapshot read: {e}"),
         }
     }
@@ -634,12 +622,11 @@ fn run<T: Make>(log_size: Option<u64>, ops: &[Op]) -> Harness<T> {
     h.compare(s, "final");
     if std::env::var_os("RECMAP_MODEL_STATS").is_some() {
         eprintln!(
-            "model: {} B records, log {:?}, {} ops, {} commits checkpointed, {} snapshots expired, {} records",
+            "model: {} B records, log {:?}, {} ops, {} commits checkpointed, {} records",
             std::mem::size_of::<T>(),
             log_size,
             ops.len(),
             h.commit_checkpoints,
-            h.snapshots_expired,
             h.len()
         );
     }
@@ -766,7 +753,6 @@ fn two_updates_in_one_page(path: &std::path::Path) -> Store<R24> {
 /// keep it ahead, so `read_txn` gives up with `SnapshotExpired` on a quiet
 /// store.
 #[test]
-#[ignore = "library bug: a stripe word is bumped once per record image, not once per commit"]
 fn snapshot_of_a_page_updated_twice_in_one_commit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snap.rmap");
@@ -788,7 +774,6 @@ fn snapshot_of_a_page_updated_twice_in_one_commit() {
 /// commit one at a time (`write_records` per record entry), with the same
 /// effect on the stripe word.
 #[test]
-#[ignore = "library bug: recovery bumps a stripe word once per replayed record"]
 fn snapshot_after_recovery_of_a_page_written_twice() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snap.rmap");

@@ -151,15 +151,18 @@ impl RawStore {
         r?;
         // Durable. Apply: updates to their pages, logged appends past the
         // committed count; remember the checksums for the next checkpoint.
+        // One seqlock section per stripe for all of them (see
+        // `Coord::begin_write_groups`), so each changed stripe ends at 2g.
         let updates = std::mem::replace(&mut self.overlay, super::Overlay::new(p));
+        let stripes = self.begin_stripes(updates.iter().map(|(i, _)| i), generation);
         let mut applied = Ok(());
         for (i, rec) in updates.iter() {
-            applied =
-                self.write_records(rec, self.layout.record_file_offset(i), i, i + 1, generation);
+            applied = self.write(rec, self.layout.record_file_offset(i));
             if applied.is_err() {
                 break;
             }
         }
+        self.end_stripes(stripes);
         self.overlay = updates;
         self.overlay.clear();
         applied?;

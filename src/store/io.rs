@@ -88,6 +88,28 @@ impl RawStore {
         r
     }
 
+    /// Opens, once each, the stripes of the records `indices` a reader may
+    /// see (below the high-water mark), for writes that all belong to commit
+    /// `generation`; the caller writes them with `write` and then calls
+    /// `end_stripes`.
+    pub(super) fn begin_stripes(
+        &self,
+        indices: impl Iterator<Item = u64>,
+        generation: u64,
+    ) -> Option<Vec<u64>> {
+        let c = self.coord.as_ref()?;
+        let (hw, p) = (self.high_water, self.layout.packing);
+        let groups: Vec<u64> = indices.filter(|&i| i < hw).map(|i| p.group_of(i)).collect();
+        (!groups.is_empty()).then(|| c.begin_write_groups(groups, generation))
+    }
+
+    /// Closes the stripes `begin_stripes` opened.
+    pub(super) fn end_stripes(&self, stripes: Option<Vec<u64>>) {
+        if let (Some(c), Some(stripes)) = (&self.coord, stripes) {
+            c.end_write(&stripes);
+        }
+    }
+
     /// Writes `buf` at `offset` of the log file; poisons the handle on failure.
     pub(super) fn log_write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         let log = self.log.as_ref().expect("writers have a log");

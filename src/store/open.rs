@@ -211,23 +211,53 @@ impl RawStore {
         let header = self.header;
         let record_size = self.layout.packing.record_size;
         let t0 = Instant::now();
-        // Check the whole log before changing the data file: a corrupt
-        // frame after good commits must fail the open with nothing replayed,
-        // not with the good commits' images in committed records that no
-        // header counts.
-        wal::scan(&log.file, &log.path, &header, |_, _| Ok(()))?;
+        // The last image of every record the log's commits hold, gathered
+        // before anything is written: a corrupt frame after good commits
+        // fails the open with nothing replayed.
+        let mut images = Overlay::new(self.layout.packing);
+        let mut crcs = BTreeMap::new();
         let replay = wal::scan(&log.file, &log.path, &header, |h, b| {
             for (i, rec) in record_entries(h, b, record_size) {
-                let at = self.layout.record_file_offset(i);
-                self.write_records(rec, at, i, i + 1, h.generation)?;
+                images.set(i, rec);
             }
-            for (g, crc) in crc_entries(h, b) {
-                self.pending_crcs.insert(g, crc);
-            }
+            crcs.extend(crc_entries(h, b));
             Ok(())
         })?;
         crate::sys::drop_cache(&log.file);
         self.log = Some(log);
+        // Write the images that differ from the file (after a kill the page
+        // cache usually holds them all already), all in one stripe section
+        // of the last commit, so every stripe ends at exactly 2g and
+        // snapshots of it are served.
+        let size = record_size as usize;
+        let differ: Vec<u64> = images
+            .iter()
+            .filter(|&(i, rec)| {
+                // Frames index records below the header's capacity, which
+                // the map covers (checked by the scan).
+                let at = self.layout.record_file_offset(i) as usize;
+                self.map.get(at..at + size) != Some(rec)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let stripes = self.begin_stripes(differ.iter().copied(), replay.generation);
+        let mut written = Ok(());
+        for &i in &differ {
+            let rec = images.get(i).expect("listed");
+            written = self.write(rec, self.layout.record_file_offset(i));
+            if written.is_err() {
+                break;
+            }
+        }
+        self.end_stripes(stripes);
+        written?;
+        if let Some(c) = &self.coord {
+            let closed = c.close_busy_stripes();
+            if closed > 0 {
+                tracing::warn!(stripes = closed, "recovered: closed stripes a dead writer left busy");
+            }
+        }
+        self.pending_crcs.extend(crcs);
         if replay.commits == 0 {
             self.announce();
             return Ok(());
@@ -298,7 +328,7 @@ impl RawStore {
             // A coordination file left by an older store at this path.
             coord.reset_high_water(0);
         }
-        if let Some(pid) = coord.adopt(self.header.generation, self.header.record_count) {
+        if let Some(pid) = coord.adopt(self.header.record_count) {
             tracing::warn!(path = %self.path.display(), dead_writer_pid = pid, "recovered: the previous writer did not close cleanly");
         }
         self.high_water = coord.high_water();
