@@ -133,8 +133,9 @@ impl Coord {
         for attempt in 0..2 {
             crate::fileio::read_exact_at(&file, &mut head, 0)
                 .map_err(|e| Error::io("read coordination file", &path, e))?;
-            // Another process may be writing the fixed header right now.
-            if head == expected || attempt == 1 {
+            // Another process may be writing the fixed header right now
+            // (all zeros: nobody has started; writing it is idempotent).
+            if head == expected || attempt == 1 || head.iter().all(|&b| b == 0) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
