@@ -7,15 +7,20 @@
 //! format version and a foreign byte order (slot re-signed with a local
 //! CRC32); the wrong record type (`SchemaMismatch`, whose message shows both
 //! layouts); each header slot corrupted in turn (the store opens from the
-//! other slot at that slot's generation and length, and the next commit
-//! repairs it), both corrupted (`NoValidHeader`); a corrupt or malformed
-//! schema block; every single-bit flip of either header slot; hostile but
-//! correctly signed header fields; and `ReadOnly`, `IndexOutOfBounds`,
+//! other slot, with whatever of the log still follows that slot, and the next
+//! checkpoint rewrites the damaged one), both corrupted (`NoValidHeader`); a
+//! corrupt or malformed schema block; every single-bit flip of either
+//! version-2 header slot (all 256 bytes); hostile but correctly signed header
+//! fields; the log (`<store>-wal`): a symlink, FIFO or directory in its place
+//! (`BadCoordination`, never a hang), garbage, torn, foreign and stale frames
+//! (ignored: nothing replayed), and correctly signed frames that break a
+//! content rule (`CorruptLog`); and `ReadOnly`, `IndexOutOfBounds`,
 //! `AlreadyExists`, `NotFound` and `InvalidOption` from API misuse.
 
 mod common;
 
 use common::*;
+use recmap::format::wal::{frame, CommitWriter, FrameHeader, FRAME_HEADER_LEN};
 use recmap::format::{slot, Header, Layout, SlotError, FORMAT_VERSION, SCHEMA_OFFSET, SLOT_LEN};
 use recmap::{Error, Options, RawStore, Record, Store};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -57,8 +62,11 @@ fn assert_records(s: &Store<R24>, n: u64) {
     assert!(s.get(n).is_none());
 }
 
-/// Records after `two_commits`' newer commit.
-const NEWER: u64 = 1000 + 170 * 200;
+/// Records of `two_headers`' states: after its first commit, its second
+/// commit, and its third (the one left in the log).
+const OLDER: u64 = 1000;
+const NEWER: u64 = OLDER + 170 * 200;
+const NEWEST: u64 = NEWER + 1;
 
 /// The generation and record count of a valid slot.
 fn gen_len(path: &Path, i: usize) -> (u64, u64) {
@@ -66,28 +74,49 @@ fn gen_len(path: &Path, i: usize) -> (u64, u64) {
     (h.generation, h.record_count)
 }
 
-/// A store whose two slots both hold valid commits; returns
-/// `(older slot, older (gen, len), newer slot, newer (gen, len))`.
+/// A store whose two slots both hold valid headers, each of which opens to
+/// a different state; returns `(older slot, (generation, len) opened from
+/// it, newer slot, (generation, len) opened from it)`.
 ///
-/// The older commit ends in a partly filled page (1000 = 5 * 170 + 150
-/// records), so falling back to it also checks that the newer commit did not
-/// overwrite anything the older header's checksums cover. The newer commit
-/// fills more than `MAX_LISTED_GROUPS` pages, so it is an ordinary
-/// (two-sync) commit and closing the handle adds no confirming header.
-fn two_commits(path: &Path) -> (usize, (u64, u64), usize, (u64, u64)) {
-    let mut s = create_r24(path);
-    s.extend((0..1000).map(R24::make)).unwrap();
+/// Commit 2 (1000 records) is checkpointed (`header_seq` s, the older
+/// slot), then commit 3 (`NEWER` records, appended in place) is
+/// checkpointed (s + 1, the newer slot), then commit 4 (one more record) is
+/// made durable in the log and the writer "crashes" before checkpointing it.
+/// Commit 4's frames name s + 1 and were written over commit 3's (which
+/// named s) at the start of the log, so:
+/// - from the newer slot the store opens at commit 4 (header + log);
+/// - from the older slot it opens at exactly commit 2: nothing in the log
+///   continues that header's chain any more.
+///
+/// Commit 2 ends in a partly filled page (1000 = 5 * 170 + 150 records), so
+/// falling back to it also checks that the later commits did not overwrite
+/// anything its checksums cover. The capacity is reserved up front, so no
+/// growth publishes a header in between.
+fn two_headers(path: &Path) -> (usize, (u64, u64), usize, (u64, u64)) {
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(CHUNK)
+        .initial_capacity(NEWEST)
+        .open::<R24>(path)
+        .unwrap();
+    s.extend((0..OLDER).map(R24::make)).unwrap();
     s.commit().unwrap();
-    s.extend((1000..NEWER).map(R24::make)).unwrap();
+    s.checkpoint().unwrap();
+    s.extend((OLDER..NEWER).map(R24::make)).unwrap();
     s.commit().unwrap();
-    let newer_gen = s.generation();
-    drop(s);
-    let newer = (newer_gen % 2) as usize;
+    s.checkpoint().unwrap();
+    s.push(&R24::make(NEWER)).unwrap();
+    assert_eq!(s.commit().unwrap().generation, 4);
+    assert_eq!(s.raw().log_commits(), 1);
+    s.simulate_crash();
+    let (newer, nh) = newest_slot(path);
     let older = 1 - newer;
-    let (o, n) = (gen_len(path, older), gen_len(path, newer));
-    assert_eq!(n, (newer_gen, NEWER));
-    assert_eq!(o, (newer_gen - 1, 1000));
-    (older, o, newer, n)
+    let oh = decode_slot(path, older).unwrap();
+    assert_eq!(nh.header_seq, oh.header_seq + 1);
+    assert_eq!(nh.slot_index(), newer);
+    assert_eq!(gen_len(path, older), (2, OLDER));
+    assert_eq!(gen_len(path, newer), (3, NEWER));
+    (older, (2, OLDER), newer, (4, NEWEST))
 }
 
 /// Runs `f`, turning a panic into a test failure that names `what`.
@@ -255,11 +284,11 @@ fn truncated_data_reports_expected_and_actual_length() {
 #[test]
 fn wrong_magic_in_both_slots_is_not_recmap() {
     let (_d, path) = tmp();
-    let (older, _, newer, _) = two_commits(&path);
+    let (older, _, newer, _) = two_headers(&path);
     for i in [older, newer] {
         let mut b = read_slot(&path, i);
         b[..8].copy_from_slice(b"SQLite f");
-        resign(&mut b); // even a correct CRC does not make it ours
+        resign_v2(&mut b); // even correct CRCs do not make it ours
         write_slot(&path, i, &b);
     }
     for r in open_both(&path) {
@@ -271,13 +300,14 @@ fn wrong_magic_in_both_slots_is_not_recmap() {
 fn future_format_version_is_unsupported() {
     let (_d, path) = tmp();
     store_with(&path, 5);
-    // Created at generation 1 and committed once: slots 1 and 0 hold
-    // generations 1 and 2. Rewrite the newer one as version 2.
-    let (g, _) = gen_len(&path, 0);
-    assert_eq!(g, 2);
+    // Created (header_seq 1, slot 1) and committed once, which closing
+    // checkpointed (header_seq 2, slot 0, generation 2). Rewrite the newer
+    // slot as the next version, correctly signed.
+    let (newest, h) = newest_slot(&path);
+    assert_eq!((newest, h.header_seq, h.generation), (0, 2, 2));
     let mut b = read_slot(&path, 0);
     put_u32(&mut b, slot::FORMAT_VERSION, FORMAT_VERSION + 1);
-    resign(&mut b);
+    resign_v2(&mut b);
     write_slot(&path, 0, &b);
     for r in open_both(&path) {
         match r {
@@ -290,7 +320,11 @@ fn future_format_version_is_unsupported() {
         }
     }
     let msg = Store::<R24>::open(&path).unwrap_err().to_string();
-    assert!(msg.contains("version 2"), "{msg}");
+    assert!(
+        msg.contains(&format!("version {}", FORMAT_VERSION + 1))
+            && msg.contains(&format!("reads version {FORMAT_VERSION}")),
+        "{msg}"
+    );
 
     // A brand-new file whose only slot is from the future.
     let (_d2, path2) = tmp();
@@ -298,7 +332,7 @@ fn future_format_version_is_unsupported() {
     assert!(matches!(decode_slot(&path2, 0), Err(SlotError::Empty)));
     let mut b = read_slot(&path2, 1);
     put_u32(&mut b, slot::FORMAT_VERSION, 7);
-    resign(&mut b);
+    resign_v2(&mut b);
     write_slot(&path2, 1, &b);
     let r = RawStore::open_read_only(&path2);
     assert!(
@@ -313,7 +347,7 @@ fn foreign_byte_order_is_no_valid_header() {
     create_r24(&path);
     let mut b = read_slot(&path, 1);
     put_u32(&mut b, slot::BYTE_ORDER_MARK, 0x0403_0201);
-    resign(&mut b);
+    resign_v2(&mut b);
     write_slot(&path, 1, &b);
     for r in open_both(&path) {
         match r {
@@ -398,15 +432,15 @@ fn each_slot_corrupted_in_turn_opens_from_the_other() {
     for target in ["newer", "older"] {
         for how in ["flip", "zero"] {
             let (_d, path) = tmp();
-            let (older, (og, ol), newer, (ng, nl)) = two_commits(&path);
+            let (older, o, newer, n) = two_headers(&path);
             let (bad, (want_gen, want_len)) = if target == "newer" {
-                (newer, (og, ol))
+                (newer, o)
             } else {
-                (older, (ng, nl))
+                (older, n)
             };
             let mut b = read_slot(&path, bad);
             if how == "flip" {
-                b[slot::RECORD_COUNT] ^= 0x40; // a different count, CRC not updated
+                b[slot::RECORD_COUNT] ^= 0x40; // a different count, CRCs not updated
             } else {
                 b = [0; SLOT_LEN]; // never written (e.g. torn to zeros)
             }
@@ -429,8 +463,10 @@ fn each_slot_corrupted_in_turn_opens_from_the_other() {
             }
             drop(ro);
 
-            // A writer opens at the same state; its next commit goes to the
-            // damaged slot (generation + 1) and both slots are valid again.
+            // A writer opens at the same state (replaying the log into the
+            // data file if the newer slot is the good one); the checkpoints
+            // of its recovery and of its next commit rewrite the damaged
+            // slot, and both slots are valid again.
             let mut s = Store::<R24>::open(&path).unwrap();
             assert_eq!(
                 (s.generation(), s.len(), s.committed_len()),
@@ -439,11 +475,19 @@ fn each_slot_corrupted_in_turn_opens_from_the_other() {
             );
             s.push(&R24::make(want_len)).unwrap();
             let st = s.commit().unwrap();
-            assert_eq!(st.generation, want_gen + 1);
-            assert_eq!((want_gen + 1) % 2, bad as u64, "{ctx}");
+            assert_eq!(st.generation, want_gen + 1, "{ctx}");
             drop(s);
-            assert_eq!(gen_len(&path, bad), (want_gen + 1, want_len + 1), "{ctx}");
+            assert!(
+                decode_slot(&path, bad).is_ok(),
+                "{ctx}: damaged slot not rewritten"
+            );
             assert!(decode_slot(&path, 1 - bad).is_ok(), "{ctx}");
+            let (_, h) = newest_slot(&path);
+            assert_eq!(
+                (h.generation, h.record_count),
+                (want_gen + 1, want_len + 1),
+                "{ctx}"
+            );
             let s = Store::<R24>::open_read_only(&path).unwrap();
             assert_records(&s, want_len + 1);
             let rep = s.verify().unwrap();
@@ -453,9 +497,61 @@ fn each_slot_corrupted_in_turn_opens_from_the_other() {
 }
 
 #[test]
+fn a_damaged_newest_header_loses_nothing_the_log_still_holds() {
+    // Closed cleanly: commit 3's checkpoint wrote the newest header, and
+    // commit 3's frames (naming the older header) are still at the start of
+    // the log. With the newest header torn, the older one plus the log give
+    // commit 3 back, whole.
+    for how in ["flip", "zero"] {
+        let (_d, path) = tmp();
+        let mut s = create_r24(&path);
+        s.extend((0..OLDER).map(R24::make)).unwrap();
+        s.commit().unwrap();
+        s.checkpoint().unwrap();
+        s.extend((OLDER..NEWER).map(R24::make)).unwrap();
+        s.commit().unwrap();
+        s.close().unwrap();
+        let (newest, h) = newest_slot(&path);
+        assert_eq!((h.generation, h.record_count), (3, NEWER));
+        let older = decode_slot(&path, 1 - newest).unwrap();
+        assert_eq!(
+            (older.header_seq + 1, older.record_count),
+            (h.header_seq, OLDER)
+        );
+        let mut b = read_slot(&path, newest);
+        if how == "flip" {
+            b[slot::STORE_ID] ^= 0x01; // the version-2 part: only the slot CRC sees it
+        } else {
+            b = [0; SLOT_LEN];
+        }
+        write_slot(&path, newest, &b);
+
+        let ro = Store::<R24>::open_read_only(&path).unwrap();
+        assert_eq!((ro.generation(), ro.len()), (3, NEWER), "{how}");
+        assert_records(&ro, NEWER);
+        let rep = ro.verify().unwrap();
+        assert!(rep.is_ok(), "{how}: {rep:?}");
+        drop(ro);
+        let r = recmap::Reader::<R24>::open(&path).unwrap();
+        assert_eq!((r.generation(), r.len()), (3, NEWER), "{how}");
+        assert_eq!(r.get(NEWER - 1).unwrap(), Some(R24::make(NEWER - 1)));
+        drop(r);
+        // A writer replays it and checkpoints: the damaged slot is rewritten.
+        let s = Store::<R24>::open(&path).unwrap();
+        assert_eq!((s.generation(), s.len()), (3, NEWER), "{how}");
+        drop(s);
+        assert_eq!(gen_len(&path, newest), (3, NEWER), "{how}");
+        let s = Store::<R24>::open_read_only(&path).unwrap();
+        assert_records(&s, NEWER);
+        let rep = s.verify().unwrap();
+        assert!(rep.is_ok() && rep.notes.is_empty(), "{how}: {rep:?}");
+    }
+}
+
+#[test]
 fn both_slots_corrupted_is_no_valid_header() {
     let (_d, path) = tmp();
-    let (older, _, newer, _) = two_commits(&path);
+    let (older, _, newer, _) = two_headers(&path);
     flip_byte(
         &path,
         recmap::format::SLOT_OFFSETS[older] + slot::GENERATION as u64,
@@ -490,7 +586,7 @@ fn both_slots_corrupted_is_no_valid_header() {
 #[test]
 fn corrupt_schema_block_is_checksum_mismatch() {
     let (_d, path) = tmp();
-    let (_, _, newer, _) = two_commits(&path);
+    let (_, _, newer, _) = two_headers(&path);
     let h = decode_slot(&path, newer).unwrap();
     for at in [0u64, 5, h.schema_len as u64 - 1] {
         flip_byte(&path, SCHEMA_OFFSET + at, 0x10);
@@ -518,7 +614,7 @@ fn malformed_but_signed_schema_block_is_bad_schema() {
     let block = read_at(&path, SCHEMA_OFFSET, h.schema_len as usize);
     let mut b = read_slot(&path, 1);
     put_u32(&mut b, slot::SCHEMA_CRC, crc32(&block));
-    resign(&mut b);
+    resign_v2(&mut b);
     write_slot(&path, 1, &b);
     for r in open_both(&path) {
         assert!(matches!(r, Err(Error::BadSchema { .. })), "{r:?}");
@@ -537,7 +633,11 @@ fn probe(path: &Path, what: &str) -> Result<(u64, u64), Error> {
 #[test]
 fn every_bit_flip_of_either_slot_falls_back_to_the_other() {
     let (_d, path) = tmp();
-    let (older, o, newer, n) = two_commits(&path);
+    let (older, o, newer, n) = two_headers(&path);
+    // The two slots open to different states, so each result shows which
+    // slot was used: a flip anywhere in the 256 bytes of a version-2 slot
+    // (the version-1-compatible CRC at 124 and the slot CRC at 252 included)
+    // must make the store open from the other one.
     for (bad, want) in [(newer, o), (older, n)] {
         let orig = read_slot(&path, bad);
         for bit in 0..SLOT_LEN * 8 {
@@ -591,8 +691,9 @@ fn hostile_signed_header_fields_never_panic() {
     let (_d, path) = tmp();
     let mut s = create_r24(&path);
     s.extend((0..500).map(R24::make)).unwrap();
-    s.commit().unwrap(); // generation 2, slot 0; slot 1 holds generation 1
-    drop(s);
+    s.commit().unwrap(); // generation 2, in the log
+    drop(s); // checkpointed: header_seq 2, slot 0; slot 1 holds header_seq 1
+    assert_eq!(newest_slot(&path).0, 0);
     // Make slot 1 empty so the edited slot 0 is the only candidate.
     write_slot(&path, 1, &[0; SLOT_LEN]);
     let orig = read_slot(&path, 0);
@@ -616,6 +717,10 @@ fn hostile_signed_header_fields_never_panic() {
         (slot::TABLE_LEN, 8),
         (slot::TAIL_CRC, 4),
         (slot::RESERVED, 4),
+        (slot::LIST_CRC, 4),
+        (slot::HEADER_SEQ, 8),
+        (slot::STORE_ID, 8),
+        (slot::V2_RESERVED, 8),
     ];
     let mut rng = Rng::new(42);
     let (mut opened, mut failed) = (0, 0);
@@ -645,7 +750,7 @@ fn hostile_signed_header_fields_never_panic() {
                 put_u64(&mut b, at, v);
             }
         }
-        resign(&mut b);
+        resign_v2(&mut b);
         write_slot(&path, 0, &b);
         let what = format!("case {case}: slot {b:02x?}");
         let r = no_panic(&what, || -> Result<(), Error> {
@@ -657,9 +762,18 @@ fn hostile_signed_header_fields_never_panic() {
             let _ = s.runs(0..s.len()).count();
             let _ = s.verify()?;
             drop(s);
-            // A writer opens too (and, dropped unchanged, writes nothing).
+            // A writer opens too (and, dropped unchanged, writes nothing:
+            // no edit makes the log's frames, which name header_seq 1,
+            // continue a header in slot 0, so there is nothing to replay).
+            let page = read_at(&path, 0, 4096);
             let w = RawStore::open(&path)?;
             assert!(!w.has_uncommitted());
+            assert_eq!(w.log_commits(), 0);
+            drop(w);
+            assert!(
+                read_at(&path, 0, 4096) == page,
+                "a writer wrote the header page"
+            );
             Ok(())
         });
         match r {
@@ -698,7 +812,7 @@ fn capacity_beyond_the_file_is_truncated_with_the_header_numbers() {
     put_u64(&mut b, slot::CAPACITY, big.capacity());
     put_u64(&mut b, slot::TABLE_OFFSET, big.table_offset);
     put_u64(&mut b, slot::TABLE_LEN, big.table_len);
-    resign(&mut b);
+    resign_v2(&mut b);
     write_slot(&path, 1, &b);
     let actual = std::fs::metadata(&path).unwrap().len();
     for r in open_both(&path) {
@@ -855,14 +969,23 @@ fn create_over_an_existing_file_is_already_exists() {
         Err(Error::AlreadyExists { .. })
     ));
     assert_eq!(std::fs::read(&other).unwrap(), b"hello");
-    // No temporary files left behind by the failed creations.
-    // (The store, its coordination file `store.rmap-lock`, and notes.txt.)
+    // No temporary files left behind by the failed creations, and no log
+    // or coordination file for `notes.txt`. (The store, its coordination
+    // file `store.rmap-lock`, its log `store.rmap-wal`, and notes.txt.)
     let mut names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["notes.txt", "store.rmap", "store.rmap-lock"]);
+    assert_eq!(
+        names,
+        [
+            "notes.txt",
+            "store.rmap",
+            "store.rmap-lock",
+            "store.rmap-wal"
+        ]
+    );
 }
 
 #[test]
@@ -952,4 +1075,403 @@ fn creating_without_a_schema_is_invalid_option() {
         "{r:?}"
     );
     assert!(!path.exists());
+}
+
+// ----- the log -------------------------------------------------------------
+
+/// Runs `f` on another thread and fails the test if it does not return
+/// within 10 seconds: opening a FIFO the blocking way would hang forever.
+fn within_10s<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what}: hung (or panicked)"))
+}
+
+/// Every way to open a store, each reporting only success or the error.
+type Opener = fn(&Path) -> Result<(), Error>;
+const OPENERS: [(&str, Opener); 5] = [
+    ("writer", |p| Store::<R24>::open(p).map(drop)),
+    ("read-only", |p| Store::<R24>::open_read_only(p).map(drop)),
+    ("raw writer", |p| RawStore::open(p).map(drop)),
+    ("raw read-only", |p| RawStore::open_read_only(p).map(drop)),
+    ("reader", |p| recmap::Reader::<R24>::open(p).map(drop)),
+];
+
+#[cfg(unix)]
+#[test]
+fn a_log_that_is_not_a_regular_file_is_bad_coordination() {
+    for kind in ["symlink", "dangling symlink", "fifo", "directory"] {
+        let (d, path) = tmp();
+        store_with(&path, 10);
+        let wal = wal_path(&path);
+        std::fs::remove_file(&wal).unwrap();
+        let target = d.path().join("target");
+        let make_bad = |wal: &Path| match kind {
+            "symlink" => {
+                std::fs::write(&target, b"not a log").unwrap();
+                std::os::unix::fs::symlink(&target, wal).unwrap();
+            }
+            "dangling symlink" => std::os::unix::fs::symlink(&target, wal).unwrap(),
+            "fifo" => {
+                let c = std::ffi::CString::new(wal.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: mkfifo on a NUL-terminated path we own.
+                #[allow(unsafe_code)]
+                let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+                assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+            }
+            _ => std::fs::create_dir(wal).unwrap(),
+        };
+        let remove_bad = |wal: &Path| {
+            if kind == "directory" {
+                std::fs::remove_dir(wal).unwrap();
+            } else {
+                std::fs::remove_file(wal).unwrap();
+            }
+        };
+        make_bad(&wal);
+        let data = std::fs::read(&path).unwrap();
+        for (who, open) in OPENERS {
+            let p = path.clone();
+            let what = format!("{kind}, {who}");
+            match within_10s(&what, move || open(&p)) {
+                Err(Error::BadCoordination { path: p, reason }) => {
+                    assert_eq!(p, wal, "{what}: {reason}")
+                }
+                r => panic!("{what}: {r:?}"),
+            }
+        }
+        // Nothing was written through it or beside it.
+        assert!(
+            std::fs::read(&path).unwrap() == data,
+            "{kind}: data file changed"
+        );
+        match kind {
+            "symlink" => assert_eq!(std::fs::read(&target).unwrap(), b"not a log"),
+            "dangling symlink" => assert!(!target.exists(), "created through the link"),
+            _ => {}
+        }
+        // Removed, the store opens again as it was.
+        remove_bad(&wal);
+        let s = Store::<R24>::open(&path).unwrap();
+        assert_records(&s, 10);
+        drop(s);
+
+        // Creating a store beside such a log fails the same way; whatever
+        // it left at the path is a complete (empty) store.
+        let new = d.path().join("new.rmap");
+        let new_wal = wal_path(&new);
+        make_bad(&new_wal);
+        let p = new.clone();
+        let r = within_10s(&format!("{kind}, create"), move || {
+            Options::new()
+                .create_new(true)
+                .chunk_size(CHUNK)
+                .open::<R24>(&p)
+                .map(drop)
+        });
+        assert!(
+            matches!(r, Err(Error::BadCoordination { .. })),
+            "{kind}, create: {r:?}"
+        );
+        remove_bad(&new_wal);
+        if new.exists() {
+            let s = Store::<R24>::open(&new).unwrap();
+            assert_eq!(s.len(), 0);
+            assert!(s.verify().unwrap().is_ok());
+        }
+    }
+}
+
+/// The frame header of the commit that would follow header `h` (no
+/// appends: `record_count` = `prev_count`), with `tail_crc` given.
+fn next_frame(h: &Header, tail_crc: u32) -> FrameHeader {
+    FrameHeader {
+        store_id: h.store_id,
+        header_seq: h.header_seq,
+        generation: h.generation + 1,
+        record_count: h.record_count,
+        prev_count: h.record_count,
+        tail_crc,
+        flags: 0,
+        crc_entries: 0,
+        record_entries: 0,
+    }
+}
+
+/// Encodes one commit: checksum entries, then record entries.
+fn encode_commit(f: FrameHeader, crcs: &[(u64, u32)], records: &[(u64, R24)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = CommitWriter::new(&mut out, f, 24);
+    for &(g, crc) in crcs {
+        w.push_crc(g, crc);
+    }
+    for (i, r) in records {
+        w.push_record(*i, recmap::bytemuck::bytes_of(r));
+    }
+    w.finish();
+    out
+}
+
+/// Re-signs a frame (its CRC is the last 4 bytes, over everything before).
+fn resign_frame(b: &mut [u8]) {
+    let n = b.len();
+    let crc = crc32(&b[..n - 4]);
+    b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The checksum of the 10 records of `store_with(path, 10)` (one partly
+/// filled page, so the header's `tail_crc`) with record 3 replaced by `r3`.
+fn tail_crc_with(r3: &R24) -> u32 {
+    let mut bytes = Vec::new();
+    for i in 0..10 {
+        let r = if i == 3 { *r3 } else { R24::make(i) };
+        bytes.extend_from_slice(recmap::bytemuck::bytes_of(&r));
+    }
+    crc32(&bytes)
+}
+
+/// A closed store of 10 records and the frame of a valid next commit that
+/// sets record 3 to `R24::make(1003)`: `(dir, path, header, frame bytes)`.
+fn store_and_valid_frame() -> (tempfile::TempDir, PathBuf, Header, Vec<u8>) {
+    let (d, path) = tmp();
+    store_with(&path, 10);
+    let (_, h) = newest_slot(&path);
+    assert_eq!((h.generation, h.record_count), (2, 10));
+    let new3 = R24::make(1003);
+    let frame = encode_commit(next_frame(&h, tail_crc_with(&new3)), &[], &[(3, new3)]);
+    (d, path, h, frame)
+}
+
+#[test]
+fn a_handmade_valid_frame_is_replayed() {
+    // The control for the two tests below: the frames they damage are
+    // exactly what recmap would have logged.
+    let (_d, path, _, frame) = store_and_valid_frame();
+    let wal = wal_path(&path);
+    write_at(&wal, 0, &frame);
+    let want = |i: u64| {
+        if i == 3 {
+            R24::make(1003)
+        } else {
+            R24::make(i)
+        }
+    };
+    let ro = Store::<R24>::open_read_only(&path).unwrap();
+    assert_eq!((ro.generation(), ro.len()), (3, 10));
+    for i in 0..10 {
+        assert_eq!(*ro.get(i).unwrap(), want(i), "record {i}");
+    }
+    assert!(ro.verify().unwrap().is_ok());
+    drop(ro);
+    let r = recmap::Reader::<R24>::open(&path).unwrap();
+    assert_eq!(r.generation(), 3);
+    assert_eq!(r.get(3).unwrap(), Some(want(3)));
+    drop(r);
+    let s = Store::<R24>::open(&path).unwrap(); // replays and checkpoints
+    assert_eq!((s.generation(), s.raw().log_commits()), (3, 0));
+    assert_eq!(*s.get(3).unwrap(), want(3));
+    drop(s);
+    assert_eq!(gen_len(&path, newest_slot(&path).0), (3, 10));
+    let s = Store::<R24>::open_read_only(&path).unwrap();
+    assert_eq!(*s.get(3).unwrap(), want(3));
+    let rep = s.verify().unwrap();
+    assert!(rep.is_ok() && rep.notes.is_empty(), "{rep:?}");
+}
+
+#[test]
+fn garbage_in_the_log_is_ignored() {
+    type Damage = fn(&Path, &Header, &[u8]);
+    let cases: &[(&str, Damage)] = &[
+        ("zeros", |wal, _, _| {
+            let len = std::fs::metadata(wal).unwrap().len();
+            write_at(wal, 0, &vec![0u8; len as usize]);
+        }),
+        ("random bytes", |wal, _, _| {
+            let mut b = vec![0u8; std::fs::metadata(wal).unwrap().len() as usize];
+            Rng::new(0x1097).fill(&mut b);
+            write_at(wal, 0, &b);
+        }),
+        ("frame magic, then random bytes", |wal, _, _| {
+            let mut b = vec![0u8; 1 << 16];
+            Rng::new(0x1098).fill(&mut b);
+            b[..8].copy_from_slice(&recmap::format::wal::FRAME_MAGIC);
+            write_at(wal, 0, &b);
+        }),
+        ("a few bytes", |wal, _, _| {
+            std::fs::write(wal, b"\x89RECWAL\n garbage").unwrap();
+        }),
+        ("empty", |wal, _, _| std::fs::write(wal, b"").unwrap()),
+        ("torn frame (one byte flipped)", |wal, _, f| {
+            let mut b = f.to_vec();
+            b[FRAME_HEADER_LEN + 12] ^= 0x10; // inside record 3's image
+            write_at(wal, 0, &b);
+        }),
+        ("frame cut short by the end of the file", |wal, _, f| {
+            std::fs::write(wal, &f[..f.len() - 1]).unwrap();
+        }),
+        ("another store's frame", |wal, h, f| {
+            let mut b = f.to_vec();
+            put_u64(&mut b, frame::STORE_ID, h.store_id ^ 1);
+            resign_frame(&mut b);
+            write_at(wal, 0, &b);
+        }),
+        ("a frame of the previous log cycle", |wal, h, f| {
+            let mut b = f.to_vec();
+            put_u64(&mut b, frame::HEADER_SEQ, h.header_seq - 1);
+            resign_frame(&mut b);
+            write_at(wal, 0, &b);
+        }),
+        ("a frame that skips a generation", |wal, h, f| {
+            let mut b = f.to_vec();
+            put_u64(&mut b, frame::GENERATION, h.generation + 2);
+            resign_frame(&mut b);
+            write_at(wal, 0, &b);
+        }),
+        ("a frame with another previous count", |wal, h, f| {
+            let mut b = f.to_vec();
+            put_u64(&mut b, frame::PREV_COUNT, h.record_count - 1);
+            resign_frame(&mut b);
+            write_at(wal, 0, &b);
+        }),
+    ];
+    for &(what, damage) in cases {
+        let (_d, path, h, frame) = store_and_valid_frame();
+        let wal = wal_path(&path);
+        damage(&wal, &h, &frame);
+        let data = std::fs::read(&path).unwrap();
+        for (who, open) in OPENERS {
+            let r = no_panic(&format!("{what}, {who}"), || open(&path));
+            assert!(r.is_ok(), "{what}, {who}: {r:?}");
+        }
+        let ro = Store::<R24>::open_read_only(&path).unwrap();
+        assert_eq!((ro.generation(), ro.len()), (2, 10), "{what}");
+        assert_records(&ro, 10);
+        assert!(ro.verify().unwrap().is_ok(), "{what}");
+        drop(ro);
+        let r = recmap::Reader::<R24>::open(&path).unwrap();
+        assert_eq!((r.generation(), r.len()), (2, 10), "{what}");
+        assert_eq!(r.get(3).unwrap(), Some(R24::make(3)), "{what}");
+        drop(r);
+        let s = Store::<R24>::open(&path).unwrap();
+        assert_eq!((s.generation(), s.raw().log_commits()), (2, 0), "{what}");
+        assert_records(&s, 10);
+        drop(s);
+        // Nothing was replayed into the data file.
+        assert!(
+            std::fs::read(&path).unwrap() == data,
+            "{what}: data file changed"
+        );
+        // And the store works on: the next commit's frames overwrite the garbage.
+        let mut s = Store::<R24>::open(&path).unwrap();
+        s.push(&R24::make(10)).unwrap();
+        s.commit().unwrap();
+        s.simulate_crash();
+        let s = Store::<R24>::open_read_only(&path).unwrap();
+        assert_records(&s, 11);
+        assert!(s.verify().unwrap().is_ok(), "{what}");
+    }
+}
+
+#[test]
+fn a_signed_frame_that_breaks_a_content_rule_is_corrupt_log() {
+    // Each frame has a valid CRC, names this store and continues its chain,
+    // so recmap must have written it; yet its content is impossible: the
+    // log is not recmap's, and opening refuses rather than replay it.
+    type Bad = fn(&Header) -> Vec<u8>;
+    let cases: &[(&str, Bad)] = &[
+        ("record index = record count", |h| {
+            encode_commit(next_frame(h, 0), &[], &[(h.record_count, R24::make(0))])
+        }),
+        ("record index past the capacity", |h| {
+            encode_commit(next_frame(h, 0), &[], &[(h.capacity, R24::make(0))])
+        }),
+        ("record index u64::MAX", |h| {
+            encode_commit(next_frame(h, 0), &[], &[(u64::MAX, R24::make(0))])
+        }),
+        ("record indices out of order", |h| {
+            let (a, b) = (R24::make(1), R24::make(2));
+            encode_commit(next_frame(h, 0), &[], &[(5, a), (4, b)])
+        }),
+        ("the same record twice", |h| {
+            let (a, b) = (R24::make(1), R24::make(2));
+            encode_commit(next_frame(h, 0), &[], &[(4, a), (4, b)])
+        }),
+        ("a checksum entry for a group that is not full", |h| {
+            encode_commit(next_frame(h, 0), &[(0, 1)], &[])
+        }),
+        ("a record count past the capacity", |h| {
+            let f = FrameHeader {
+                record_count: h.capacity + 1,
+                flags: recmap::format::wal::FRAME_APPENDS_IN_PLACE,
+                ..next_frame(h, 7)
+            };
+            encode_commit(f, &[], &[])
+        }),
+        ("a record count below the previous one", |h| {
+            let f = FrameHeader {
+                record_count: h.record_count - 1,
+                ..next_frame(h, 7)
+            };
+            encode_commit(f, &[], &[])
+        }),
+        ("appends neither logged nor written in place", |h| {
+            let f = FrameHeader {
+                record_count: h.record_count + 1,
+                ..next_frame(h, 7)
+            };
+            encode_commit(f, &[], &[])
+        }),
+        ("an unknown frame flag", |h| {
+            let f = FrameHeader {
+                flags: 0x80,
+                ..next_frame(h, 0)
+            };
+            encode_commit(f, &[], &[])
+        }),
+    ];
+    for &(what, bad) in cases {
+        for after_a_good_commit in [false, true] {
+            let ctx = format!("{what} (after a good commit: {after_a_good_commit})");
+            let (_d, path, h, good) = store_and_valid_frame();
+            let wal = wal_path(&path);
+            let (log, offset) = if after_a_good_commit {
+                // The bad frame follows a complete, valid commit.
+                let next = Header {
+                    generation: h.generation + 1,
+                    ..h
+                };
+                let mut log = good.clone();
+                log.extend_from_slice(&bad(&next));
+                (log, good.len() as u64)
+            } else {
+                (bad(&h), 0)
+            };
+            write_at(&wal, 0, &log);
+            let data = std::fs::read(&path).unwrap();
+            for (who, open) in OPENERS {
+                match no_panic(&format!("{ctx}, {who}"), || open(&path)) {
+                    Err(Error::CorruptLog {
+                        path: p,
+                        offset: at,
+                        reason,
+                    }) => {
+                        assert_eq!((p, at), (wal.clone(), offset), "{ctx}, {who}: {reason}")
+                    }
+                    r => panic!("{ctx}, {who}: {r:?}"),
+                }
+            }
+            assert!(
+                std::fs::read(&path).unwrap() == data,
+                "{ctx}: the data file changed"
+            );
+            // Without the log the store opens at its header's state.
+            std::fs::remove_file(&wal).unwrap();
+            let s = Store::<R24>::open(&path).unwrap();
+            assert_eq!(s.generation(), 2, "{ctx}");
+            assert_records(&s, 10);
+        }
+    }
 }

@@ -166,7 +166,10 @@ fn create_then_info_text_and_json() {
     let j = info(&store);
     assert_eq!(j["records"], 0);
     assert_eq!(j["record_size"], 24);
-    assert_eq!(j["format_version"], 1);
+    // A new store is written in the current format (version 2, with a log).
+    assert_eq!(j["format_version"], recmap::format::FORMAT_VERSION);
+    assert_eq!(j["format_version"], 2);
+    assert!(r.stdout.contains("format version: 2\n"), "{r:?}");
     assert_eq!(j["generation"], 1);
     assert!(j["file_size"].as_u64().unwrap() >= 4096 * 3);
     assert!(j["capacity"].as_u64().unwrap() > 0);

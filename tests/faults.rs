@@ -2,7 +2,9 @@
 //! Fault injection and corruption detection: bit flips in data pages and the
 //! schema block, the two repair modes, growth into a file-size limit
 //! (`RLIMIT_FSIZE` in a child process) and into a full filesystem (a small
-//! tmpfs, when this process may mount one).
+//! tmpfs, when this process may mount one), and a writer whose log
+//! (`<store>-wal`, preallocated to `Options::log_size`) does not fit under
+//! either.
 
 use recmap::{Error, Options, Problem, Repair, Store};
 use std::os::unix::fs::FileExt;
@@ -198,14 +200,25 @@ fn repair_of_a_sound_store_does_nothing_and_needs_a_clean_handle() {
     ));
 }
 
+/// The log size of the growth tests: the smallest allowed, so the 1 MiB
+/// limits leave the data file room to grow (a writer preallocates its log,
+/// 4 MiB by default, when it opens).
+const SMALL_LOG: u64 = 64 << 10;
+
 /// Creates a store at `path` and appends (committing every 500 records)
 /// until growing the file fails; returns the store, its length and the error.
 fn fill_until_growth_fails(path: &Path) -> (Store<Rec>, u64, Error) {
     let mut s = Options::new()
         .create_new(true)
         .chunk_size(64 << 10)
+        .log_size(SMALL_LOG)
         .open::<Rec>(path)
         .unwrap();
+    assert_eq!(
+        std::fs::metadata(wal_path(path)).unwrap().len(),
+        SMALL_LOG,
+        "log preallocated to its size"
+    );
     s.extend((0..1000).map(rec)).unwrap();
     s.commit().unwrap();
     let mut i = 1000;
@@ -215,6 +228,50 @@ fn fill_until_growth_fails(path: &Path) -> (Store<Rec>, u64, Error) {
             Err(e) => return (s, i, e),
         }
         s.commit().unwrap();
+    }
+}
+
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push("-wal");
+    s.into()
+}
+
+/// A writer whose log cannot be preallocated under the limit at hand gets
+/// `want` (a typed error, nothing poisoned or half-made); the store file,
+/// if creating it got that far, is complete and opens read-only, and as a
+/// writer with a log that fits.
+fn log_does_not_fit(path: &Path, want: fn(&Error) -> bool) {
+    let r = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .open::<Rec>(path);
+    match r {
+        Err(e) if want(&e) => println!("log does not fit: {e}"),
+        r => panic!("creating with the default 4 MiB log: {r:?}"),
+    }
+    if path.exists() {
+        let s = Store::<Rec>::open_read_only(path).unwrap();
+        assert_eq!(s.len(), 0);
+        assert!(s.verify().unwrap().is_ok());
+        drop(s);
+        let wal = wal_path(path);
+        let _ = std::fs::remove_file(&wal);
+        match Store::<Rec>::open(path) {
+            Err(e) if want(&e) => {}
+            r => panic!("opening with the default 4 MiB log: {r:?}"),
+        }
+        let _ = std::fs::remove_file(&wal);
+        let mut s = Options::new()
+            .log_size(SMALL_LOG)
+            .open::<Rec>(path)
+            .unwrap();
+        s.extend((0..10).map(rec)).unwrap();
+        s.commit().unwrap();
+        drop(s);
+        let s = Store::<Rec>::open_read_only(path).unwrap();
+        assert_eq!(s.len(), 10);
+        assert!(s.verify().unwrap().is_ok());
     }
 }
 
@@ -245,6 +302,7 @@ fn growth_into_the_file_size_limit_is_a_clean_error() {
         "child failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(stdout.contains("log does not fit: "), "{stdout}");
     assert!(stdout.contains("child: FileTooLarge"), "{stdout}");
     let s = Store::<Rec>::open_read_only(&path).unwrap();
     assert!(s.verify().unwrap().is_ok());
@@ -271,7 +329,11 @@ fn child_fsize_limit() {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
     }
-    let (mut s, i, err) = fill_until_growth_fails(Path::new(&path));
+    let path = Path::new(&path);
+    log_does_not_fit(&path.with_extension("default-log.rmap"), |e| {
+        matches!(e, Error::FileTooLarge { .. })
+    });
+    let (mut s, i, err) = fill_until_growth_fails(path);
     assert!(matches!(err, Error::FileTooLarge { .. }), "{err}");
     println!("child: FileTooLarge after {i} records: {err}");
     // The handle is not poisoned: reads and commits of what fits still work.
@@ -315,6 +377,12 @@ fn growth_into_a_full_disk_is_a_clean_error() {
         eprintln!("SKIPPED growth_into_a_full_disk_is_a_clean_error: cannot mount a tmpfs here (needs root)");
         return;
     };
+    // A 4 MiB log does not fit in 1 MiB; what it left is removed again.
+    let first = fs.0.join("default-log.rmap");
+    log_does_not_fit(&first, |e| matches!(e, Error::NoSpace { .. }));
+    for f in std::fs::read_dir(&fs.0).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
     let path = fs.0.join("full.rmap");
     let (mut s, i, err) = fill_until_growth_fails(&path);
     assert!(matches!(err, Error::NoSpace { .. }), "{err}");

@@ -194,3 +194,31 @@ pub fn seed_from_env(var: &str) -> u64 {
             .unwrap_or(0x5eed),
     }
 }
+
+/// Recomputes both CRCs of a version-2 slot: the version-1-compatible one
+/// (bytes `0..124` at 124) and the slot CRC (bytes `0..252` at 252). Edits
+/// of bytes `128..252` (`header_seq`, `store_id`) need the second.
+pub fn resign_v2(b: &mut [u8; SLOT_LEN]) {
+    resign(b);
+    let crc = crc32(&b[..slot::V2_CRC]);
+    b[slot::V2_CRC..slot::V2_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The log file of the store at `path` (`<path>-wal`).
+pub fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push("-wal");
+    s.into()
+}
+
+/// The valid header slot with the highest `header_seq`: `(slot, header)`.
+pub fn newest_slot(path: &Path) -> (usize, Header) {
+    let slots = [decode_slot(path, 0), decode_slot(path, 1)];
+    match (&slots[0], &slots[1]) {
+        (Ok(a), Ok(b)) if a.header_seq > b.header_seq => (0, *a),
+        (Ok(_), Ok(b)) => (1, *b),
+        (Ok(a), Err(_)) => (0, *a),
+        (Err(_), Ok(b)) => (1, *b),
+        (Err(a), Err(b)) => panic!("no valid slot: {a}; {b}"),
+    }
+}
