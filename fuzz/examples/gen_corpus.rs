@@ -64,7 +64,7 @@ fn fix_store_id(data: &mut [u8], log: Option<&mut Vec<u8>>) {
         let at = off + slot::STORE_ID;
         old = Some(u64::from_le_bytes(data[at..at + 8].try_into().unwrap()));
         data[at..at + 8].copy_from_slice(&SEED_STORE_ID.to_le_bytes());
-        let crc = crc32fast::hash(&data[off..off + slot::V2_CRC]);
+        let crc = recmap::format::slot_crc_v2(&data[off..off + recmap::format::SLOT_LEN]);
         data[off + slot::V2_CRC..off + slot::V2_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     }
     let (Some(old), Some(log), Some(h)) = (old, log, data_header(data)) else {

@@ -115,7 +115,7 @@ pub fn resign(bytes: &mut [u8]) -> bool {
         let crc = crc32fast::hash(&bytes[off..off + slot::CRC]);
         put_u32(bytes, off + slot::CRC, crc);
         if version != 1 && bytes.len() >= off + SLOT_LEN {
-            let crc = crc32fast::hash(&bytes[off..off + slot::V2_CRC]);
+            let crc = recmap::format::slot_crc_v2(&bytes[off..off + recmap::format::SLOT_LEN]);
             put_u32(bytes, off + slot::V2_CRC, crc);
         }
     }

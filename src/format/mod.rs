@@ -126,6 +126,18 @@ pub(crate) fn wr_u64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
+/// The version-2 `slot_crc` of a slot's bytes `b` (at least `SLOT_LEN`):
+/// CRC32 of bytes `0..124` followed by bytes `128..252`. The `prefix_crc`
+/// at 124 is left out so that bytes `0..124` are covered by two independent
+/// checks (a CRC over a message followed by its own CRC is a constant, so
+/// including it would make `slot_crc` blind to them).
+pub fn slot_crc_v2(b: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&b[..slot::CRC]);
+    h.update(&b[slot::HEADER_SEQ..slot::V2_CRC]);
+    h.finalize()
+}
+
 /// Rounds `v` up to a multiple of `m` (`m > 0`), or `None` on overflow.
 pub fn round_up(v: u64, m: u64) -> Option<u64> {
     v.checked_add(m - 1).map(|x| x / m * m)
@@ -455,7 +467,7 @@ impl Header {
         wr_u32(&mut b, slot::CRC, crc);
         wr_u64(&mut b, slot::HEADER_SEQ, self.header_seq);
         wr_u64(&mut b, slot::STORE_ID, self.store_id);
-        let crc = crc32fast::hash(&b[..slot::V2_CRC]);
+        let crc = slot_crc_v2(&b);
         wr_u32(&mut b, slot::V2_CRC, crc);
         b
     }
@@ -514,7 +526,7 @@ impl Header {
                     return Err(bad("slot", whole.len() as u64, "shorter than 256 bytes"));
                 };
                 let expected = rd_u32(v2, slot::V2_CRC);
-                let got = crc32fast::hash(&v2[..slot::V2_CRC]);
+                let got = slot_crc_v2(v2);
                 if expected != got {
                     return Err(SlotError::ChecksumMismatch { expected, got });
                 }
@@ -841,7 +853,7 @@ mod tests {
     fn resign(b: &mut [u8; SLOT_LEN]) {
         let crc = crc32fast::hash(&b[..slot::CRC]);
         wr_u32(b, slot::CRC, crc);
-        let crc = crc32fast::hash(&b[..slot::V2_CRC]);
+        let crc = slot_crc_v2(&b[..]);
         wr_u32(b, slot::V2_CRC, crc);
     }
 

@@ -196,11 +196,11 @@ pub fn seed_from_env(var: &str) -> u64 {
 }
 
 /// Recomputes both CRCs of a version-2 slot: the version-1-compatible one
-/// (bytes `0..124` at 124) and the slot CRC (bytes `0..252` at 252). Edits
+/// (bytes `0..124` at 124) and the slot CRC (`format::slot_crc_v2`, at 252). Edits
 /// of bytes `128..252` (`header_seq`, `store_id`) need the second.
 pub fn resign_v2(b: &mut [u8; SLOT_LEN]) {
     resign(b);
-    let crc = crc32(&b[..slot::V2_CRC]);
+    let crc = recmap::format::slot_crc_v2(&b[..]);
     b[slot::V2_CRC..slot::V2_CRC + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
