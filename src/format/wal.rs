@@ -438,7 +438,7 @@ mod tests {
             generation: c.generation + 1,
             record_count: count,
             prev_count: c.record_count,
-            tail_crc: if count % 64 == 0 { 0 } else { 9 },
+            tail_crc: if count.is_multiple_of(64) { 0 } else { 9 },
             flags,
             crc_entries: 0,
             record_entries: 0,
@@ -550,7 +550,8 @@ mod tests {
     #[test]
     fn content_rules_are_corruption() {
         let c0 = chain();
-        let cases: Vec<Box<dyn Fn(&mut CommitWriter)>> = vec![
+        type Case = Box<dyn Fn(&mut CommitWriter)>;
+        let cases: Vec<Case> = vec![
             Box::new(|w| {
                 w.push_record(5, &[0; 64]);
                 w.push_record(5, &[0; 64]);

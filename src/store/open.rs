@@ -197,8 +197,13 @@ impl RawStore {
         );
         let mut store = RawStore::assemble(path, file, map, Access::Write, schema.clone(), header);
         store.log_limit = opts.log_size;
-        store.attach_coord(true)?;
-        store.recover()?;
+        if let Err(e) = store.attach_coord(true).and_then(|()| store.recover()) {
+            // A store this call made but cannot write (no room for its log,
+            // a bad file in the log's place): take it back.
+            drop(store);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         Ok(store)
     }
 
@@ -254,7 +259,10 @@ impl RawStore {
         if let Some(c) = &self.coord {
             let closed = c.close_busy_stripes();
             if closed > 0 {
-                tracing::warn!(stripes = closed, "recovered: closed stripes a dead writer left busy");
+                tracing::warn!(
+                    stripes = closed,
+                    "recovered: closed stripes a dead writer left busy"
+                );
             }
         }
         self.pending_crcs.extend(crcs);
