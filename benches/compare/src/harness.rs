@@ -127,6 +127,10 @@ pub struct Settings {
     pub slow_lookups: u64,
     pub passes: usize,
     pub scan_passes: usize,
+    /// Pairs of a paired scan (`Cx::scan_vs`).
+    pub scan_pairs: usize,
+    /// Records per `Snapshot::read_range` call of recmap's snapshot scan.
+    pub snapshot_chunk: usize,
     pub load_runs: usize,
     pub commits: u64,
     pub commit_seconds: f64,
@@ -210,6 +214,8 @@ impl Default for Settings {
             slow_lookups: 200_000,
             passes: 21,
             scan_passes: 3,
+            scan_pairs: 11,
+            snapshot_chunk: 4096,
             load_runs: 3,
             commits: 10_000,
             commit_seconds: 15.0,
@@ -235,12 +241,15 @@ pub enum Col {
     UpdateP50,
     UpdateP99,
     UpdateBytes,
+    UpdateBytesCk,
     Update100P50,
     Update100P99,
     Update100Bytes,
+    Update100BytesCk,
     AppendP50,
     AppendP99,
     AppendBytes,
+    AppendBytesCk,
 }
 
 impl Col {
@@ -251,13 +260,16 @@ impl Col {
             Col::Scan => "scan",
             Col::UpdateP50 => "update+commit p50",
             Col::UpdateP99 => "update+commit p99",
-            Col::UpdateBytes => "update: bytes/commit",
+            Col::UpdateBytes => "update: bytes/commit during the commits",
+            Col::UpdateBytesCk => "update: bytes/commit incl. checkpoint",
             Col::Update100P50 => "update100+commit p50",
             Col::Update100P99 => "update100+commit p99",
-            Col::Update100Bytes => "update100: bytes/commit",
+            Col::Update100Bytes => "update100: bytes/commit during the commits",
+            Col::Update100BytesCk => "update100: bytes/commit incl. checkpoint",
             Col::AppendP50 => "append+commit p50",
             Col::AppendP99 => "append+commit p99",
-            Col::AppendBytes => "append: bytes/commit",
+            Col::AppendBytes => "append: bytes/commit during the commits",
+            Col::AppendBytesCk => "append: bytes/commit incl. checkpoint",
         }
     }
 }
@@ -405,11 +417,27 @@ impl Commit {
             Commit::Append => "append",
         }
     }
-    fn cols(self) -> (Col, Col, Col) {
+    /// p50, p99, bytes during the commits, bytes including the checkpoint.
+    fn cols(self) -> (Col, Col, Col, Col) {
         match self {
-            Commit::Update => (Col::UpdateP50, Col::UpdateP99, Col::UpdateBytes),
-            Commit::Update100 => (Col::Update100P50, Col::Update100P99, Col::Update100Bytes),
-            Commit::Append => (Col::AppendP50, Col::AppendP99, Col::AppendBytes),
+            Commit::Update => (
+                Col::UpdateP50,
+                Col::UpdateP99,
+                Col::UpdateBytes,
+                Col::UpdateBytesCk,
+            ),
+            Commit::Update100 => (
+                Col::Update100P50,
+                Col::Update100P99,
+                Col::Update100Bytes,
+                Col::Update100BytesCk,
+            ),
+            Commit::Append => (
+                Col::AppendP50,
+                Col::AppendP99,
+                Col::AppendBytes,
+                Col::AppendBytesCk,
+            ),
         }
     }
 }
@@ -422,13 +450,14 @@ impl Commit {
 /// `--probe-offset` select the variants the README measures.
 pub struct Probe {
     file: File,
+    path: PathBuf,
     slots: u64,
     offset: ProbeOffset,
     k: u64,
     /// Every paired probe latency, per workload.
     samples: HashMap<&'static str, Vec<f64>>,
     /// Device bytes per probe, from a probe-only loop, per workload.
-    bytes: HashMap<&'static str, Option<f64>>,
+    bytes: HashMap<&'static str, Option<DevBytes>>,
     /// Rss / FilePmdMapped of the probe file read through a mapping once.
     pub state: Option<String>,
 }
@@ -482,6 +511,7 @@ impl Probe {
         });
         Ok(Probe {
             file,
+            path: path.to_path_buf(),
             slots,
             offset,
             k: 0,
@@ -553,6 +583,9 @@ impl Reference {
 pub struct Paired {
     pub row: String,
     pub workload: &'static str,
+    /// What the yardstick was: `ref` (get reference), `probe`, or the
+    /// scan it was paired with.
+    pub yard_name: String,
     pub unit: Unit,
     pub sys: f64,
     pub yard: f64,
@@ -597,6 +630,58 @@ pub fn mapping_state(ptr: *const u8) -> Option<String> {
     ))
 }
 
+/// `Rss` and `FilePmdMapped` of every mapping of the file `path` (matched
+/// by device and inode: a store created through a temporary name shows
+/// that name), from `/proc/self/smaps`, each as `start address: Rss …,
+/// FilePmdMapped …`.
+pub fn mappings_of(path: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return Vec::new();
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let want_dev = format!("{major:02x}:{minor:02x}");
+    let want_ino = meta.ino().to_string();
+    let mut out = Vec::new();
+    let mut cur: Option<(String, Option<String>, Option<String>)> = None;
+    let flush = |cur: &mut Option<(String, Option<String>, Option<String>)>,
+                 out: &mut Vec<String>| {
+        if let Some((start, rss, pmd)) = cur.take() {
+            out.push(format!(
+                "{start}: Rss {} kB, FilePmdMapped {} kB",
+                rss.unwrap_or_else(|| "?".into()),
+                pmd.unwrap_or_else(|| "?".into())
+            ));
+        }
+    };
+    for l in smaps.lines() {
+        let first = l.split_whitespace().next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if usize::from_str_radix(a, 16).is_ok() && usize::from_str_radix(b, 16).is_ok() {
+                flush(&mut cur, &mut out);
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                if fields.len() > 4 && fields[3] == want_dev && fields[4] == want_ino {
+                    cur = Some((a.to_string(), None, None));
+                }
+                continue;
+            }
+        }
+        if let Some(c) = cur.as_mut() {
+            let num = || l.split_whitespace().nth(1).map(str::to_string);
+            if l.starts_with("Rss:") {
+                c.1 = num();
+            } else if l.starts_with("FilePmdMapped:") {
+                c.2 = num();
+            }
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
 /// The run's state: settings, data, the indices, the table, the probe.
 pub struct Cx {
     pub s: Settings,
@@ -622,6 +707,9 @@ pub struct Cx {
     want_scan: u64,
     /// Set when loads ran more than once (for the notes).
     load_runs_note: Option<usize>,
+    /// Per loaded row: device bytes written during its loads over the
+    /// record bytes (median of the runs).
+    pub load_bytes: Vec<(String, f64)>,
 }
 
 impl Drop for Cx {
@@ -665,6 +753,7 @@ impl Cx {
             want_get: HashMap::new(),
             want_scan,
             load_runs_note: None,
+            load_bytes: Vec::new(),
         })
     }
 
@@ -700,14 +789,15 @@ impl Cx {
         if w.scan {
             c.push(Col::Scan);
         }
-        if w.update {
-            c.extend([Col::UpdateP50, Col::UpdateP99, Col::UpdateBytes]);
-        }
-        if w.update100 {
-            c.extend([Col::Update100P50, Col::Update100P99, Col::Update100Bytes]);
-        }
-        if w.append {
-            c.extend([Col::AppendP50, Col::AppendP99, Col::AppendBytes]);
+        for (on, kind) in [
+            (w.update, Commit::Update),
+            (w.update100, Commit::Update100),
+            (w.append, Commit::Append),
+        ] {
+            if on {
+                let (a, b, d, e) = kind.cols();
+                c.extend([a, b, d, e]);
+            }
         }
         c
     }
@@ -754,6 +844,17 @@ impl Cx {
                 "- bulk load: median of {n} loads per system, each into fresh files\n"
             ));
         }
+        if !self.load_bytes.is_empty() {
+            let list: Vec<String> = self
+                .load_bytes
+                .iter()
+                .map(|(r, w)| format!("{r} {w:.2}×"))
+                .collect();
+            s.push_str(&format!(
+                "- bulk load: bytes written to the device during a load ÷ the record bytes (median of the loads; other processes' writes add): {}\n",
+                list.join(", ")
+            ));
+        }
         for n in &self.notes {
             s.push_str(&format!("- {n}\n"));
         }
@@ -779,6 +880,7 @@ impl Cx {
         };
         let mb = (self.n() * REC as u64) as f64 / 1e6;
         let mut rates = Vec::new();
+        let mut written = Vec::new();
         let mut handle = None;
         for run in 0..runs {
             if let Some(h) = handle.take() {
@@ -790,11 +892,25 @@ impl Cx {
             eprintln!("[{row}] load {}/{runs}: {} records", run + 1, self.n());
             sync_all();
             prefault_memory(self.n() as usize * REC * 5 / 4 + (64 << 20));
+            let dev_before = self.dev.as_ref().and_then(|d| d.bytes());
             let t = Instant::now();
             handle = Some(f(&self.data)?);
             let secs = t.elapsed().as_secs_f64();
-            eprintln!("[{row}] load: {secs:.3} s, {:.0} MB/s", mb / secs);
+            let dev_after = self.dev.as_ref().and_then(|d| d.bytes());
+            let ratio = dev_before
+                .zip(dev_after)
+                .map(|(a, b)| (b - a) as f64 / (mb * 1e6));
+            eprintln!(
+                "[{row}] load: {secs:.3} s, {:.0} MB/s; device bytes {}× the record bytes",
+                mb / secs,
+                ratio.map_or("?".into(), |r| format!("{r:.3}"))
+            );
             rates.push(mb / secs);
+            written.extend(ratio);
+        }
+        if self.s.workloads.load && !written.is_empty() {
+            let w = measure::median(&mut written);
+            self.load_bytes.push((row.to_string(), w));
         }
         if self.s.workloads.load {
             let n = rates.len();
@@ -921,6 +1037,7 @@ impl Cx {
         self.paired.push(Paired {
             row: row.to_string(),
             workload: "get",
+            yard_name: "ref".into(),
             unit: Unit::Ns,
             sys: med,
             yard: ref_med,
@@ -971,6 +1088,86 @@ impl Cx {
         Ok(())
     }
 
+    /// Times a full scan `f` paired with a full scan `base` (another row's
+    /// scan, named `base_name`): one untimed pair, then up to `scan_pairs`
+    /// pairs in ABBA order (fewer once 10 s have gone by, at least 3). The
+    /// row's cell gets the median GB/s of `f` and the median of the per-pair
+    /// throughput ratios (`f` over `base`: above 1 is faster); the paired
+    /// table gets both medians.
+    pub fn scan_vs(
+        &mut self,
+        row: &str,
+        base_name: &str,
+        mut f: impl FnMut() -> Result<u64>,
+        mut base: impl FnMut() -> Result<u64>,
+    ) -> Result<()> {
+        if !self.s.workloads.scan {
+            return Ok(());
+        }
+        let pairs = self.s.scan_pairs.max(1);
+        eprintln!(
+            "[{row}] scan: up to {pairs} passes of {} records, each paired with a pass of {base_name}",
+            self.n()
+        );
+        let bytes = (self.n() * REC as u64) as f64 / 1e9;
+        let want = self.want_scan;
+        let timed = |label: &str, g: &mut dyn FnMut() -> Result<u64>| -> Result<f64> {
+            let t = Instant::now();
+            let sum = g()?;
+            let secs = t.elapsed().as_secs_f64();
+            if sum != want {
+                return Err(
+                    format!("{label}: scan read wrong data (sum {sum}, want {want})").into(),
+                );
+            }
+            Ok(bytes / secs)
+        };
+        timed(row, &mut f)?;
+        timed(base_name, &mut base)?;
+        let start = Instant::now();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for j in 0..pairs {
+            if j % 2 == 0 {
+                b.push(timed(base_name, &mut base)?);
+                a.push(timed(row, &mut f)?);
+            } else {
+                a.push(timed(row, &mut f)?);
+                b.push(timed(base_name, &mut base)?);
+            }
+            if j >= 2 && start.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+        }
+        let mut ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+        let pair = measure::median(&mut ratios);
+        let med = measure::median(&mut a.clone());
+        let base_med = measure::median(&mut b.clone());
+        eprintln!(
+            "[{row}] scan: median {med:.2} GB/s, {base_name} {base_med:.2} GB/s, pairs {pair:.2}×"
+        );
+        self.table.set(
+            row,
+            Col::Scan,
+            Cell {
+                value: med,
+                unit: Unit::GBps,
+                extra: Some(format!("pairs {}× {base_name}", fmt_ratio(pair))),
+            },
+        );
+        self.paired.push(Paired {
+            row: row.to_string(),
+            workload: "scan (GB/s)",
+            yard_name: base_name.to_string(),
+            unit: Unit::GBps,
+            sys: med,
+            yard: base_med,
+            pair_ratio: pair,
+            pairs: a.len(),
+            vs_update: None,
+        });
+        Ok(())
+    }
+
     /// Warms the page cache (and the system's mappings) with one untimed pass
     /// of `f`, a full scan.
     pub fn warm(&mut self, row: &str, f: impl FnOnce() -> Result<u64>) -> Result<()> {
@@ -997,32 +1194,62 @@ impl Cx {
         Ok(self.probe.as_mut().expect("probe"))
     }
 
-    /// Device bytes per operation: `ops` operations in 5 chunks, each chunk
-    /// between two reads of the device counter; the least per-op figure (the
-    /// device is shared with other processes, whose writes only add).
-    fn device_bytes(&self, ops: u64, mut op: impl FnMut() -> Result<()>) -> Result<Option<f64>> {
+    /// Device bytes per operation: `ops` operations in 5 chunks. Each chunk
+    /// starts clean (everything of the system folded in and on disk) and
+    /// reads the device counter three times: before its operations, right
+    /// after them (`during`: what the commits themselves wrote) and after
+    /// `finish` (the system's own deferred work: recmap's
+    /// `Store::checkpoint`, SQLite's `wal_checkpoint(TRUNCATE)`, nothing for
+    /// the others) plus an `fsync` of every file in `files` (waits for the
+    /// writeback of whatever the system left dirty in the page cache:
+    /// `with_checkpoint`). Per chunk both figures are divided by the chunk's
+    /// operations; the least of the chunks is reported for each (the device
+    /// is shared with other processes, whose writes only add).
+    fn device_bytes<S>(
+        &self,
+        ops: u64,
+        files: &[&Path],
+        sys: &mut S,
+        mut op: impl FnMut(&mut S) -> Result<()>,
+        mut finish: impl FnMut(&mut S) -> Result<()>,
+    ) -> Result<Option<DevBytes>> {
         let Some(dev) = &self.dev else {
             return Ok(None);
         };
+        // Start clean: earlier loops' deferred work is not this loop's.
+        finish(sys)?;
+        fsync_files(files)?;
         sync_all();
         let chunk = (ops / 5).max(1);
-        let mut best: Option<f64> = None;
+        let mut best: Option<DevBytes> = None;
         let start = Instant::now();
         for _ in 0..5 {
             let before = dev.bytes().ok_or("device counter unreadable")?;
             let mut done = 0u64;
             let t = Instant::now();
             while done < chunk {
-                op()?;
+                op(sys)?;
                 done += 1;
                 // A chunk stops early after its share of the time budget.
                 if done >= 20 && t.elapsed().as_secs_f64() > self.s.commit_seconds / 10.0 {
                     break;
                 }
             }
+            let mid = dev.bytes().ok_or("device counter unreadable")?;
+            finish(sys)?;
+            fsync_files(files)?;
             let after = dev.bytes().ok_or("device counter unreadable")?;
-            let per = (after - before) as f64 / done as f64;
-            best = Some(best.map_or(per, |b: f64| b.min(per)));
+            let this = DevBytes {
+                during: (mid - before) as f64 / done as f64,
+                with_checkpoint: (after - before) as f64 / done as f64,
+            };
+            best = Some(match best {
+                None => this,
+                Some(b) => DevBytes {
+                    during: b.during.min(this.during),
+                    with_checkpoint: b.with_checkpoint.min(this.with_checkpoint),
+                },
+            });
             if start.elapsed().as_secs_f64() > self.s.commit_seconds / 2.0 {
                 break;
             }
@@ -1030,8 +1257,23 @@ impl Cx {
         Ok(best)
     }
 
-    /// Times durable single-record updates or appends. `op(k)` does the
-    /// `k`-th operation (0, 1, 2, … across all calls) and makes it durable.
+    /// Times durable single-record updates or appends of a system that has
+    /// no deferred work (`finish` does nothing); see `commits_with`.
+    pub fn commits(
+        &mut self,
+        row: &str,
+        kind: Commit,
+        files: &[&Path],
+        mut op: impl FnMut(u64) -> Result<()>,
+    ) -> Result<()> {
+        self.commits_with(row, kind, files, &mut (), |_, k| op(k), nothing)
+    }
+
+    /// Times durable single-record updates or appends. `op(sys, k)` does the
+    /// `k`-th operation (0, 1, 2, … across all calls) and makes it durable;
+    /// `finish(sys)` folds in what the system defers past its commits (a
+    /// checkpoint; nothing for most), and `files` are all the system's
+    /// files (fsynced after `finish` in the bytes loop).
     ///
     /// Latency: up to `commits` operations (at least 200, then stopping
     /// after `commit_seconds`), each followed by exactly one probe
@@ -1039,13 +1281,17 @@ impl Cx {
     /// system and the probe see the same disk conditions. Reported: median
     /// and p99 of the operations, the median of the paired probes, their
     /// ratio and the median of the per-pair ratios. Bytes: a separate loop of
-    /// `bytes_ops` operations without the probe (see `device_bytes`); the
-    /// probe's own bytes come from a probe-only loop, once per workload.
-    pub fn commits(
+    /// `bytes_ops` operations without the probe (see `device_bytes`), during
+    /// the commits and including `finish` and the fsync; the probe's own
+    /// bytes come from a probe-only loop, once per workload.
+    pub fn commits_with<S>(
         &mut self,
         row: &str,
         kind: Commit,
-        op: impl FnMut(u64) -> Result<()>,
+        files: &[&Path],
+        sys: &mut S,
+        op: impl FnMut(&mut S, u64) -> Result<()>,
+        finish: impl FnMut(&mut S) -> Result<()>,
     ) -> Result<()> {
         let (selected, want, bytes_ops) = match kind {
             Commit::Update => (self.s.workloads.update, self.s.commits, self.s.bytes_ops),
@@ -1059,35 +1305,58 @@ impl Cx {
         if !selected {
             return Ok(());
         }
-        self.commit_loop(row, kind, want.max(1), bytes_ops, op)
+        self.commit_loop(row, kind, want.max(1), bytes_ops, files, sys, op, finish)
+    }
+
+    /// update100 of a system with no deferred work; see `update100_with`.
+    pub fn update100(
+        &mut self,
+        row: &str,
+        files: &[&Path],
+        mut op: impl FnMut(&[u64], u64) -> Result<()>,
+    ) -> Result<()> {
+        self.update100_with(row, files, &mut (), |_, b, k| op(b, k), nothing)
     }
 
     /// Times durable commits of 100 updates each, on 100 distinct random
     /// pages (`batch` holds the indices, one record per 4 KiB page; record
-    /// `i` is on page `i / 64`); `op(batch, k)` applies `Rec::updated(i, k)`
-    /// for every `i` of `batch` and commits once. Measured as `commits`.
-    pub fn update100(
+    /// `i` is on page `i / 64`); `op(sys, batch, k)` applies
+    /// `Rec::updated(i, k)` for every `i` of `batch` and commits once.
+    /// Measured as `commits_with`.
+    pub fn update100_with<S>(
         &mut self,
         row: &str,
-        mut op: impl FnMut(&[u64], u64) -> Result<()>,
+        files: &[&Path],
+        sys: &mut S,
+        mut op: impl FnMut(&mut S, &[u64], u64) -> Result<()>,
+        finish: impl FnMut(&mut S) -> Result<()>,
     ) -> Result<()> {
         if !self.s.workloads.update100 {
             return Ok(());
         }
         let count = (self.s.commits100 + self.s.bytes_ops100 + 10) as usize;
         let batches = batches100(count, self.n());
-        self.commits(row, Commit::Update100, |k| {
-            op(&batches[k as usize % batches.len()], k)
-        })
+        self.commits_with(
+            row,
+            Commit::Update100,
+            files,
+            sys,
+            |s, k| op(s, &batches[k as usize % batches.len()], k),
+            finish,
+        )
     }
 
-    fn commit_loop(
+    #[allow(clippy::too_many_arguments)]
+    fn commit_loop<S>(
         &mut self,
         row: &str,
         kind: Commit,
         want: u64,
         bytes_ops: u64,
-        mut op: impl FnMut(u64) -> Result<()>,
+        files: &[&Path],
+        sys: &mut S,
+        mut op: impl FnMut(&mut S, u64) -> Result<()>,
+        mut finish: impl FnMut(&mut S) -> Result<()>,
     ) -> Result<()> {
         let w = kind.name();
         let budget = Duration::from_secs_f64(self.s.commit_seconds);
@@ -1095,35 +1364,35 @@ impl Cx {
         let mut k = 0u64;
         // Warm-up, untimed.
         for _ in 0..10 {
-            op(k)?;
+            op(sys, k)?;
             k += 1;
             self.probe()?.once()?;
         }
         let alternate = self.s.probe_order == ProbeOrder::Alternate;
-        let mut sys = Vec::with_capacity(want as usize);
+        let mut lat = Vec::with_capacity(want as usize);
         let mut probe = Vec::with_capacity(want as usize);
         let start = Instant::now();
-        while (sys.len() as u64) < want {
-            let probe_first = alternate && sys.len() % 2 == 1;
+        while (lat.len() as u64) < want {
+            let probe_first = alternate && lat.len() % 2 == 1;
             if probe_first {
                 probe.push(self.probe()?.once()?);
             }
             let t = Instant::now();
-            op(k)?;
-            sys.push(t.elapsed().as_nanos() as f64);
+            op(sys, k)?;
+            lat.push(t.elapsed().as_nanos() as f64);
             k += 1;
             if !probe_first {
                 probe.push(self.probe()?.once()?);
             }
-            if sys.len() >= 200 && start.elapsed() > budget {
+            if lat.len() >= 200 && start.elapsed() > budget {
                 break;
             }
         }
-        let done = sys.len();
-        let mut ratios: Vec<f64> = sys.iter().zip(&probe).map(|(a, b)| a / b).collect();
+        let done = lat.len();
+        let mut ratios: Vec<f64> = lat.iter().zip(&probe).map(|(a, b)| a / b).collect();
         let pair = measure::median(&mut ratios);
-        let p50 = measure::median(&mut sys);
-        let p99 = measure::percentile(&mut sys, 99.0);
+        let p50 = measure::median(&mut lat);
+        let p99 = measure::percentile(&mut lat, 99.0);
         let probe_p50 = measure::median(&mut probe);
         eprintln!(
             "[{row}] {w}: {done} ops, p50 {:.0} µs, p99 {:.0} µs; paired probe p50 {:.0} µs; ratio {:.2}, pairs {pair:.2}",
@@ -1144,15 +1413,29 @@ impl Cx {
             .or_default()
             .extend_from_slice(&probe);
 
-        eprintln!("[{row}] {w}: device bytes, {bytes_ops} ops without the probe");
+        eprintln!(
+            "[{row}] {w}: device bytes, {bytes_ops} ops without the probe, then checkpoint + fsync"
+        );
         let bytes = {
             let mut kk = k;
-            self.device_bytes(bytes_ops, || {
-                op(kk)?;
-                kk += 1;
-                Ok(())
-            })?
+            self.device_bytes(
+                bytes_ops,
+                files,
+                sys,
+                |s| {
+                    op(s, kk)?;
+                    kk += 1;
+                    Ok(())
+                },
+                &mut finish,
+            )?
         };
+        if let Some(b) = bytes {
+            eprintln!(
+                "[{row}] {w}: {:.0} B/commit during the commits, {:.0} B/commit with the checkpoint",
+                b.during, b.with_checkpoint
+            );
+        }
         let mut vs_update = None;
         if kind == Commit::Update {
             self.update_fig.insert(row.to_string(), (p50, pair));
@@ -1168,39 +1451,11 @@ impl Cx {
                 extra.push_str(&format!("; {}× update", fmt_ratio(p50 / u50)));
             }
         }
-        let (c50, c99, cb) = kind.cols();
-        self.table.set(
-            row,
-            c50,
-            Cell {
-                value: p50,
-                unit: Unit::Ns,
-                extra: Some(extra),
-            },
-        );
-        self.table.set(
-            row,
-            c99,
-            Cell {
-                value: p99,
-                unit: Unit::Ns,
-                extra: None,
-            },
-        );
-        if let Some(b) = bytes {
-            self.table.set(
-                row,
-                cb,
-                Cell {
-                    value: b,
-                    unit: Unit::Bytes,
-                    extra: None,
-                },
-            );
-        }
+        self.set_commit_cells(row, kind, p50, Some(extra), p99, bytes);
         self.paired.push(Paired {
             row: row.to_string(),
             workload: w,
+            yard_name: "probe".into(),
             unit: Unit::Ns,
             sys: p50,
             yard: probe_p50,
@@ -1217,7 +1472,14 @@ impl Cx {
                 self.s.bytes_ops
             );
             let mut p = self.probe.take().expect("probe");
-            let b = self.device_bytes(self.s.bytes_ops, || p.once().map(|_| ()));
+            let path = p.path.clone();
+            let b = self.device_bytes(
+                self.s.bytes_ops,
+                &[&path],
+                &mut p,
+                |p| p.once().map(|_| ()),
+                nothing,
+            );
             self.probe = Some(p);
             self.probe()?.bytes.insert(w, b?);
         }
@@ -1228,36 +1490,29 @@ impl Cx {
             measure::median(&mut all),
             measure::percentile(&mut all, 99.0),
         );
-        self.table.set(
-            PROBE_ROW,
-            c50,
-            Cell {
-                value: m,
-                unit: Unit::Ns,
-                extra: None,
-            },
-        );
-        self.table.set(
-            PROBE_ROW,
-            c99,
-            Cell {
-                value: q,
-                unit: Unit::Ns,
-                extra: None,
-            },
-        );
-        if let Some(b) = pb {
-            self.table.set(
-                PROBE_ROW,
-                cb,
-                Cell {
-                    value: b,
-                    unit: Unit::Bytes,
-                    extra: None,
-                },
-            );
-        }
+        self.set_commit_cells(PROBE_ROW, kind, m, None, q, pb);
         Ok(())
+    }
+
+    /// The p50, p99 and both bytes cells of one commit workload.
+    fn set_commit_cells(
+        &mut self,
+        row: &str,
+        kind: Commit,
+        p50: f64,
+        extra: Option<String>,
+        p99: f64,
+        bytes: Option<DevBytes>,
+    ) {
+        let (c50, c99, cb, cbk) = kind.cols();
+        let cell = |value, unit, extra| Cell { value, unit, extra };
+        self.table.set(row, c50, cell(p50, Unit::Ns, extra));
+        self.table.set(row, c99, cell(p99, Unit::Ns, None));
+        if let Some(b) = bytes {
+            self.table.set(row, cb, cell(b.during, Unit::Bytes, None));
+            self.table
+                .set(row, cbk, cell(b.with_checkpoint, Unit::Bytes, None));
+        }
     }
 
     /// The second table: every paired figure (system median, median of the
@@ -1270,7 +1525,7 @@ impl Cx {
             "| system | workload | median | paired yardstick median | ratio of medians | median of per-pair ratios | pairs | update100 ÷ update (medians; pair ratios) |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
         );
         for p in &self.paired {
-            let yard = if p.workload == "get" { "ref" } else { "probe" };
+            let yard = &p.yard_name;
             s.push_str(&format!(
                 "| {} | {} | {} | {} ({yard}) | {}× | {}× | {} | {} |\n",
                 p.row,
@@ -1316,6 +1571,47 @@ impl Cx {
 pub fn prefault_memory(bytes: usize) {
     let v = vec![1u8; bytes];
     std::hint::black_box(&v);
+}
+
+/// Device bytes per operation of one bytes loop (see `Cx::device_bytes`).
+#[derive(Clone, Copy, Debug)]
+pub struct DevBytes {
+    /// Written while the operations ran (their own syncs, and whatever
+    /// writeback happened meanwhile).
+    pub during: f64,
+    /// The same plus the system's checkpoint (recmap `Store::checkpoint`,
+    /// SQLite `wal_checkpoint(TRUNCATE)`) and an fsync of each of its files.
+    pub with_checkpoint: f64,
+}
+
+/// The `finish` of systems that defer nothing past a commit.
+pub fn nothing<S>(_: &mut S) -> Result<()> {
+    Ok(())
+}
+
+/// `fsync` of every file in `paths` (the files of a directory, one level):
+/// waits until whatever is dirty of them is on the device, metadata too.
+pub fn fsync_files(paths: &[&Path]) -> Result<()> {
+    fn one(p: &Path) -> Result<()> {
+        match File::open(p) {
+            Ok(f) => Ok(f.sync_all()?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("fsync {}: {e}", p.display()).into()),
+        }
+    }
+    for p in paths {
+        if p.is_dir() {
+            for e in std::fs::read_dir(p)? {
+                let e = e?;
+                if e.file_type()?.is_file() {
+                    one(&e.path())?;
+                }
+            }
+        } else {
+            one(p)?;
+        }
+    }
+    Ok(())
 }
 
 /// `sync(2)`: writes back everything dirty, so the next measurement starts clean.
@@ -1381,6 +1677,37 @@ pub fn get_loop<'a>(mode: GetMode, idx: &[u64], get: impl Fn(u64) -> &'a Rec) ->
     match mode {
         GetMode::BlackBox => run::<true>(idx, get),
         GetMode::Fold => run::<false>(idx, get),
+    }
+}
+
+/// The random-get loop of the systems that copy records out through a
+/// fallible call (recmap's `Snapshot::get`): like `get_loop`, with the
+/// mode chosen once outside the loop, and the first error returned.
+#[inline(always)]
+pub fn get_loop_owned<E>(
+    mode: GetMode,
+    idx: &[u64],
+    get: impl FnMut(u64) -> std::result::Result<Rec, E>,
+) -> std::result::Result<u64, E> {
+    #[inline(always)]
+    fn run<E, const EACH: bool>(
+        idx: &[u64],
+        mut get: impl FnMut(u64) -> std::result::Result<Rec, E>,
+    ) -> std::result::Result<u64, E> {
+        let mut sum = 0u64;
+        for &i in idx {
+            let r = if EACH {
+                std::hint::black_box(get(std::hint::black_box(i))?)
+            } else {
+                get(i)?
+            };
+            sum = sum.wrapping_add(r.get_value());
+        }
+        Ok(sum)
+    }
+    match mode {
+        GetMode::BlackBox => run::<E, true>(idx, get),
+        GetMode::Fold => run::<E, false>(idx, get),
     }
 }
 

@@ -16,6 +16,7 @@ mod alloc_count;
 mod harness;
 mod report;
 mod systems;
+mod targets;
 
 use harness::{Cx, GetMode, ProbeFill, ProbeOffset, ProbeOrder, Settings, Workloads};
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ Options:
                        read-only reference map (medians reported; default 21)
   --slow-passes N      get passes of syscall/database systems (default 5)
   --scan-passes N      scan passes (median reported; default 3, fewer if slow)
+  --scan-pairs N       pairs of a paired scan (recmap snapshot scan against the
+                       Store::iter scan; default 11, fewer if slow)
+  --snapshot-chunk N   records per Snapshot::read_range call of the snapshot scan
+                       (default 4096)
   --load-runs N        bulk loads per system, each into fresh files; the median
                        is reported (default 3)
   --commits N          update/append operations per system, each made durable,
@@ -50,7 +55,8 @@ Options:
   --bytes-ops100 N     update100 commits in the device-bytes loop (default 100)
   --commit-seconds S   time budget of one such loop (default 15; at least 200 ops)
   --bytes-ops N        operations in the separate device-bytes loop (default 1000,
-                       in 5 chunks; the least per-op figure is reported)
+                       in 5 chunks, each ending with the system's checkpoint and an
+                       fsync of its files; the least per-op figures are reported)
   --get-mode MODE      fold: fold each record into a checksum that is checked (default);
                        black-box: black_box every get's index and record (the old default)
   --probe-fill F       4k: zeros written in 4 KiB writes (default); 2m: in 2 MiB writes
@@ -87,6 +93,8 @@ fn parse_args() -> Result<Settings, String> {
             "--slow-lookups" => s.slow_lookups = num(&a, value(&a)?)?,
             "--passes" => s.passes = num(&a, value(&a)?)? as usize,
             "--scan-passes" => s.scan_passes = num(&a, value(&a)?)? as usize,
+            "--scan-pairs" => s.scan_pairs = num(&a, value(&a)?)? as usize,
+            "--snapshot-chunk" => s.snapshot_chunk = num(&a, value(&a)?)?.max(1) as usize,
             "--load-runs" => s.load_runs = num(&a, value(&a)?)? as usize,
             "--commits" => s.commits = num(&a, value(&a)?)?,
             "--commits100" => s.commits100 = num(&a, value(&a)?)?,
@@ -199,6 +207,12 @@ fn run(settings: Settings) -> harness::Result<()> {
             "Paired figures (each operation or get pass against the yardstick run next to it):\n\n",
         );
         out.push_str(&paired);
+        out.push('\n');
+    }
+    let targets = targets::render(&cx);
+    if !targets.is_empty() {
+        out.push_str("Targets (each ratio from this run):\n\n");
+        out.push_str(&targets);
         out.push('\n');
     }
     out.push_str(&cx.notes());

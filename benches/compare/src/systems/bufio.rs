@@ -10,7 +10,7 @@ use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-const ROW: &str = "BufReader / BufWriter";
+pub const ROW: &str = "BufReader / BufWriter";
 
 pub fn run(cx: &mut Cx) -> Result<()> {
     let path = cx.path("bufio.dat");

@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-const ROW: &str = "file: pread / pwrite";
+pub const ROW: &str = "file: pread / pwrite";
 const ROW_MAPPED: &str = "memmap2 on this write()-loaded file";
 
 fn pread(f: &File, i: u64) -> Result<Rec> {
@@ -60,13 +60,13 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     })?;
     cx.scan(ROW, || scan(&file))?;
     let idx = cx.update_idx.clone();
-    cx.commits(ROW, Commit::Update, |k| {
+    cx.commits(ROW, Commit::Update, &[&path], |k| {
         let i = idx[k as usize % idx.len()];
         file.write_all_at(bytemuck::bytes_of(&Rec::updated(i, k)), i * REC as u64)?;
         file.sync_data()?;
         Ok(())
     })?;
-    cx.update100(ROW, |batch, k| {
+    cx.update100(ROW, &[&path], |batch, k| {
         for &i in batch {
             file.write_all_at(bytemuck::bytes_of(&Rec::updated(i, k)), i * REC as u64)?;
         }
@@ -74,7 +74,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(())
     })?;
     let mut next = n;
-    cx.commits(ROW, Commit::Append, |_| {
+    cx.commits(ROW, Commit::Append, &[&path], |_| {
         file.write_all_at(bytemuck::bytes_of(&Rec::new(next)), next * REC as u64)?;
         file.sync_data()?;
         next += 1;
@@ -85,7 +85,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         // or written otherwise while mapped.
         let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
         cx.table.row(ROW_MAPPED);
-        cx.commits(ROW_MAPPED, Commit::Update, |k| {
+        cx.commits(ROW_MAPPED, Commit::Update, &[&path], |k| {
             let i = idx[k as usize % idx.len()];
             super::memmap::store(&mut map, i, &Rec::updated(i, k))
         })?;

@@ -57,14 +57,14 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     })?;
     cx.scan(ROW, scan)?;
     let idx = cx.update_idx.clone();
-    cx.commits(ROW, Commit::Update, |k| {
+    cx.commits(ROW, Commit::Update, &[&dir], |k| {
         let i = idx[k as usize % idx.len()];
         let mut wtxn = env.write_txn()?;
         db.put(&mut wtxn, &i, bytemuck::bytes_of(&Rec::updated(i, k)))?;
         wtxn.commit()?;
         Ok(())
     })?;
-    cx.update100(ROW, |batch, k| {
+    cx.update100(ROW, &[&dir], |batch, k| {
         let mut wtxn = env.write_txn()?;
         for &i in batch {
             db.put(&mut wtxn, &i, bytemuck::bytes_of(&Rec::updated(i, k)))?;
@@ -73,7 +73,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(())
     })?;
     let mut next = n;
-    cx.commits(ROW, Commit::Append, |_| {
+    cx.commits(ROW, Commit::Append, &[&dir], |_| {
         let mut wtxn = env.write_txn()?;
         db.put_with_flags(
             &mut wtxn,

@@ -16,7 +16,7 @@ use memmap2::{Advice, Mmap, MmapMut};
 use std::hint::black_box;
 use std::path::Path;
 
-const ROW: &str = "memmap2 MmapMut";
+pub const ROW: &str = "memmap2 MmapMut";
 const ROW_RO: &str = "memmap2 Mmap (read-only), same file";
 const ROW_RANDOM: &str = "memmap2 MmapMut + MADV_RANDOM";
 
@@ -41,14 +41,14 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok((file, m))
     })?;
     let mut next = n;
-    workloads(cx, ROW, &mut map, &mut next)?;
+    workloads(cx, ROW, &path, &mut map, &mut next)?;
     drop(map);
     ro_file_get(cx, ROW_RO, &path, 0)?;
 
     // SAFETY: as above.
     let mut map = unsafe { MmapMut::map_mut(&file)? };
     map.advise(Advice::Random)?;
-    workloads(cx, ROW_RANDOM, &mut map, &mut next)?;
+    workloads(cx, ROW_RANDOM, &path, &mut map, &mut next)?;
     drop(map);
     drop(file);
     cx.remove(&path);
@@ -96,7 +96,7 @@ pub(super) fn ro_file_get(cx: &mut Cx, row: &str, path: &Path, data_offset: u64)
     Ok(())
 }
 
-fn workloads(cx: &mut Cx, row: &str, map: &mut MmapMut, next: &mut u64) -> Result<()> {
+fn workloads(cx: &mut Cx, row: &str, path: &Path, map: &mut MmapMut, next: &mut u64) -> Result<()> {
     let n = cx.n();
     cx.table.row(row);
     cx.warm(row, || Ok(scan(map, n)))?;
@@ -114,12 +114,12 @@ fn workloads(cx: &mut Cx, row: &str, map: &mut MmapMut, next: &mut u64) -> Resul
     }
     cx.scan(row, || Ok(black_box(scan(map, n))))?;
     let idx = cx.update_idx.clone();
-    cx.commits(row, Commit::Update, |k| {
+    cx.commits(row, Commit::Update, &[path], |k| {
         let i = idx[k as usize % idx.len()];
         store(map, i, &Rec::updated(i, k))
     })?;
     if row == ROW {
-        cx.update100(row, |batch, k| {
+        cx.update100(row, &[path], |batch, k| {
             for &i in batch {
                 let off = i as usize * REC;
                 map[off..off + REC].copy_from_slice(bytemuck::bytes_of(&Rec::updated(i, k)));
@@ -128,7 +128,7 @@ fn workloads(cx: &mut Cx, row: &str, map: &mut MmapMut, next: &mut u64) -> Resul
             Ok(())
         })?;
     }
-    cx.commits(row, Commit::Append, |_| {
+    cx.commits(row, Commit::Append, &[path], |_| {
         let i = *next;
         if (i + 1) as usize * REC > map.len() {
             return Err("memmap2: append room exhausted".into());

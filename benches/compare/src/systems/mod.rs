@@ -13,6 +13,17 @@ mod vec;
 
 use crate::harness::{Cx, Result};
 
+/// Row names the targets table reads.
+pub mod rows {
+    pub use super::bufio::ROW as BUFIO;
+    pub use super::file::ROW as FILE;
+    pub use super::memmap::ROW as MEMMAP;
+    pub use super::recmap::{
+        ROW as RECMAP, ROW_RO_MAP as RECMAP_RO_MAP, ROW_SNAPSHOT as RECMAP_SNAPSHOT,
+    };
+    pub use super::sqlite::ROW as SQLITE;
+}
+
 /// Names for `--only`, in the order they run and appear in the table.
 pub const NAMES: [&str; 8] = [
     "recmap", "memmap2", "file", "bufio", "vec", "lmdb", "redb", "sqlite",

@@ -52,7 +52,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     })?;
     cx.scan(ROW, scan)?;
     let idx = cx.update_idx.clone();
-    cx.commits(ROW, Commit::Update, |k| {
+    cx.commits(ROW, Commit::Update, &[&path], |k| {
         let i = idx[k as usize % idx.len()];
         let wtxn = db.begin_write()?;
         {
@@ -62,7 +62,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         wtxn.commit()?;
         Ok(())
     })?;
-    cx.update100(ROW, |batch, k| {
+    cx.update100(ROW, &[&path], |batch, k| {
         let wtxn = db.begin_write()?;
         {
             let mut t = wtxn.open_table(TABLE)?;
@@ -74,7 +74,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         Ok(())
     })?;
     let mut next = n;
-    cx.commits(ROW, Commit::Append, |_| {
+    cx.commits(ROW, Commit::Append, &[&path], |_| {
         let wtxn = db.begin_write()?;
         {
             let mut t = wtxn.open_table(TABLE)?;

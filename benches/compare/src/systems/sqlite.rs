@@ -8,8 +8,9 @@
 use crate::harness::{bb, read_rec, sum_a_bytes, Commit, Cx, Rec, Result};
 use rusqlite::{params, Connection};
 use std::hint::black_box;
+use std::path::Path;
 
-const ROW: &str = "SQLite (WAL, synchronous=FULL)";
+pub const ROW: &str = "SQLite (WAL, synchronous=FULL)";
 
 pub fn run(cx: &mut Cx) -> Result<()> {
     let path = cx.path("sqlite.db");
@@ -65,30 +66,63 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     })?;
     cx.scan(ROW, scan)?;
     let idx = cx.update_idx.clone();
-    cx.commits(ROW, Commit::Update, |k| {
-        let i = idx[k as usize % idx.len()];
-        let mut st = c.prepare_cached("UPDATE r SET v = ?1 WHERE id = ?2")?;
-        st.execute(params![bytemuck::bytes_of(&Rec::updated(i, k)), i as i64])?;
-        Ok(())
-    })?;
-    cx.update100(ROW, |batch, k| {
-        let tx = c.unchecked_transaction()?;
-        {
-            let mut st = tx.prepare_cached("UPDATE r SET v = ?1 WHERE id = ?2")?;
-            for &i in batch {
-                st.execute(params![bytemuck::bytes_of(&Rec::updated(i, k)), i as i64])?;
-            }
+    let files: [&Path; 3] = [&path, &wal, &shm];
+    // The bytes loops end each chunk with a WAL checkpoint that copies the
+    // WAL's pages into the database (synced) and truncates the WAL.
+    let checkpoint = |_: &mut ()| -> Result<()> {
+        let (busy, _, _): (i64, i64, i64) =
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        if busy != 0 {
+            return Err("sqlite: wal_checkpoint(TRUNCATE) was blocked".into());
         }
-        tx.commit()?;
         Ok(())
-    })?;
+    };
+    cx.commits_with(
+        ROW,
+        Commit::Update,
+        &files,
+        &mut (),
+        |_, k| {
+            let i = idx[k as usize % idx.len()];
+            let mut st = c.prepare_cached("UPDATE r SET v = ?1 WHERE id = ?2")?;
+            st.execute(params![bytemuck::bytes_of(&Rec::updated(i, k)), i as i64])?;
+            Ok(())
+        },
+        checkpoint,
+    )?;
+    cx.update100_with(
+        ROW,
+        &files,
+        &mut (),
+        |_, batch, k| {
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut st = tx.prepare_cached("UPDATE r SET v = ?1 WHERE id = ?2")?;
+                for &i in batch {
+                    st.execute(params![bytemuck::bytes_of(&Rec::updated(i, k)), i as i64])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        },
+        checkpoint,
+    )?;
     let mut next = n;
-    cx.commits(ROW, Commit::Append, |_| {
-        let mut st = c.prepare_cached("INSERT INTO r(id, v) VALUES (?1, ?2)")?;
-        st.execute(params![next as i64, bytemuck::bytes_of(&Rec::new(next))])?;
-        next += 1;
-        Ok(())
-    })?;
+    cx.commits_with(
+        ROW,
+        Commit::Append,
+        &files,
+        &mut (),
+        |_, _| {
+            let mut st = c.prepare_cached("INSERT INTO r(id, v) VALUES (?1, ?2)")?;
+            st.execute(params![next as i64, bytemuck::bytes_of(&Rec::new(next))])?;
+            next += 1;
+            Ok(())
+        },
+        checkpoint,
+    )?;
     drop(c);
     for p in [&path, &wal, &shm] {
         cx.remove(p);

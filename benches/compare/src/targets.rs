@@ -1,0 +1,227 @@
+//! The targets table: the benchmark targets recmap is held to, each
+//! computed from figures of this one run (rows or workloads the run
+//! skipped are "not measured").
+//!
+//! | target | judged on |
+//! |---|---|
+//! | update+commit median ≤ SQLite's | the two medians (the quotient of the two rows' median pair ratios to the probe shown too) |
+//! | update+commit ≤ 1.1× the paired probe | the commit median over the median of the probes paired with it (the median of per-pair ratios is shown too) |
+//! | update bytes/commit ≤ 12 KiB | including the checkpoint and fsync (during the commits shown too) |
+//! | update100 ≤ 3× update | the two medians (the quotient of the probe-normalised pair ratios shown too) |
+//! | `Store::get` ≤ 1.1× a read-only raw map of recmap's file | the quotient of the two rows' per-pass ratios to the same get reference (the quotient of the medians shown too) |
+//! | `Snapshot::get` ≤ 1.2× `Store::get` | as above |
+//! | snapshot scan ≥ 0.9× the `Store::iter` scan | the median of the per-pair throughput ratios (quotient of the medians shown too) |
+//! | bulk load ≥ 0.9× the best raw method | the load medians (MB/s) over the best of memmap2 MmapMut, file write, BufWriter |
+
+use crate::harness::{fmt_ratio, fmt_value, Col, Cx, Paired, Unit};
+use crate::systems::rows;
+
+fn paired<'a>(cx: &'a Cx, row: &str, workload: &str) -> Option<&'a Paired> {
+    cx.paired
+        .iter()
+        .find(|p| p.row == row && p.workload == workload)
+}
+
+fn value(cx: &Cx, row: &str, col: Col) -> Option<f64> {
+    cx.table.get(row, col).map(|c| c.value)
+}
+
+enum Limit {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+struct Line {
+    target: String,
+    /// The judged figure and the text describing it, or None when not measured.
+    figure: Option<(f64, String)>,
+    limit: Limit,
+    limit_text: String,
+}
+
+pub fn render(cx: &Cx) -> String {
+    let mut lines = Vec::new();
+    let x = |r: f64| format!("{}×", fmt_ratio(r));
+
+    // 1. Single-record update + commit.
+    let u_re = value(cx, rows::RECMAP, Col::UpdateP50);
+    let u_sq = value(cx, rows::SQLITE, Col::UpdateP50);
+    // The two loops run minutes apart: the quotient of their probe-normalised
+    // pair ratios is the figure to read when the disk's speed drifts.
+    let norm = paired(cx, rows::RECMAP, "update")
+        .zip(paired(cx, rows::SQLITE, "update"))
+        .map(|(a, b)| a.pair_ratio / b.pair_ratio);
+    lines.push(Line {
+        target: "update+commit median ≤ SQLite (WAL, synchronous=FULL) median".into(),
+        figure: u_re.zip(u_sq).map(|(a, b)| {
+            (
+                a / b,
+                format!(
+                    "{} ({} / {}; probe-normalised: {})",
+                    x(a / b),
+                    fmt_value(a, Unit::Ns),
+                    fmt_value(b, Unit::Ns),
+                    norm.map_or("?".into(), x)
+                ),
+            )
+        }),
+        limit: Limit::AtMost(1.0),
+        limit_text: "≤ 1.00×".into(),
+    });
+    let up = paired(cx, rows::RECMAP, "update");
+    lines.push(Line {
+        target: "update+commit median ≤ 1.1× the paired probe".into(),
+        figure: up.map(|p| {
+            (
+                p.sys / p.yard,
+                format!(
+                    "{} ({} / {}; median of per-pair ratios {})",
+                    x(p.sys / p.yard),
+                    fmt_value(p.sys, Unit::Ns),
+                    fmt_value(p.yard, Unit::Ns),
+                    x(p.pair_ratio)
+                ),
+            )
+        }),
+        limit: Limit::AtMost(1.1),
+        limit_text: "≤ 1.10×".into(),
+    });
+    let b_ck = value(cx, rows::RECMAP, Col::UpdateBytesCk);
+    let b_du = value(cx, rows::RECMAP, Col::UpdateBytes);
+    lines.push(Line {
+        target: "update bytes/commit ≤ 12 KiB, including the checkpoint".into(),
+        figure: b_ck.map(|b| {
+            (
+                b / 1024.0,
+                format!(
+                    "{} incl. checkpoint + fsync ({} during the commits)",
+                    fmt_value(b, Unit::Bytes),
+                    b_du.map_or("?".into(), |d| fmt_value(d, Unit::Bytes))
+                ),
+            )
+        }),
+        limit: Limit::AtMost(12.0),
+        limit_text: "≤ 12 KiB".into(),
+    });
+
+    // 2. update100 against update.
+    let u100 = paired(cx, rows::RECMAP, "update100").and_then(|p| p.vs_update);
+    lines.push(Line {
+        target: "update100+commit median ≤ 3× update+commit median".into(),
+        figure: u100.map(|(m, pr)| {
+            (
+                m,
+                format!(
+                    "{} (quotient of the probe-normalised pair ratios {})",
+                    x(m),
+                    x(pr)
+                ),
+            )
+        }),
+        limit: Limit::AtMost(3.0),
+        limit_text: "≤ 3.00×".into(),
+    });
+
+    // 3, 4. Gets, through the same get reference.
+    let get_vs = |a: &str, b: &str| {
+        let pa = paired(cx, a, "get")?;
+        let pb = paired(cx, b, "get")?;
+        let q = pa.pair_ratio / pb.pair_ratio;
+        Some((
+            q,
+            format!(
+                "{} ({} ref / {} ref; medians {} / {} = {})",
+                x(q),
+                x(pa.pair_ratio),
+                x(pb.pair_ratio),
+                fmt_value(pa.sys, Unit::Ns),
+                fmt_value(pb.sys, Unit::Ns),
+                x(pa.sys / pb.sys)
+            ),
+        ))
+    };
+    lines.push(Line {
+        target: "Store::get ≤ 1.1× a read-only memmap2 map of recmap's file".into(),
+        figure: get_vs(rows::RECMAP, rows::RECMAP_RO_MAP),
+        limit: Limit::AtMost(1.1),
+        limit_text: "≤ 1.10×".into(),
+    });
+    lines.push(Line {
+        target: "Snapshot::get ≤ 1.2× Store::get".into(),
+        figure: get_vs(rows::RECMAP_SNAPSHOT, rows::RECMAP),
+        limit: Limit::AtMost(1.2),
+        limit_text: "≤ 1.20×".into(),
+    });
+    let sc = paired(cx, rows::RECMAP_SNAPSHOT, "scan (GB/s)");
+    lines.push(Line {
+        target: format!(
+            "snapshot scan (read_range, {} records a call) ≥ 0.9× Store::iter scan",
+            cx.s.snapshot_chunk
+        ),
+        figure: sc.map(|p| {
+            (
+                p.pair_ratio,
+                format!(
+                    "{} (median of per-pair ratios; medians {} / {} = {})",
+                    x(p.pair_ratio),
+                    fmt_value(p.sys, Unit::GBps),
+                    fmt_value(p.yard, Unit::GBps),
+                    x(p.sys / p.yard)
+                ),
+            )
+        }),
+        limit: Limit::AtLeast(0.9),
+        limit_text: "≥ 0.90×".into(),
+    });
+
+    // 5. Bulk load against the best raw method.
+    let raw = [rows::MEMMAP, rows::FILE, rows::BUFIO]
+        .into_iter()
+        .filter_map(|r| value(cx, r, Col::Load).map(|v| (r, v)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let load = value(cx, rows::RECMAP, Col::Load);
+    let written = cx
+        .load_bytes
+        .iter()
+        .find(|(r, _)| r == rows::RECMAP)
+        .map(|(_, w)| *w);
+    lines.push(Line {
+        target: "bulk load ≥ 0.9× the best raw method".into(),
+        figure: load.zip(raw).map(|(l, (r, v))| {
+            (
+                l / v,
+                format!(
+                    "{} ({} / {} of {r}; recmap's load wrote {} the record bytes)",
+                    x(l / v),
+                    fmt_value(l, Unit::MBps),
+                    fmt_value(v, Unit::MBps),
+                    written.map_or("?".into(), |w| format!("{w:.2}×"))
+                ),
+            )
+        }),
+        limit: Limit::AtLeast(0.9),
+        limit_text: "≥ 0.90×".into(),
+    });
+
+    if lines.iter().all(|l| l.figure.is_none()) {
+        return String::new();
+    }
+    let mut s = String::from("| target | limit | this run | met |\n|---|---:|---|:---:|\n");
+    for l in lines {
+        let (fig, met) = match &l.figure {
+            None => ("not measured".to_string(), "—"),
+            Some((v, text)) => {
+                let ok = match l.limit {
+                    Limit::AtMost(m) => *v <= m,
+                    Limit::AtLeast(m) => *v >= m,
+                };
+                (text.clone(), if ok { "yes" } else { "no" })
+            }
+        };
+        s.push_str(&format!(
+            "| {} | {} | {fig} | {met} |\n",
+            l.target, l.limit_text
+        ));
+    }
+    s
+}
