@@ -71,8 +71,8 @@ const RPP: u64 = 4096 / 40;
 /// Meta records, one per page after the pairs: commit `s` writes meta
 /// record `s % METAS` with its sequence number, so the newest commit's
 /// number is the highest of them. They rotate so that no page is written by
-/// every commit: with recovery replaying the log record by record, such a
-/// page was never served to snapshots again after a recovery (see
+/// every commit (while recovery replayed the log record by record, such a
+/// page was never served to snapshots again after a recovery; see
 /// `recovery_replay_leaves_pages_it_rewrote_unservable`).
 const METAS: u64 = 8;
 /// The records after the pairs: meta records every `RPP`-th, fillers
@@ -1301,11 +1301,10 @@ fn view_seq(s: &Store<Acct>, i: u64) -> u64 {
 /// adds 2 to the stripe word, so the words claimed commits far past the
 /// recovered generation and snapshots of those pages expired until later
 /// commits that left the page alone caught the generation up; a page every
-/// commit writes never caught up. Ignored until the recovery fix (replay
-/// only the last image of each record that differs, in one section per
-/// stripe, closing stripes a dead writer left odd) is committed.
+/// commit writes never caught up. Recovery now writes only the last image
+/// of each record that differs from the file, in one section per stripe,
+/// and closes the stripes a dead writer left odd.
 #[test]
-#[ignore = "needs the recovery stripe fix (see the doc comment)"]
 fn recovery_replay_leaves_pages_it_rewrote_unservable() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
