@@ -144,21 +144,31 @@ impl RawReader {
             };
             return Ok((h, Overlay::new(h.layout.packing)));
         }
-        let (mut h, _, _, _) = read_header(file, path, 0)?;
-        let mut overlay = Overlay::new(h.layout.packing);
-        if let Some((log, log_path)) = Log::open_for_read(path)? {
-            let size = h.layout.packing.record_size;
-            let replay = scan(&log, &log_path, &h, |f, b| {
-                for (i, rec) in record_entries(f, b, size) {
-                    overlay.set(i, rec);
-                }
-                Ok(())
-            })?;
-            h.generation = replay.generation;
-            h.record_count = replay.record_count;
-            h.tail_crc = replay.tail_crc;
+        // The header and its log, read again if a writer checkpointed in
+        // between (the log then follows a newer header, and the scan would
+        // end early at an older state).
+        let mut tries = 0;
+        loop {
+            let (mut h, _, _, _) = read_header(file, path, 0)?;
+            let mut overlay = Overlay::new(h.layout.packing);
+            if let Some((log, log_path)) = Log::open_for_read(path)? {
+                let size = h.layout.packing.record_size;
+                let replay = scan(&log, &log_path, &h, |f, b| {
+                    for (i, rec) in record_entries(f, b, size) {
+                        overlay.set(i, rec);
+                    }
+                    Ok(())
+                })?;
+                h.generation = replay.generation;
+                h.record_count = replay.record_count;
+                h.tail_crc = replay.tail_crc;
+            }
+            let (now, _, _, _) = read_header(file, path, 0)?;
+            tries += 1;
+            if now.header_seq == h.header_seq || tries >= 100 {
+                return Ok((h, overlay));
+            }
         }
-        Ok((h, overlay))
     }
 
     /// Lets typed reads see exactly the header's records (the map covers
