@@ -5,7 +5,7 @@ use recmap::format::{slot, Header, MAX_GENERATION, SLOT_LEN, SLOT_OFFSETS};
 use recmap::{RawStore, Schema};
 use std::os::unix::fs::FileExt;
 
-/// A new store whose only header (slot 1) claims generation `g` (odd).
+/// A new store whose only header (slot 1) claims generation `g`.
 fn store_at_generation(path: &std::path::Path, g: u64) {
     drop(RawStore::create(path, &Schema::parse("x:u64").unwrap()).unwrap());
     let f = std::fs::OpenOptions::new()
@@ -18,6 +18,8 @@ fn store_at_generation(path: &std::path::Path, g: u64) {
     b[slot::GENERATION..slot::GENERATION + 8].copy_from_slice(&g.to_le_bytes());
     let crc = crc32fast::hash(&b[..slot::CRC]);
     b[slot::CRC..slot::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = recmap::format::slot_crc_v2(&b);
+    b[slot::V2_CRC..slot::V2_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     f.write_all_at(&b, SLOT_OFFSETS[1]).unwrap();
 }
 
