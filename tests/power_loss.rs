@@ -4,17 +4,20 @@
 //! (`IoEvent::Write`/`Sync`/`SetLen`) and the log `<path>-wal`
 //! (`IoEvent::LogWrite`/`LogSync`/`LogSetLen`). For each file the harness
 //! keeps its *durable image* (as of that file's last sync) and the writes and
-//! length changes made since, and at every event builds crash images: per
-//! file, the durable image plus an arbitrary subset of the later writes, at
-//! 512-byte sector granularity and in any version order, with torn header
-//! slots and torn log frames, and with a new length that reached the disk
-//! before its contents (or not at all).
+//! length changes made since (their bytes read back from the live file), and
+//! at every event builds crash images: per file, the durable image plus an
+//! arbitrary subset of the later writes at 512-byte sector granularity (per
+//! sector a prefix of the versions it went through: any, page by page, in
+//! write order, front to back, all but one sector, all), sometimes torn
+//! inside a sector (header slots, log frames), with a new length that reached
+//! the disk before its contents or not at all. A log write of several frames
+//! also gets images cut between the end of its first frame and its end.
 //!
 //! A model knows the state of the last durable commit and, while `commit()`
 //! runs, of the commit in flight (durable from its `LogSync` on). Every
 //! image, whatever was in flight (in-place updates, multi-record batches
 //! across many pages, small and bulk appends, growth, checkpoints, commits
-//! larger than the log), must:
+//! larger than the log, commits of several frames), must:
 //! - open read-only *without* replaying the log (the reader overlays it) at
 //!   exactly the last durable commit or, once its frames were written, the
 //!   in-flight one, with every record equal to the model's state of that
@@ -24,8 +27,22 @@
 //! - now and then, continue as a writer from there (a later commit, read
 //!   back after a clean close).
 //!
+//! Besides, every header the engine writes (checkpoint, growth) must name
+//! exactly the last durable commit, the log is written only inside a commit
+//! (once) and synced once per commit, and `commit()` returns only after its
+//! log sync.
+//!
+//! Three workloads: append-only (an append-only store), in-place updates,
+//! and commits of 50,000 updates (1.6 MB of frames: two frames in one write).
 //! `RECMAP_POWER_SEED` replays a run; `RECMAP_POWER_STEPS` makes it longer
-//! (CI: 150 steps per test; the long run in `docs/durability.md`: 1500).
+//! (default 150 steps; the third workload takes a fifteenth of them, at
+//! least 3); `RECMAP_POWER_FROM_EVENT` checks no image before that event
+//! (to reach a late failure of a replayed seed quickly).
+//!
+//! Figures (release build, 2 cores, files on /dev/shm), CI default:
+//! FIGURES_CI
+//! Long run, `RECMAP_POWER_STEPS=1500`:
+//! FIGURES_LONG
 
 use recmap::format::wal::{FrameHeader, FRAME_TARGET};
 use recmap::format::{choose_slot, Header, SLOT_LEN, SLOT_OFFSETS};
@@ -172,12 +189,28 @@ impl FileSim {
                 }
             }
         }
-        let mode = rng.below(5);
+        let mode = rng.below(6);
         let prefix = rng.below(self.pending.len() as u64 + 1) as usize;
         let skip_one = rng.below(versions.len() as u64);
         let mut page_choice: HashMap<u64, usize> = HashMap::new();
         let mut chosen: HashSet<(usize, u64)> = HashSet::new();
-        for (k, (&s, vs)) in versions.iter().enumerate() {
+        if mode == 5 {
+            // Written front to back, write after write, up to some sector
+            // (a long write cut short).
+            let all: Vec<(usize, u64)> = self
+                .pending
+                .iter()
+                .enumerate()
+                .filter_map(|(k, op)| match op {
+                    Op::Write { offset, data } => Some((k, *offset, data.len())),
+                    Op::SetLen(_) => None,
+                })
+                .flat_map(|(k, o, n)| sectors_of(o, n).map(move |s| (k, s)))
+                .collect();
+            let cut = rng.below(all.len() as u64 + 1) as usize;
+            chosen.extend(all[..cut].iter().copied());
+        }
+        for (k, (&s, vs)) in versions.iter().enumerate().filter(|_| mode != 5) {
             let n = vs.len();
             let upto = match mode {
                 // Any prefix, sector by sector.
@@ -267,6 +300,10 @@ struct Stats {
     bulk_commits: u64,
     big_commits: u64,
     multi_frame_commits: u64,
+    /// Images taken while a commit of several frames was in flight, and
+    /// those of them with its first frame whole and a later one not.
+    multi_frame_images: u64,
+    first_frame_only: u64,
 }
 
 struct Sim {
@@ -293,6 +330,10 @@ struct Sim {
     /// reach a late failure of a replayed seed fast; the engine's I/O does
     /// not depend on the images).
     skip_until: u64,
+    /// Data writes since the last other event.
+    write_run: u64,
+    /// Images per event while anything is unsynced (fewer for large stores).
+    per_event: u64,
 }
 
 /// Both header slots and the frames at the start of the log, for a failure report.
@@ -391,19 +432,32 @@ impl Sim {
                 }
             }
         }
+        self.write_run = match ev {
+            IoEvent::Write { .. } => self.write_run + 1,
+            _ => 0,
+        };
         if self.stats.events < self.skip_until {
             return;
         }
-        // Eight images per event; past 512 unsynced writes (the apply phase
-        // of a huge commit) about one per 8 x (writes / 512) events.
-        let pending = (self.data.pending.len() + self.log.pending.len()) as u64;
-        let n = match pending {
-            0 => 1,
-            1..=512 => 8,
-            p => u64::from(self.rng.chance(p / 64)),
+        // Eight images per event while anything is unsynced (three for the
+        // large store of `Work::MultiFrame`, 48 for a log write of several
+        // frames); past 32 data writes in a row (applying a huge commit) the
+        // k-th write gets one with probability 4/k.
+        let pending = !self.data.pending.is_empty() || !self.log.pending.is_empty();
+        let n = match self.write_run {
+            _ if !pending => 1,
+            _ if matches!(*ev, IoEvent::LogWrite { len, .. } if len > FRAME_TARGET as u64) => 48,
+            0..=32 => self.per_event,
+            k => u64::from(self.rng.chance(k / 4)),
         };
         for _ in 0..n {
-            self.check(ev);
+            self.check(ev, false);
+        }
+        if matches!(*ev, IoEvent::LogWrite { len, .. } if len > FRAME_TARGET as u64) {
+            // And some images of exactly that case.
+            for _ in 0..4 {
+                self.check(ev, true);
+            }
         }
     }
 
@@ -529,12 +583,40 @@ impl Sim {
         }
     }
 
-    fn check(&mut self, ev: &IoEvent) {
+    /// Checks one crash image; `cut_after_first_frame`: the log's pending
+    /// write of several frames reached the disk up to a point past its
+    /// first frame (and before its end), nothing else of the log did.
+    fn check(&mut self, ev: &IoEvent, cut_after_first_frame: bool) {
         self.stats.images += 1;
         let (data, torn_header) = self.data.image(&mut self.rng, |offset, len| {
             len >= SLOT_LEN && SLOT_OFFSETS.contains(&offset)
         });
-        let (log, torn_frame) = self.log.image(&mut self.rng, |_, _| true);
+        let (log, torn_frame) = match self.log.pending.last() {
+            Some(Op::Write { offset, data }) if cut_after_first_frame => {
+                let first = FrameHeader::decode(data).unwrap().frame_len(24).unwrap();
+                let cut = first + self.rng.below(data.len() as u64 - first);
+                let mut log = self.log.durable.clone();
+                put(&mut log, *offset, &data[..cut as usize], true);
+                (log, true)
+            }
+            _ => self.log.image(&mut self.rng, |_, _| true),
+        };
+        // A commit of several frames in flight: did its first frame reach the
+        // disk whole without the rest?
+        let multi = self.log.pending.iter().find_map(|op| match op {
+            Op::Write { offset, data } if data.len() > FRAME_TARGET => {
+                Some((*offset as usize, data))
+            }
+            _ => None,
+        });
+        if let Some((o, frames)) = multi {
+            self.stats.multi_frame_images += 1;
+            let first = FrameHeader::decode(frames).unwrap().frame_len(24).unwrap() as usize;
+            let whole = log.get(o..o + frames.len()) == Some(&frames[..]);
+            if log.get(o..o + first) == Some(&frames[..first]) && !whole {
+                self.stats.first_frame_only += 1;
+            }
+        }
         if torn_header || torn_frame {
             self.stats.torn += 1;
         }
@@ -631,8 +713,8 @@ enum Work {
     /// Appends, in-place updates (a few records, or batches over many pages),
     /// checkpoints and rollbacks.
     Updates,
-    /// As `Updates`, on 45,000 records, with commits of 36,000 updates:
-    /// 1.2 MB of frames (two frames in one log write).
+    /// As `Updates`, on 60,000 records, with commits of 50,000 updates:
+    /// 1.6 MB of frames (two frames in one log write).
     MultiFrame,
 }
 
@@ -668,6 +750,8 @@ fn run(work: Work, seed: u64, steps: u64) -> Stats {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
+        write_run: 0,
+        per_event: if work == Work::MultiFrame { 3 } else { 8 },
     }));
     let s2 = sim.clone();
     store.raw_mut().set_io_observer(Some(Box::new(move |ev| {
@@ -676,14 +760,14 @@ fn run(work: Work, seed: u64, steps: u64) -> Stats {
     let mut rng = Rng(mix(seed) | 1);
     let mut current: Vec<Rec> = Vec::new();
     if work == Work::MultiFrame {
-        current.extend((0..45_000).map(|i| rec(i, 0)));
+        current.extend((0..60_000).map(|i| rec(i, 0)));
         store.extend(current.iter().copied()).unwrap();
         commit(&mut store, &sim, &current);
     }
     for step in 0..steps {
         let len = store.len();
-        if work == Work::MultiFrame && rng.chance(3) {
-            const HUGE: u64 = 36_000;
+        if work == Work::MultiFrame && step % 5 == 2 {
+            const HUGE: u64 = 50_000;
             let start = rng.below(len - HUGE);
             for i in start..start + HUGE {
                 let v = rec(i, step + 1);
@@ -795,7 +879,8 @@ fn report(name: &str, s: &Stats, t: std::time::Duration) {
     eprintln!(
         "{name}: {} images from {} events in {:.1?} ({} commits: {} bulk, {} larger than the log, \
          {} of several frames; {} log syncs, {} data syncs, {} headers); {} at the in-flight \
-         commit, {} with commits only in the log, {} torn, {} continued as a writer",
+         commit, {} with commits only in the log, {} torn, {} continued as a writer; {} while a \
+         commit of several frames was in flight, {} of them with only its first frame",
         s.images,
         s.events,
         t,
@@ -809,7 +894,9 @@ fn report(name: &str, s: &Stats, t: std::time::Duration) {
         s.at_in_flight,
         s.log_only,
         s.torn,
-        s.continued
+        s.continued,
+        s.multi_frame_images,
+        s.first_frame_only
     );
 }
 
@@ -840,7 +927,8 @@ fn power_loss_with_multi_frame_commits() {
     let seed = seed();
     eprintln!("power_loss_with_multi_frame_commits: RECMAP_POWER_SEED={seed}");
     let t0 = std::time::Instant::now();
-    let s = run(Work::MultiFrame, seed, (steps() / 10).max(1));
+    let s = run(Work::MultiFrame, seed, (steps() / 15).max(3));
     report("power_loss_with_multi_frame_commits", &s, t0.elapsed());
     assert!(s.multi_frame_commits > 0, "{s:?}");
+    assert!(s.first_frame_only > 0, "never only the first frame: {s:?}");
 }
