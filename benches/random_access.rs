@@ -36,7 +36,12 @@
 //! lookups in rounds (one block of 32,768 lookups per system per round, order
 //! rotated) and prints the median ns/op and the median per-round ratio to
 //! `recmap_get` on stderr. On a shared, noisy machine these paired ratios are
-//! steadier than ratios of criterion figures measured minutes apart.
+//! steadier than ratios of criterion figures measured minutes apart. A second
+//! cross-check runs the same lookups folded into a checksum (one `black_box`
+//! per block, not per lookup), the shape of a user's loop: a `black_box` may
+//! write memory as far as the compiler knows, so with one per lookup every
+//! `Store::get` reads its handle's fields again, which the folded loop lets
+//! the compiler keep in registers.
 //!
 //! Run (release):
 //!
@@ -339,6 +344,17 @@ fn benches(c: &mut Criterion) {
             &indices,
             rounds,
         );
+        interleaved(
+            &mut [
+                ("recmap_get folded", &mut folded(recmap_get)),
+                ("recmap_slice folded", &mut folded(recmap_slice)),
+                ("memmap2 bytes folded", &mut folded(memmap2_from_bytes)),
+                ("memmap2_ptr folded", &mut folded(memmap2_ptr)),
+                ("vec folded", &mut folded(vec_get)),
+            ],
+            &indices,
+            rounds,
+        );
     }
 
     // ----- random lookups ----------------------------------------------------
@@ -389,6 +405,20 @@ fn benches(c: &mut Criterion) {
     eprintln!("mappings after the run:");
     report_mapping("recmap", store.get(0).unwrap() as *const Rec as usize);
     report_mapping("memmap2", map.as_ptr() as usize);
+}
+
+/// Like `common::timed`, but the lookups are summed and only the sum goes
+/// through `black_box`, as a loop folding a field into a checksum would.
+fn folded(mut f: impl FnMut(u64) -> u64) -> impl FnMut(&[u64]) -> Duration {
+    move |block| {
+        let t = Instant::now();
+        let mut sum = 0u64;
+        for &i in block {
+            sum = sum.wrapping_add(f(i));
+        }
+        black_box(sum);
+        t.elapsed()
+    }
 }
 
 /// Criterion benchmark of one lookup per iteration, cycling through `indices`.

@@ -11,6 +11,12 @@
 //!
 //! The latency part re-runs this binary as the reader process; it prints the
 //! median and p99 on stderr. Results: `docs/benchmarks.md`.
+//!
+//! The paired cross-check (stderr) runs twice: with a `black_box` per lookup
+//! (as criterion does), and with the lookups folded into a checksum, one
+//! `black_box` per block, as a user's loop would (a `black_box` may write
+//! memory as far as the compiler knows, so with one per lookup every lookup
+//! reads its handle's fields again); the second adds `Snapshot::get`.
 
 use criterion::Criterion;
 use recmap::{Options, Reader, Store};
@@ -129,6 +135,47 @@ fn bench_gets(c: &mut Criterion, path: &std::path::Path) {
         &idx,
         rounds,
     );
+    let mut snap_reader = Reader::<Rec>::open(path).unwrap();
+    let snap = snap_reader.snapshot().unwrap();
+    interleaved(
+        &mut [
+            (
+                "store_get folded",
+                &mut folded(|i| writer.get(i).unwrap().a[7]),
+            ),
+            (
+                "reader_get folded",
+                &mut folded(|i| reader.get(i).unwrap().unwrap().a[7]),
+            ),
+            (
+                "snapshot_get folded",
+                &mut folded(|i| snap.get(i).unwrap().unwrap().a[7]),
+            ),
+            (
+                "memmap2 bytes folded",
+                &mut folded(|i| {
+                    let off = data + i as usize * 64;
+                    bytemuck::from_bytes::<Rec>(&map[off..off + 64]).a[7]
+                }),
+            ),
+        ],
+        &idx,
+        rounds,
+    );
+}
+
+/// Like `common::timed`, but the lookups are summed and only the sum goes
+/// through `black_box`, as a loop folding a field into a checksum would.
+fn folded(mut f: impl FnMut(u64) -> u64) -> impl FnMut(&[u64]) -> std::time::Duration {
+    move |block| {
+        let t = std::time::Instant::now();
+        let mut sum = 0u64;
+        for &i in block {
+            sum = sum.wrapping_add(f(i));
+        }
+        black_box(sum);
+        t.elapsed()
+    }
 }
 
 /// Child: a reader process that reports when it sees each commit.

@@ -186,15 +186,8 @@ impl RawReader {
             header.record_size as u64,
             header.record_align as u64,
             header.record_count,
+            overlay.is_empty(),
         );
-        if fits && !overlay.is_empty() {
-            let _ = map.set_records(
-                header.layout.data_offset,
-                header.record_size as u64,
-                header.record_align as u64,
-                0,
-            );
-        }
         if fits {
             Ok(())
         } else {
@@ -444,6 +437,35 @@ impl RawReader {
         self.map.slot::<T>(i)
     }
 
+    /// Where a typed read finds record `i` when `map_slot` has none: past
+    /// the end, in the overlay, or in the map after all (any record while
+    /// the window lends none).
+    ///
+    /// No step can panic, allocate or write memory other than the result,
+    /// so the compiler infers that a call of it writes nothing of the
+    /// reader's: a caller's lookup loop then keeps the reader's fields in
+    /// registers across it, where any call that might write memory makes
+    /// every lookup read them again. `#[inline]` (it is cold, so it is not
+    /// inlined) gives each codegen unit its own copy, whose attributes the
+    /// compiler sees; a copy in another unit would be opaque.
+    #[cold]
+    #[inline]
+    pub(crate) fn unwindowed<T: bytemuck::Pod>(&self, i: u64) -> Unwindowed<'_, T> {
+        let Some(slot) = self.map.any_slot::<T>(i) else {
+            return Unwindowed::End;
+        };
+        // The overlay holds images of exactly `record_size` bytes, which is
+        // `T`'s size (`Reader<T>` checked the schema), aligned like records
+        // in the map; `try_` keeps the impossible mismatch from being a panic.
+        match self
+            .overlay_get(i)
+            .and_then(|b| bytemuck::try_from_bytes(b).ok())
+        {
+            Some(v) => Unwindowed::Image(v),
+            None => Unwindowed::Map(slot),
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn stripe_begin(&self, group: u64) -> u64 {
         self.coord.read_begin(group)
@@ -530,6 +552,16 @@ impl RawReader {
     }
 }
 
+/// Record `i` outside the window, from [`RawReader::unwindowed`].
+pub(crate) enum Unwindowed<'a, T> {
+    /// Past the adopted length.
+    End,
+    /// The overlay's image, part of the adopted commit by construction.
+    Image(&'a T),
+    /// In the map: read it as a windowed record.
+    Map(Slot<'a, T>),
+}
+
 /// A typed reader; see [`RawReader`].
 ///
 /// ```no_run
@@ -599,7 +631,7 @@ impl<T: Record> Reader<T> {
             return Ok(Some(v));
         }
         let mut v = T::zeroed();
-        raw.read_contended(i, group, slot.offset(), bytemuck::bytes_of_mut(&mut v))?;
+        raw.read_contended(i, group, raw.offset(i), bytemuck::bytes_of_mut(&mut v))?;
         Ok(Some(v))
     }
 
@@ -674,5 +706,81 @@ impl<T: Record> Reader<T> {
     /// True for append-only stores.
     pub fn is_append_only(&self) -> bool {
         self.raw.is_append_only()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Reader, Record, Store};
+
+    crate::record! {
+        /// 64 bytes: pages hold whole records (dense packing).
+        struct Wide { a: [u64; 8] }
+    }
+    crate::record! {
+        /// 24 bytes: 170 to a page, 16 bytes of each page unused.
+        struct Narrow { a: u64, b: u64, c: u64 }
+    }
+
+    /// `Reader::get` and `Snapshot::get` in and outside the window: a
+    /// reader with no writer adopts the commits of a log nobody replayed,
+    /// holding their records in its overlay (the window is then empty).
+    fn every_path<R: Record + PartialEq + std::fmt::Debug>(mk: fn(u64) -> R) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.rmap");
+        let mut s = Store::<R>::create(&path).unwrap();
+        for i in 0..500 {
+            s.push(&mk(i)).unwrap();
+        }
+        s.commit().unwrap();
+        {
+            let mut r = Reader::<R>::open(&path).unwrap();
+            assert!(r.raw.overlay.is_empty());
+            for i in 0..500 {
+                assert_eq!(r.get(i).unwrap(), Some(mk(i)), "windowed {i}");
+            }
+            assert_eq!(r.get(500).unwrap(), None);
+            let snap = r.snapshot().unwrap();
+            for i in 0..500 {
+                assert_eq!(snap.get(i).unwrap(), Some(mk(i)), "windowed {i}");
+            }
+            assert_eq!(snap.get(500).unwrap(), None);
+            assert_eq!(snap.get(u64::MAX).unwrap(), None);
+        }
+        s.set(7, &mk(1007)).unwrap();
+        s.set(400, &mk(1400)).unwrap();
+        s.push(&mk(500)).unwrap();
+        s.commit().unwrap();
+        // The commit is in the log only: no checkpoint, no replay.
+        s.simulate_crash();
+        let want = |i| match i {
+            7 => mk(1007),
+            400 => mk(1400),
+            _ => mk(i),
+        };
+        let mut r = Reader::<R>::open(&path).unwrap();
+        assert!(!r.raw.overlay.is_empty(), "the log's records are held");
+        assert_eq!(r.len(), 501);
+        for i in 0..501 {
+            assert_eq!(r.get(i).unwrap(), Some(want(i)), "with overlay {i}");
+        }
+        assert_eq!(r.get(501).unwrap(), None);
+        assert_eq!(r.get(u64::MAX).unwrap(), None);
+        let snap = r.snapshot().unwrap();
+        for i in 0..501 {
+            assert_eq!(snap.get(i).unwrap(), Some(want(i)), "with overlay {i}");
+        }
+        assert_eq!(snap.get(501).unwrap(), None);
+        assert_eq!(snap.get(u64::MAX).unwrap(), None);
+    }
+
+    #[test]
+    fn get_finds_every_record() {
+        every_path(|i| Wide { a: [i; 8] });
+        every_path(|i| Narrow {
+            a: i,
+            b: !i,
+            c: i * 3,
+        });
     }
 }

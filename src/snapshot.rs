@@ -21,7 +21,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::Packing;
-use crate::reader::RawReader;
+use crate::reader::{RawReader, Unwindowed};
 use crate::record::Record;
 use std::marker::PhantomData;
 
@@ -132,15 +132,27 @@ impl<'r, T: Record> Snapshot<'r, T> {
     #[inline(always)]
     pub fn get(&self, i: u64) -> Result<Option<T>> {
         let raw = self.raw;
-        let Some(slot) = raw.map_slot::<T>(i) else {
-            return self.get_unwindowed(i);
+        // Everything the lookup reads of the reader is read here, before the
+        // first branch, and the stripe word too (any group's word may be
+        // read; append-only stores ignore it): in a caller's loop these
+        // reads then come first in every lookup, where the compiler can
+        // keep the fields in registers (`unwindowed` writes nothing).
+        let generation = raw.generation();
+        let append_only = raw.is_append_only();
+        let slot = raw.map_slot::<T>(i);
+        let g = Self::PACKING.group_of(i);
+        let w = raw.stripe_begin(g);
+        let slot = match slot {
+            Some(slot) => slot,
+            None => match raw.unwindowed::<T>(i) {
+                Unwindowed::Map(slot) => slot,
+                Unwindowed::Image(v) => return Ok(Some(*v)),
+                Unwindowed::End => return Ok(None),
+            },
         };
-        if raw.is_append_only() {
+        if append_only {
             return Ok(Some(slot.read()));
         }
-        let g = Self::PACKING.group_of(i);
-        let generation = raw.generation();
-        let w = raw.stripe_begin(g);
         if serves(w, generation) {
             let v = slot.read();
             if raw.stripe_recheck(g, w) {
@@ -151,16 +163,6 @@ impl<'r, T: Record> Snapshot<'r, T> {
             generation,
             index: i,
         })
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn get_unwindowed(&self, i: u64) -> Result<Option<T>> {
-        let mut v = T::zeroed();
-        Ok(self
-            .raw()
-            .read_into(i, bytemuck::bytes_of_mut(&mut v))?
-            .then_some(v))
     }
 
     /// Copies records `first..` as of the snapshot into `out`, returning

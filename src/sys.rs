@@ -90,21 +90,34 @@ impl RecordWindow {
         })
     }
 
-    /// Byte offset of record `i` read as a `T`: `None` past the count or if
-    /// `T`'s size and alignment are not the window's. By the window's
-    /// invariant the `size_of::<T>()` bytes there lie inside the mapping and
-    /// are aligned for `T`: the base plus `data_offset` is a multiple of the
-    /// record alignment, and `record_offset` adds multiples of the record
-    /// size and of the group size (whole pages), both multiples of an
-    /// alignment of at most a page.
+    /// True if record `i` may be read as a `T`: it is below the count and
+    /// `T`'s size and alignment are the window's. By the window's invariant
+    /// the `size_of::<T>()` bytes at `place::<T>(i)` then lie inside the
+    /// mapping and are aligned for `T`: the base plus `data_offset` is a
+    /// multiple of the record alignment, and `record_offset` adds multiples
+    /// of the record size and of the group size (whole pages), both
+    /// multiples of an alignment of at most a page.
     #[inline(always)]
-    fn offset<T>(&self, i: u64) -> Option<usize> {
+    fn holds<T>(&self, i: u64) -> bool {
         let size = std::mem::size_of::<T>() as u64;
-        if i >= self.count || self.shape != shape(size, std::mem::align_of::<T>() as u64) {
-            return None;
-        }
+        // `&`, not `&&`: both fields are read, with no branch between.
+        (i < self.count) & (self.shape == shape(size, std::mem::align_of::<T>() as u64))
+    }
+
+    /// Byte offset of record `i` as a `T`, meaningful only if `holds::<T>(i)`
+    /// (else any value: the arithmetic wraps).
+    #[inline(always)]
+    fn place<T>(&self, i: u64) -> usize {
         // A constant packing for `T`: no division at run time.
-        Some(self.data_offset + crate::format::Packing::new(size).record_offset(i) as usize)
+        let p = crate::format::Packing::new(std::mem::size_of::<T>() as u64);
+        let rel = if p.is_dense() {
+            i.wrapping_mul(p.record_size)
+        } else {
+            (i / p.records_per_group)
+                .wrapping_mul(p.group_bytes())
+                .wrapping_add(i % p.records_per_group * p.record_size)
+        };
+        self.data_offset.wrapping_add(rel as usize)
     }
 }
 
@@ -153,14 +166,37 @@ impl RecordMap {
 
     /// Record `i` of the window as a `&T`, or `None` past its count or if
     /// `T`'s size and alignment are not the window's.
+    ///
+    /// Every field is read, and the address computed (wrapping: it is used
+    /// only once checked), before the one branch: in a caller's loop these
+    /// reads then run in every iteration, before anything that might not
+    /// return, which lets the compiler hoist them out of the loop (if
+    /// nothing in the loop may write memory). Reads after the branch would
+    /// stay in the loop: the compiler cannot tell that `&self` points to
+    /// readable memory where the branch is not taken.
     #[inline(always)]
     pub(crate) fn record<T: bytemuck::Pod>(&self, i: u64) -> Option<&T> {
-        let off = self.window.offset::<T>(i)?;
+        let w = self.window;
+        let at = self.map.as_ptr().wrapping_add(w.place::<T>(i));
+        let holds = w.holds::<T>(i);
+        // Tells the compiler that a record it returns is not null, so that a
+        // caller's `unwrap` needs no test: stated before the branch (`|`:
+        // without one), which keeps `at`'s reads there, and after it.
+        // SAFETY: a record the window holds lies inside the mapping (see
+        // below), and no mapping contains address 0.
+        unsafe { std::hint::assert_unchecked(!holds | !at.is_null()) };
+        if !holds {
+            return None;
+        }
         // Validity: `T` is `Pod`, so any bytes are a valid `T`; they do not
         // change while borrowed, as argued in `map`.
-        // SAFETY: the window's `offset` vouches that the bytes are inside the
-        // mapping, which `&self` keeps alive, and aligned for `T`.
-        Some(unsafe { &*(self.map.as_ptr().add(off) as *const T) })
+        // SAFETY: the window's `holds` vouches that the bytes at `place` are
+        // inside the mapping, which `&self` keeps alive, and aligned for `T`;
+        // so `at` is not null, as above.
+        unsafe {
+            std::hint::assert_unchecked(!at.is_null());
+            Some(&*(at as *const T))
+        }
     }
 }
 
@@ -432,24 +468,24 @@ pub(crate) fn seq_recheck(word: &AtomicU64, begin: u64) -> bool {
 pub(crate) struct SharedMap {
     raw: MmapRaw,
     len: usize,
-    /// The records `slot` hands out (set by `set_records`).
+    /// Every record of the adopted commit (set by `set_records`): the
+    /// records `any_slot` hands out.
+    all: RecordWindow,
+    /// The records `slot` hands out: `all`, or none while the reader holds
+    /// newer images of some in an overlay.
     window: RecordWindow,
 }
 
 /// Record `i` of a `SharedMap`'s window, bounds-checked once when made, so
 /// that reading it (again, on a seqlock retry) needs no check.
 pub(crate) struct Slot<'a, T> {
-    map: &'a SharedMap,
-    offset: usize,
-    _t: std::marker::PhantomData<T>,
+    /// The record's address: `size_of::<T>()` bytes inside the mapping
+    /// (which `'a` keeps alive), as the window vouched when the slot was made.
+    at: *const u8,
+    _t: std::marker::PhantomData<(&'a SharedMap, T)>,
 }
 
 impl<T: bytemuck::Pod> Slot<'_, T> {
-    /// Byte offset of the record in the file.
-    pub(crate) fn offset(&self) -> usize {
-        self.offset
-    }
-
     /// The record, read as by [`SharedMap::copy_atomic`]: possibly mixed old
     /// and new bytes, which is fine for `Pod` types (every bit pattern is
     /// valid); callers validate.
@@ -459,12 +495,12 @@ impl<T: bytemuck::Pod> Slot<'_, T> {
     #[inline(always)]
     pub(crate) fn read(&self) -> T {
         let mut v = std::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: `slot` made this only from the window's `offset`, which
-        // vouches that the bytes are inside the mapping, which `&'a` keeps
-        // alive; `v` is a local of exactly `size_of::<T>()` bytes.
+        // SAFETY: `slot_in` made this only for a record its window holds,
+        // which vouches that the bytes at `at` are inside the mapping, which
+        // `'a` keeps alive; `v` is a local of exactly `size_of::<T>()` bytes.
         unsafe {
             racy_copy(
-                self.map.raw.as_ptr().wrapping_add(self.offset),
+                self.at,
                 v.as_mut_ptr().cast::<u8>(),
                 std::mem::size_of::<T>(),
             )
@@ -484,17 +520,18 @@ impl SharedMap {
         Ok(SharedMap {
             raw,
             len,
+            all: RecordWindow::EMPTY,
             window: RecordWindow::EMPTY,
         })
     }
 
-    /// Sets the records `slot` may hand out: `count` records of
+    /// Sets the records `any_slot` may hand out: `count` records of
     /// `record_size` bytes aligned to `record_align`, packed as the format
-    /// packs them from `data_offset`. Returns false, and empties the window,
-    /// if they do not all lie inside the mapping (callers map the header's
-    /// layout first, and a decoded header's count never exceeds its
-    /// capacity, so false means a bug or a hostile header that slipped past
-    /// decoding).
+    /// packs them from `data_offset`; `slot` hands out the same if `lend`,
+    /// else none. Returns false, and empties both windows, if the records do
+    /// not all lie inside the mapping (callers map the header's layout
+    /// first, and a decoded header's count never exceeds its capacity, so
+    /// false means a bug or a hostile header that slipped past decoding).
     #[must_use]
     pub(crate) fn set_records(
         &mut self,
@@ -502,6 +539,7 @@ impl SharedMap {
         record_size: u64,
         record_align: u64,
         count: u64,
+        lend: bool,
     ) -> bool {
         let w = RecordWindow::new(
             self.raw.as_ptr() as usize,
@@ -511,7 +549,8 @@ impl SharedMap {
             record_align,
             count,
         );
-        self.window = w.unwrap_or(RecordWindow::EMPTY);
+        self.all = w.unwrap_or(RecordWindow::EMPTY);
+        self.window = if lend { self.all } else { RecordWindow::EMPTY };
         w.is_some()
     }
 
@@ -519,9 +558,26 @@ impl SharedMap {
     /// `T`'s size and alignment are not the window's.
     #[inline(always)]
     pub(crate) fn slot<T: bytemuck::Pod>(&self, i: u64) -> Option<Slot<'_, T>> {
+        self.slot_in(self.window, i)
+    }
+
+    /// `slot` for every record of the adopted commit, even while `slot`
+    /// lends none (the caller looks in its overlay first).
+    #[inline(always)]
+    pub(crate) fn any_slot<T: bytemuck::Pod>(&self, i: u64) -> Option<Slot<'_, T>> {
+        self.slot_in(self.all, i)
+    }
+
+    #[inline(always)]
+    fn slot_in<T: bytemuck::Pod>(&self, w: RecordWindow, i: u64) -> Option<Slot<'_, T>> {
+        // As in `RecordMap::record`: the fields are read and the address
+        // computed (wrapping; used only once checked) before the branch.
+        let at = self.raw.as_ptr().wrapping_add(w.place::<T>(i));
+        if !w.holds::<T>(i) {
+            return None;
+        }
         Some(Slot {
-            map: self,
-            offset: self.window.offset::<T>(i)?,
+            at,
             _t: std::marker::PhantomData,
         })
     }

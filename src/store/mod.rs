@@ -46,7 +46,7 @@ pub use options::Options;
 pub use verify::{Problem, Repair, RepairReport, VerifyReport};
 
 use crate::coord::Coord;
-use crate::format::{Header, Layout};
+use crate::format::{Header, Layout, Packing};
 use crate::schema::Schema;
 use crate::sys;
 use overlay::{Overlay, Page};
@@ -245,6 +245,31 @@ impl RawStore {
         }
     }
 
+    /// Record `i` as bytes, like `get`, for the typed `get`'s rare path
+    /// (`Store::get_staged`): `p` is the store's packing (a constant for a
+    /// typed store), and no step can panic or write memory, so that the
+    /// compiler infers as much for that path.
+    #[inline(always)]
+    pub(crate) fn get_readonly(&self, i: u64, p: Packing) -> Option<&[u8]> {
+        debug_assert_eq!(p, self.layout.packing);
+        let size = p.record_size as usize;
+        if !self.overlay.is_empty() {
+            if let Some(b) = self.overlay.get(i) {
+                return Some(b);
+            }
+        }
+        if i < self.flushed {
+            let off = self.layout.data_offset.checked_add(p.record_offset(i))? as usize;
+            self.map.get(off..)?.get(..size)
+        } else if i < self.len {
+            let off = p.record_offset(i).checked_sub(self.stage_base)? as usize;
+            self.stage_bytes().get(off..)?.get(..size)
+        } else {
+            None
+        }
+    }
+
+    #[inline]
     fn stage_bytes(&self) -> &[u8] {
         bytemuck::cast_slice(&self.stage)
     }

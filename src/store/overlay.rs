@@ -20,8 +20,9 @@ pub(crate) struct Page(pub(crate) [u8; PAGE_SIZE as usize]);
 #[derive(Clone)]
 pub(crate) struct Overlay {
     packing: Packing,
-    /// Record index -> slot in `arena`.
-    index: BTreeMap<u64, u64>,
+    /// Record index -> byte offset of its image in `arena`: the packing's
+    /// offset of the image's slot (slots are taken in order of arrival).
+    index: BTreeMap<u64, usize>,
     arena: Vec<Page>,
 }
 
@@ -51,16 +52,17 @@ impl Overlay {
         self.index.len()
     }
 
-    fn slot_range(&self, slot: u64) -> std::ops::Range<usize> {
-        let at = self.packing.record_offset(slot) as usize;
+    fn image_range(&self, at: usize) -> std::ops::Range<usize> {
         at..at + self.packing.record_size as usize
     }
 
-    /// The image of record `i`, if held.
+    /// The image of record `i`, if held. No step can panic (the typed
+    /// `get`'s rare path relies on that; see `Store::get`).
     #[inline]
     pub(crate) fn get(&self, i: u64) -> Option<&[u8]> {
-        let slot = *self.index.get(&i)?;
-        Some(&bytemuck::cast_slice(&self.arena)[self.slot_range(slot)])
+        let at = *self.index.get(&i)?;
+        let bytes: &[u8] = bytemuck::cast_slice(&self.arena);
+        bytes.get(at..)?.get(..self.packing.record_size as usize)
     }
 
     pub(crate) fn contains(&self, i: u64) -> bool {
@@ -79,9 +81,9 @@ impl Overlay {
 
     /// Holds `bytes` (one record) as the image of record `i`.
     pub(crate) fn set(&mut self, i: u64, bytes: &[u8]) {
-        let n = self.index.len() as u64;
-        let slot = *self.index.entry(i).or_insert(n);
-        let range = self.slot_range(slot);
+        let next = self.packing.record_offset(self.index.len() as u64) as usize;
+        let at = *self.index.entry(i).or_insert(next);
+        let range = self.image_range(at);
         let pages = range.end.div_ceil(PAGE_SIZE as usize);
         if self.arena.len() < pages {
             self.arena.resize(pages, Page([0; PAGE_SIZE as usize]));
@@ -94,7 +96,7 @@ impl Overlay {
         let bytes: &[u8] = bytemuck::cast_slice(&self.arena);
         self.index
             .iter()
-            .map(move |(&i, &slot)| (i, &bytes[self.slot_range(slot)]))
+            .map(move |(&i, &at)| (i, &bytes[self.image_range(at)]))
     }
 
     /// Drops every image (keeping a modest allocation for the next batch).
