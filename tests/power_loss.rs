@@ -39,10 +39,14 @@
 //! least 3); `RECMAP_POWER_FROM_EVENT` checks no image before that event
 //! (to reach a late failure of a replayed seed quickly).
 //!
-//! Figures (release build, 2 cores, files on /dev/shm), CI default:
-//! FIGURES_CI
-//! Long run, `RECMAP_POWER_STEPS=1500`:
-//! FIGURES_LONG
+//! Figures (release build, 2 cores, files on /dev/shm, tests in parallel):
+//! - CI default (150 steps): about 2,100 images (append-only), 5,200 (in
+//!   place updates) and 520 (two commits of several frames, each with ~50
+//!   images in flight, a dozen with only the first frame whole); 22 s;
+//! - long run (`RECMAP_POWER_STEPS=1500`): 16,441 + 57,971 + 4,948 images
+//!   (20 commits of several frames, 146 images with only the first frame),
+//!   1,723 + 2,225 + 186 at the in-flight commit, 4,919 continued as a
+//!   writer; 0 violations; 14.5 min.
 
 use recmap::format::wal::{FrameHeader, FRAME_TARGET};
 use recmap::format::{choose_slot, Header, SLOT_LEN, SLOT_OFFSETS};
