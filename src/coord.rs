@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 pub const COORD_MAGIC: [u8; 8] = *b"RMAPCORD";
-pub const COORD_VERSION: u32 = 2;
+pub const COORD_VERSION: u32 = 3;
 /// Seqlock stripes; data page (group) `g` uses stripe `g % STRIPES`.
 pub const STRIPES: u64 = 4096;
 /// Offsets in the coordination file.
@@ -41,6 +41,7 @@ pub mod at {
     pub const PUB_SEQ: usize = 80;
     pub const PUB_COUNT: usize = 88;
     pub const PUB_HEADER_SEQ: usize = 96;
+    pub const APPLY_SEQ: usize = 104;
     pub const STRIPES: usize = 4096;
 }
 /// Length of the coordination file.
@@ -250,6 +251,30 @@ impl Coord {
             .store(header_seq, Ordering::Relaxed);
         seq.store(s + 1, Ordering::Release);
         self.set_generation(generation);
+        // Even again: the data pages hold exactly the published state.
+        let apply = self.word(at::APPLY_SEQ);
+        let a = apply.load(Ordering::Relaxed);
+        if a % 2 == 1 {
+            apply.store(a + 1, Ordering::Release);
+        }
+    }
+
+    /// The apply sequence (`docs/concurrency.md`): odd from the first write
+    /// to a data page a reader may see until the next `publish`, even
+    /// otherwise. A reader takes it before adopting a state; while it still
+    /// reads the same even value, no such write has happened since, so the
+    /// data pages hold exactly that state and a copy of any record needs no
+    /// stripe check.
+    pub(crate) fn apply_seq(&self) -> u64 {
+        self.word(at::APPLY_SEQ).load(Ordering::Acquire)
+    }
+
+    /// True if the apply sequence still reads `token` (from `apply_seq`,
+    /// even): no data page was written since, up to this load, which is
+    /// ordered after every copy made before it (`sys::seq_recheck`).
+    #[inline(always)]
+    pub(crate) fn applied_nothing_since(&self, token: u64) -> bool {
+        crate::sys::seq_recheck(self.word(at::APPLY_SEQ), token)
     }
 
     /// Withdraws the published state (a writer that takes over, before it
@@ -412,13 +437,19 @@ impl Coord {
         stripes.sort_unstable();
         stripes.dedup();
         let floor = generation.saturating_mul(2).saturating_sub(1);
+        let apply = self.word(at::APPLY_SEQ);
+        let a = apply.load(Ordering::Relaxed);
+        if a % 2 == 0 {
+            apply.store(a + 1, Ordering::Relaxed);
+        }
         for &s in &stripes {
             let w = self.stripe(s);
             let v = w.load(Ordering::Relaxed);
             let odd = if v % 2 == 1 { v } else { v + 1 };
             w.store(odd.max(floor), Ordering::Relaxed);
         }
-        // The odd values must be visible before any byte of the write.
+        // The odd values (stripes and apply sequence) must be visible before
+        // any byte of the write.
         fence(Ordering::Release);
         stripes
     }

@@ -71,6 +71,10 @@ pub struct RawReader {
     overlay: Overlay,
     /// The coordination file's generation when the state was adopted.
     seen: u64,
+    /// The apply sequence read before the state was adopted, if even
+    /// (`u64::MAX`, which it never reads, otherwise): while it reads the
+    /// same, the data pages hold the adopted state (`Coord::apply_seq`).
+    quiet: u64,
 }
 
 impl std::fmt::Debug for RawReader {
@@ -96,7 +100,7 @@ impl RawReader {
         let coord = Coord::open(path, &file, false)?;
         coord.lock_shared()?;
         let seen = coord.generation();
-        let (header, overlay) = Self::adopt(&file, path, &coord)?;
+        let (header, overlay, quiet) = Self::adopt(&file, path, &coord)?;
         let mut map = Self::map_for(&file, path, &header)?;
         Self::set_window(&mut map, path, &header, &overlay)?;
         let schema = read_schema(&file, path, &header)?;
@@ -114,6 +118,7 @@ impl RawReader {
             schema,
             overlay,
             seen,
+            quiet,
         })
     }
 
@@ -123,11 +128,22 @@ impl RawReader {
     /// exist). Otherwise (no writer, or one still recovering): the newest
     /// valid header and the complete commits of its log, whose records are
     /// returned as an overlay.
-    fn adopt(file: &File, path: &Path, coord: &Coord) -> Result<(Header, Overlay)> {
+    ///
+    /// Also returns the apply sequence taken before the state was read (or
+    /// `u64::MAX` if it was odd): the data pages then held a state no newer
+    /// than the adopted one, and none written since (the writer would have
+    /// made it odd), which makes it the adopted state for every record the
+    /// overlay does not hold.
+    fn adopt(file: &File, path: &Path, coord: &Coord) -> Result<(Header, Overlay, u64)> {
+        let quiet = || match coord.apply_seq() {
+            a if a % 2 == 0 => a,
+            _ => u64::MAX,
+        };
         for _ in 0..100 {
             if !writer_alive(file) {
                 break;
             }
+            let token = quiet();
             let Some((generation, count, header_seq)) = coord.published() else {
                 break;
             };
@@ -142,13 +158,14 @@ impl RawReader {
                 record_count: count,
                 ..best
             };
-            return Ok((h, Overlay::new(h.layout.packing)));
+            return Ok((h, Overlay::new(h.layout.packing), token));
         }
         // The header and its log, read again if a writer checkpointed in
         // between (the log then follows a newer header, and the scan would
         // end early at an older state).
         let mut tries = 0;
         loop {
+            let token = quiet();
             let (mut h, _, _, _) = read_header(file, path, 0)?;
             let mut overlay = Overlay::new(h.layout.packing);
             if let Some((log, log_path)) = Log::open_for_read(path)? {
@@ -166,7 +183,7 @@ impl RawReader {
             let (now, _, _, _) = read_header(file, path, 0)?;
             tries += 1;
             if now.header_seq == h.header_seq || tries >= 100 {
-                return Ok((h, overlay));
+                return Ok((h, overlay, token));
             }
         }
     }
@@ -225,7 +242,7 @@ impl RawReader {
         if seen == self.seen {
             return Ok(false);
         }
-        let (h, overlay) = Self::adopt(&self.file, &self.path, &self.coord)?;
+        let (h, overlay, quiet) = Self::adopt(&self.file, &self.path, &self.coord)?;
         // Dropping an overlay for the same commit served from the data file
         // (a writer replayed the log) is not going backwards.
         let same_without_overlay = h.generation == self.header.generation
@@ -234,6 +251,11 @@ impl RawReader {
         if h.generation < self.header.generation
             || (h.generation == self.header.generation && !same_without_overlay)
         {
+            if h.generation == self.header.generation {
+                // The data pages held this same commit when `quiet` was
+                // taken: a fresher token for the state already adopted.
+                self.quiet = quiet;
+            }
             self.seen = seen;
             return Ok(false);
         }
@@ -255,6 +277,7 @@ impl RawReader {
         self.header = h;
         self.overlay = overlay;
         self.seen = seen;
+        self.quiet = quiet;
         Ok(true)
     }
 
@@ -466,6 +489,19 @@ impl RawReader {
         }
     }
 
+    /// The apply sequence the adopted state was taken at (see `quiet`).
+    #[inline(always)]
+    pub(crate) fn quiet_token(&self) -> u64 {
+        self.quiet
+    }
+
+    /// True if no data page was written since the state was adopted: copies
+    /// made before this call are of the adopted state.
+    #[inline(always)]
+    pub(crate) fn applied_nothing_since(&self, token: u64) -> bool {
+        self.coord.applied_nothing_since(token)
+    }
+
     #[inline(always)]
     pub(crate) fn stripe_begin(&self, group: u64) -> u64 {
         self.coord.read_begin(group)
@@ -619,12 +655,16 @@ impl<T: Record> Reader<T> {
     #[inline(always)]
     pub fn get(&self, i: u64) -> Result<Option<T>> {
         let raw = &self.raw;
+        let token = raw.quiet;
         // The one bounds check: the slot is inside the adopted records.
         let Some(slot) = raw.map.slot::<T>(i) else {
             return self.get_unwindowed(i);
         };
-        if raw.is_append_only() {
-            return Ok(Some(slot.read()));
+        let v = slot.read();
+        // Nothing written since the adopted (committed) state was taken, or
+        // committed records never change: the copy is whole and committed.
+        if raw.applied_nothing_since(token) || raw.is_append_only() {
+            return Ok(Some(v));
         }
         let group = Self::PACKING.group_of(i);
         if let Some(v) = raw.try_read(group, || slot.read()) {
