@@ -439,7 +439,7 @@ impl Coord {
         let floor = generation.saturating_mul(2).saturating_sub(1);
         let apply = self.word(at::APPLY_SEQ);
         let a = apply.load(Ordering::Relaxed);
-        if a % 2 == 0 {
+        if a.is_multiple_of(2) {
             apply.store(a + 1, Ordering::Relaxed);
         }
         for &s in &stripes {

@@ -136,7 +136,7 @@ impl RawReader {
     /// overlay does not hold.
     fn adopt(file: &File, path: &Path, coord: &Coord) -> Result<(Header, Overlay, u64)> {
         let quiet = || match coord.apply_seq() {
-            a if a % 2 == 0 => a,
+            a if a.is_multiple_of(2) => a,
             _ => u64::MAX,
         };
         for _ in 0..100 {
