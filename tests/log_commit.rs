@@ -96,6 +96,12 @@ fn frame_len(crcs: u64, records: u64) -> u64 {
         + records * record_entry_len(SIZE)
 }
 
+/// The length of a log write that ends a commit whose frames take `len`
+/// bytes from `offset`: it runs on with zeros to the next page boundary.
+fn padded(offset: u64, len: u64) -> u64 {
+    (offset + len).next_multiple_of(4096) - offset
+}
+
 /// The frame header at `offset` of the store's log.
 fn frame_at(path: &Path, offset: u64) -> FrameHeader {
     let f = std::fs::File::open(log_path(path)).unwrap();
@@ -168,7 +174,7 @@ fn a_small_update_commit_is_one_log_write_and_one_log_sync() {
             [
                 IoEvent::LogWrite {
                     offset: end,
-                    len: want_len
+                    len: padded(end, want_len)
                 },
                 IoEvent::LogSync,
                 IoEvent::Write {
@@ -200,7 +206,7 @@ fn a_small_update_commit_is_one_log_write_and_one_log_sync() {
         e[0],
         IoEvent::LogWrite {
             offset: end,
-            len: frame_len(100, 100)
+            len: padded(end, frame_len(100, 100))
         }
     );
     assert_eq!(e[1], IoEvent::LogSync);
@@ -239,7 +245,7 @@ fn small_appends_ride_in_the_frame() {
         [
             IoEvent::LogWrite {
                 offset: 0,
-                len: frame_len(0, 10)
+                len: padded(0, frame_len(0, 10))
             },
             IoEvent::LogSync,
             IoEvent::Write {
@@ -350,7 +356,9 @@ fn bulk_appends_are_synced_before_their_frame() {
         assert_ne!(h.flags & FRAME_APPENDS_IN_PLACE, 0);
         assert_eq!(h.record_entries, 0, "the frame only counts them");
         assert_eq!((h.prev_count, h.record_count), (count, count + n));
-        assert!(len < 4096, "a frame of checksums only: {len} bytes");
+        let flen = frame_len(h.crc_entries as u64, h.record_entries as u64);
+        assert!(flen < 4096, "a frame of checksums only: {flen} bytes");
+        assert_eq!(len, padded(offset, flen));
         count += n;
     }
     drop(s);
@@ -443,12 +451,15 @@ fn a_commit_that_would_pass_the_log_size_checkpoints_first() {
         };
         assert_eq!(e[lw + 1], IoEvent::LogSync);
         assert_eq!(e.len(), lw + 3, "commit {k}: {e:?}");
+        let h = frame_at(&path, offset);
+        let flen = frame_len(h.crc_entries as u64, h.record_entries as u64);
+        assert_eq!(len, padded(offset, flen), "commit {k}: padded to a page");
         if lw == 0 {
             assert_eq!(offset, end, "commit {k}: frames follow each other");
             assert!(end + len <= SMALL_LOG, "commit {k} passed the log size");
-            end += len;
+            end += flen;
         } else {
-            assert!(end + len > SMALL_LOG, "commit {k} checkpointed early");
+            assert!(end + flen > SMALL_LOG, "commit {k} checkpointed early");
             assert_checkpoint(&e[..lw], table.clone(), "checkpoint to make room");
             assert_eq!(offset, 0, "the log starts over");
             let h = newest_header(&path);
@@ -458,7 +469,7 @@ fn a_commit_that_would_pass_the_log_size_checkpoints_first() {
                 h.header_seq,
                 "the frame follows the new header"
             );
-            end = len;
+            end = flen;
             checkpoints += 1;
             if checkpoints == 3 {
                 break (i, k);
@@ -531,7 +542,8 @@ fn a_commit_larger_than_the_log_works_and_is_checkpointed_at_once() {
         let second = FrameHeader::decode(&bytes[l1 as usize..]).unwrap();
         assert_eq!(second.flags & FRAME_MORE, 0);
         let l2 = frame_len(second.crc_entries as u64, second.record_entries as u64);
-        assert_eq!(l1 + l2, len);
+        assert_eq!(padded(0, l1 + l2), len);
+        assert!(bytes[(l1 + l2) as usize..].iter().all(|&b| b == 0), "zeros after the frames");
         assert_eq!((first.record_entries + second.record_entries) as u64, n);
         // The updates applied, then at once a checkpoint, then the log
         // shrinks back to its size.

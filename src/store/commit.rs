@@ -22,6 +22,7 @@ use super::wal::Log;
 use super::{Access, RawStore};
 use crate::error::Result;
 use crate::format::wal::{CommitWriter, FrameHeader, FRAME_APPENDS_IN_PLACE};
+use crate::format::PAGE_SIZE;
 use std::time::{Duration, Instant};
 
 /// Appends of a commit up to this many bytes, all still staged, are logged
@@ -50,9 +51,20 @@ impl RawStore {
     pub(super) fn group_crc(&self, g: u64, count: u64) -> u32 {
         let p = self.layout.packing;
         let (first, end) = p.group_records(g, count);
-        if end <= self.flushed && !self.overlay.any_in(first, end) {
-            let off = (self.layout.data_offset + g * p.group_bytes()) as usize;
-            return crc32fast::hash(&self.map[off..off + ((end - first) * p.record_size) as usize]);
+        if end <= self.flushed {
+            // All in the map: hash it around the overlay's images, one
+            // ordered pass over the overlay (no lookup per run).
+            let base = (self.layout.data_offset + g * p.group_bytes()) as usize;
+            let at = |i: u64| base + ((i - first) * p.record_size) as usize;
+            let mut h = crc32fast::Hasher::new();
+            let mut next = first;
+            for (i, image) in self.overlay.range(first..end) {
+                h.update(&self.map[at(next)..at(i)]);
+                h.update(image);
+                next = i + 1;
+            }
+            h.update(&self.map[at(next)..at(end)]);
+            return h.finalize();
         }
         let mut h = crc32fast::Hasher::new();
         for (_, b) in self.runs(first..end) {
@@ -146,7 +158,7 @@ impl RawStore {
             };
             self.encode_commit(&mut buf, frame, &own_full, in_place);
         }
-        let r = r.and_then(|()| self.log_commit(&buf));
+        let r = r.and_then(|()| self.log_commit(&mut buf));
         self.log_mut().buf = buf;
         r?;
         // Durable. Apply: updates to their pages, logged appends past the
@@ -232,12 +244,23 @@ impl RawStore {
     /// Appends one commit's frames at the log's end and makes them durable
     /// (the caller made room); a commit larger than the log's limit extends
     /// the file.
-    fn log_commit(&mut self, frames: &[u8]) -> Result<()> {
+    ///
+    /// The write runs on with zeros to the next page boundary (the next
+    /// commit's frames overwrite them; a scan stops at them): a write that
+    /// ends inside a page the cache does not hold makes the kernel read that
+    /// page from the disk first, a synchronous read inside every commit that
+    /// reaches a new page (measured: 187 against 106 µs for a 9 KiB frame).
+    /// The device writes whole pages either way.
+    fn log_commit(&mut self, frames: &mut Vec<u8>) -> Result<()> {
         let n = frames.len() as u64;
         let at = self.log_mut().end;
-        self.log_write(frames, at)?;
+        let padded = (at + n).next_multiple_of(PAGE_SIZE);
+        frames.resize((padded - at) as usize, 0);
+        let written = self.log_write(frames, at);
+        frames.truncate(n as usize);
+        written?;
         let log = self.log_mut();
-        log.file_len = log.file_len.max(at + n);
+        log.file_len = log.file_len.max(padded);
         self.log_sync()?;
         let log = self.log_mut();
         log.end = at + n;

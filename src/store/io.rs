@@ -18,6 +18,12 @@ use crate::error::{Error, Result};
 use crate::fileio::write_all_at;
 use std::io;
 
+/// The largest piece `RawStore::write` hands the kernel at once, aligned
+/// in the file: small enough that the folios it creates keep later small
+/// updates cheap, large enough that bulk loads lose little (4 % against 2 MiB
+/// writes, measured).
+pub(crate) const WRITE_PIECE: u64 = 256 * 1024;
+
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
 #[doc(hidden)]
 pub type IoObserver = Box<dyn FnMut(&IoEvent) + Send + Sync>;
@@ -44,9 +50,23 @@ pub enum IoEvent {
 impl RawStore {
     /// Every write of the write path goes through here: a positional write
     /// that poisons the handle on failure.
+    ///
+    /// Large writes are cut at multiples of [`WRITE_PIECE`] of the file
+    /// offset: the page cache sizes a folio by the write that creates it,
+    /// and a later small `pwrite` into a folio costs time in proportion to
+    /// its size (ext4 walks every block of the folio: 5 µs for a 64-byte
+    /// update of a 2 MiB folio against 1.8 µs at 256 KiB, measured on this
+    /// machine; docs/benchmarks.md), which commits of scattered updates pay
+    /// once per record.
     pub(super) fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        if let Err(e) = write_all_at(&self.file, buf, offset) {
-            return Err(self.poison("write", e));
+        let (mut rest, mut at) = (buf, offset);
+        while !rest.is_empty() {
+            let room = (WRITE_PIECE - at % WRITE_PIECE) as usize;
+            let (piece, tail) = rest.split_at(room.min(rest.len()));
+            if let Err(e) = write_all_at(&self.file, piece, at) {
+                return Err(self.poison("write", e));
+            }
+            (rest, at) = (tail, at + piece.len() as u64);
         }
         self.bytes_since_commit += buf.len() as u64;
         self.observe(IoEvent::Write {

@@ -74,11 +74,6 @@ impl Overlay {
         self.index.range(i..).next().map(|(&k, _)| k)
     }
 
-    /// True if any held index lies in `[first, end)`.
-    pub(crate) fn any_in(&self, first: u64, end: u64) -> bool {
-        self.index.range(first..end).next().is_some()
-    }
-
     /// Holds `bytes` (one record) as the image of record `i`.
     pub(crate) fn set(&mut self, i: u64, bytes: &[u8]) {
         let next = self.packing.record_offset(self.index.len() as u64) as usize;
@@ -96,6 +91,17 @@ impl Overlay {
         let bytes: &[u8] = bytemuck::cast_slice(&self.arena);
         self.index
             .iter()
+            .map(move |(&i, &at)| (i, &bytes[self.image_range(at)]))
+    }
+
+    /// `(index, image)` of the held indices in `range`, in index order.
+    pub(crate) fn range(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        let bytes: &[u8] = bytemuck::cast_slice(&self.arena);
+        self.index
+            .range(range)
             .map(move |(&i, &at)| (i, &bytes[self.image_range(at)]))
     }
 
