@@ -18,10 +18,10 @@
 //! Replaces `tests/checked_commit.rs` (format version 1's checked commits).
 
 use recmap::format::wal::{
-    record_entry_len, FrameHeader, CRC_ENTRY_LEN, FRAME_APPENDS_IN_PLACE, FRAME_HEADER_LEN,
-    FRAME_MORE, FRAME_TRAILER_LEN,
+    CRC_ENTRY_LEN, FRAME_APPENDS_IN_PLACE, FRAME_HEADER_LEN, FRAME_MORE, FRAME_TRAILER_LEN,
+    FrameHeader, record_entry_len,
 };
-use recmap::format::{choose_slot, Header, SLOT_LEN, SLOT_OFFSETS};
+use recmap::format::{Header, SLOT_LEN, SLOT_OFFSETS, choose_slot};
 use recmap::{IoEvent, Options, Store};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -543,7 +543,10 @@ fn a_commit_larger_than_the_log_works_and_is_checkpointed_at_once() {
         assert_eq!(second.flags & FRAME_MORE, 0);
         let l2 = frame_len(second.crc_entries as u64, second.record_entries as u64);
         assert_eq!(padded(0, l1 + l2), len);
-        assert!(bytes[(l1 + l2) as usize..].iter().all(|&b| b == 0), "zeros after the frames");
+        assert!(
+            bytes[(l1 + l2) as usize..].iter().all(|&b| b == 0),
+            "zeros after the frames"
+        );
         assert_eq!((first.record_entries + second.record_entries) as u64, n);
         // The updates applied, then at once a checkpoint, then the log
         // shrinks back to its size.
@@ -693,9 +696,10 @@ fn dropping_without_commit_rolls_back() {
     s.push(&rec(1_000, 3)).unwrap();
     drop(s);
     let e = take(&ev);
-    assert!(!e
-        .iter()
-        .any(|e| matches!(e, IoEvent::LogWrite { .. } | IoEvent::LogSync)));
+    assert!(
+        !e.iter()
+            .any(|e| matches!(e, IoEvent::LogWrite { .. } | IoEvent::LogSync))
+    );
     assert_checkpoint(&e, table, "drop: only the checkpoint of the last commit");
     let r = Store::<Rec>::open_read_only(&path).unwrap();
     assert_eq!((r.len(), r.generation()), (1_000, g + 1));
