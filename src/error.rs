@@ -91,7 +91,11 @@ pub enum Error {
     /// The disk is full.
     #[error("{path}: no space left growing to {wanted} bytes")]
     NoSpace { path: PathBuf, wanted: u64 },
-    /// The store would exceed the format's or the process's file size limit.
+    /// The store would exceed the format's or the process's file size
+    /// limit: growth past 2^60 bytes, or a write or preallocation the
+    /// operating system refused with `EFBIG` (`RLIMIT_FSIZE`, `ulimit -f`;
+    /// the command-line tool ignores `SIGXFSZ` so that this error, not the
+    /// signal, reports it). Growth that fails so leaves the file as it was.
     #[error("{path}: file too large: {wanted} bytes")]
     FileTooLarge { path: PathBuf, wanted: u64 },
     /// Shrinking the file was refused: reader processes have it mapped.
@@ -132,6 +136,34 @@ pub enum Error {
     InvalidOption {
         option: &'static str,
         reason: String,
+    },
+    /// The store path names something other than a regular file (a FIFO,
+    /// a socket, a directory, a device): refused at once, before anything
+    /// could block on it or read from it. `kind` says what it is.
+    #[error("{path}: not a regular file but {kind}; a store is a regular file")]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+    /// Committed records of data page (group) `group` do not hash to the
+    /// checksum the store keeps for them (bit rot, a torn write, a change
+    /// made behind the engine's back). Raised where damaged bytes would
+    /// otherwise be served or blessed with a new checksum; `verify` lists
+    /// the same damage as [`Problem::PageChecksum`](crate::Problem).
+    #[error("{path}: data page {group} (records {first_record}..{end_record}) is damaged: its committed bytes hash to {got:#010x}, the stored checksum is {expected:#010x}")]
+    CorruptPage {
+        path: PathBuf,
+        group: u64,
+        first_record: u64,
+        end_record: u64,
+        expected: u32,
+        got: u32,
+    },
+    /// A long operation (`verify`) was stopped by its progress callback
+    /// (the command-line tool: Ctrl-C) after `done` of `total` units.
+    #[error("{path}: {what} interrupted after {done} of {total} data pages")]
+    Interrupted {
+        path: PathBuf,
+        what: &'static str,
+        done: u64,
+        total: u64,
     },
 }
 

@@ -31,9 +31,9 @@ use crate::schema::Schema;
 use crate::snapshot::{serves, RawSnapshot, Snapshot};
 use crate::store::overlay::Overlay;
 use crate::store::wal::{scan, Log};
-use crate::store::{map_open_error, read_header, read_schema};
+use crate::store::{open_data_file, read_header, read_schema};
 use crate::sys::{SharedMap, Slot};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -93,10 +93,7 @@ impl RawReader {
         let path = path.as_ref();
         let span = tracing::info_span!("recmap.reader.open", path = %path.display());
         let _g = span.enter();
-        let file = OpenOptions::new()
-            .read(true)
-            .open(path)
-            .map_err(|e| map_open_error(path, e))?;
+        let file = open_data_file(path, false)?;
         let coord = Coord::open(path, &file, false)?;
         coord.lock_shared()?;
         let seen = coord.generation();

@@ -42,6 +42,11 @@ pub const CHUNK_GRANULARITY: u64 = 64 * 1024;
 pub const MAX_CHUNK_SIZE: u64 = 1 << 40;
 /// Default chunk size: the file's length is always a multiple of the chunk size.
 pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
+/// Growth and creation round lengths to the chunk size, but to at most this
+/// much ([`growth_unit`]): a header's chunk size is not trusted to size a
+/// preallocation (a hostile 1 TiB chunk must not make an append allocate a
+/// terabyte).
+pub const MAX_GROWTH_CHUNK: u64 = 64 << 20;
 /// Growth doubles the file, but adds at most this much at once (rounded to chunks).
 pub const MAX_GROWTH_STEP: u64 = 1 << 30;
 /// Largest file length the layout arithmetic accepts (2^60 bytes).
@@ -284,6 +289,17 @@ impl Layout {
     /// File offset of group `g`'s checksum entry.
     pub fn checksum_offset(&self, g: u64) -> u64 {
         self.table_offset + g * CHECKSUM_ENTRY_LEN
+    }
+}
+
+/// The unit file lengths are rounded to for a store of chunk size `chunk`:
+/// the chunk size, at most [`MAX_GROWTH_CHUNK`] (both multiples of
+/// [`CHUNK_GRANULARITY`]).
+pub const fn growth_unit(chunk: u64) -> u64 {
+    if chunk < MAX_GROWTH_CHUNK {
+        chunk
+    } else {
+        MAX_GROWTH_CHUNK
     }
 }
 

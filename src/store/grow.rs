@@ -2,8 +2,14 @@
 //! checksum table to the new end.
 //!
 //! Invariants:
-//! - the file's length is a multiple of its chunk size; each growth adds the
-//!   current length (at most `MAX_GROWTH_STEP`), or more if needed;
+//! - the file's length is a multiple of its growth unit (the chunk size, at
+//!   most `MAX_GROWTH_CHUNK`, so a hostile header cannot size a huge
+//!   preallocation); each growth adds the current length (at most
+//!   `MAX_GROWTH_STEP`), or more if needed;
+//! - a growth that fails before its header is published sets the file's
+//!   length back to what it was (a failed `fallocate` may have taken part
+//!   of the space);
+//! - the checksum table is copied in bounded pieces, never whole;
 //! - until the header with the new layout is durable, the old header still
 //!   describes an intact file: the new table is written in space the current
 //!   header does not use and synced before that header is published;
@@ -19,12 +25,16 @@
 use super::{IoEvent, RawStore};
 use crate::error::{Error, Result};
 use crate::format::{
-    file_len_for_records, Header, Layout, CHECKSUM_ENTRY_LEN, MAX_FILE_LEN, MAX_GROWTH_STEP,
+    file_len_for_records, growth_unit, Header, Layout, CHECKSUM_ENTRY_LEN, MAX_FILE_LEN,
+    MAX_GROWTH_STEP,
 };
 use crate::sys;
 use std::io;
 use std::path::Path;
 use std::time::Instant;
+
+/// Bytes of the checksum table copied at a time when it moves.
+const TABLE_PIECE: u64 = 256 << 10;
 
 pub(super) fn map_grow_error(path: &Path, wanted: u64, e: io::Error) -> Error {
     #[cfg(unix)]
@@ -69,7 +79,9 @@ impl RawStore {
         let _g = span.enter();
         let t0 = Instant::now();
         let p = self.layout.packing;
-        let chunk = self.header.chunk_size;
+        // The header's chunk size rounds the length, but never by more than
+        // `MAX_GROWTH_CHUNK`: the header is not trusted to size an allocation.
+        let chunk = growth_unit(self.header.chunk_size);
         let old_len = self.layout.file_len();
         let too_large = |wanted| Error::FileTooLarge {
             path: self.path.clone(),
@@ -89,11 +101,22 @@ impl RawStore {
                 _ => want += chunk,
             }
         };
-        sys::preallocate(&self.file, old_len, want)
-            .map_err(|e| map_grow_error(&self.path, want, e))?;
+        // The length to give back if growing fails: the file's own (it may
+        // be longer than the layout after a crash inside an earlier growth).
+        let before = self.actual_len()?;
+        if let Err(e) = sys::preallocate(&self.file, old_len, want) {
+            let err = map_grow_error(&self.path, want, e);
+            self.roll_back_length(before);
+            return Err(err);
+        }
         self.observe(IoEvent::SetLen { len: want });
-        // The new length must be durable with the table: sync metadata too.
-        self.relocate(layout, true)?;
+        // Nothing published yet: a failure here leaves the old header
+        // describing the file, so the space can be given back too.
+        if let Err(e) = self.copy_table(layout, true) {
+            self.roll_back_length(before);
+            return Err(e);
+        }
+        self.publish_layout(layout)?;
         tracing::info!(
             old_len,
             new_len = want,
@@ -105,6 +128,46 @@ impl RawStore {
         Ok(())
     }
 
+    fn actual_len(&self) -> Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len())
+    }
+
+    /// After a failed growth: sets the file's length back to `before`
+    /// (what a failed `fallocate` or a sparse extension took stays taken
+    /// otherwise). The old header never counted the bytes past `before`
+    /// and the map ends at or before it. If even that fails, the handle is
+    /// poisoned (the file is intact, only longer).
+    fn roll_back_length(&mut self, before: u64) {
+        let now = match self.file.metadata() {
+            Ok(m) => m.len(),
+            Err(_) => u64::MAX,
+        };
+        if now == before {
+            return;
+        }
+        match self.file.set_len(before) {
+            Ok(()) => {
+                self.observe(IoEvent::SetLen { len: before });
+                tracing::warn!(path = %self.path.display(), len = before,
+                    "growth failed: file length rolled back");
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e,
+                    "growth failed and the file length could not be rolled back; handle poisoned");
+                if self.poisoned.is_none() {
+                    self.poisoned = Some((
+                        "roll back a failed growth",
+                        format!("could not set the length back to {before}: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+
     /// Moves to `layout` (growth or shrink): copies the committed checksums
     /// of full groups to the new table position (which the caller chose in
     /// space the current header does not use), with the pending ones of the
@@ -113,16 +176,39 @@ impl RawStore {
     /// every commit in the log (the sync made their data durable): it is a
     /// checkpoint too, and the log starts over.
     fn relocate(&mut self, layout: Layout, all: bool) -> Result<()> {
+        self.copy_table(layout, all)?;
+        self.publish_layout(layout)
+    }
+
+    /// The first half of `relocate`: the committed checksums written to
+    /// `layout`'s table and synced. The table is copied in pieces of
+    /// `TABLE_PIECE` bytes, never whole: a hostile header's capacity must
+    /// not size an allocation.
+    fn copy_table(&mut self, layout: Layout, all: bool) -> Result<()> {
         let groups = self.header.record_count / self.layout.packing.records_per_group;
-        let n = (groups * CHECKSUM_ENTRY_LEN) as usize;
-        let old_table = self.layout.table_offset as usize;
-        let mut table = self.map[old_table..old_table + n].to_vec();
-        for (&g, &crc) in self.pending_crcs.range(..groups) {
-            let at = (g * CHECKSUM_ENTRY_LEN) as usize;
-            table[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        let old_table = self.layout.table_offset;
+        let per_piece = TABLE_PIECE / CHECKSUM_ENTRY_LEN;
+        let mut piece = Vec::with_capacity(TABLE_PIECE.min(groups * CHECKSUM_ENTRY_LEN) as usize);
+        let mut g = 0;
+        while g < groups {
+            let end = groups.min(g + per_piece);
+            let from = (old_table + g * CHECKSUM_ENTRY_LEN) as usize;
+            let to = (old_table + end * CHECKSUM_ENTRY_LEN) as usize;
+            piece.clear();
+            piece.extend_from_slice(&self.map[from..to]);
+            for (&k, &crc) in self.pending_crcs.range(g..end) {
+                let at = ((k - g) * CHECKSUM_ENTRY_LEN) as usize;
+                piece[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+            }
+            self.write(&piece, layout.table_offset + g * CHECKSUM_ENTRY_LEN)?;
+            g = end;
         }
-        self.write(&table, layout.table_offset)?;
-        self.sync(all)?;
+        self.sync(all)
+    }
+
+    /// The second half of `relocate`: the header with the new layout
+    /// published (a checkpoint), then the remap.
+    fn publish_layout(&mut self, layout: Layout) -> Result<()> {
         let header = Header {
             capacity: layout.capacity(),
             layout,
@@ -174,8 +260,12 @@ impl RawStore {
         let _g = span.enter();
         let p = self.layout.packing;
         let old_len = self.layout.file_len();
-        let Some(new_len) =
-            file_len_for_records(p, self.header.schema_len, self.header.chunk_size, self.len)
+        let Some(new_len) = file_len_for_records(
+            p,
+            self.header.schema_len,
+            growth_unit(self.header.chunk_size),
+            self.len,
+        )
         else {
             return Ok(0);
         };

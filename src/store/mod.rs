@@ -40,7 +40,7 @@ pub(crate) mod wal;
 
 pub use commit::CommitStats;
 pub use io::{IoEvent, IoObserver};
-pub(crate) use open::{map_open_error, read_header, read_schema};
+pub(crate) use open::{open_data_file, read_header, read_schema};
 pub(crate) use options::Access;
 pub use options::Options;
 pub use verify::{Problem, Repair, RepairReport, VerifyReport};

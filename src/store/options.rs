@@ -43,6 +43,7 @@ pub struct Options {
     pub(super) wait_for_lock: bool,
     pub(super) append_only: bool,
     pub(super) log_size: u64,
+    pub(super) salvage: bool,
 }
 
 impl Default for Options {
@@ -61,6 +62,7 @@ impl Options {
             wait_for_lock: false,
             append_only: false,
             log_size: super::wal::DEFAULT_LOG_SIZE,
+            salvage: false,
         }
     }
     /// Create the file if it does not exist (else open it).
@@ -116,6 +118,20 @@ impl Options {
     /// at once. Larger logs checkpoint less often.
     pub fn log_size(mut self, bytes: u64) -> Self {
         self.log_size = bytes;
+        self
+    }
+
+    /// Open a store for repair even if another program truncated it (a
+    /// writer only; default off, when such a file fails with
+    /// [`Error::Truncated`]). The file is first extended back to the length
+    /// its header needs: the lost bytes read as zeros, so every page that
+    /// lay in them fails its checksum, and
+    /// [`RawStore::repair`]`(`[`Repair::TruncateToVerified`](crate::Repair)`)`
+    /// then keeps the verified prefix (`recmap repair` does both). Nothing
+    /// else is changed by the open; a file that is not truncated opens as
+    /// usual.
+    pub fn salvage(mut self, yes: bool) -> Self {
+        self.salvage = yes;
         self
     }
 

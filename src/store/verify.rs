@@ -102,6 +102,10 @@ pub struct VerifyReport {
 /// allocate without bound.
 pub const MAX_PROBLEMS: usize = 10_000;
 
+/// `verify_with` calls its progress callback about every this many data
+/// pages (16 MiB of 4 KiB pages).
+const PROGRESS_EVERY: u64 = 4096;
+
 impl VerifyReport {
     /// True when no damage was found.
     pub fn is_ok(&self) -> bool {
@@ -253,7 +257,20 @@ impl RawStore {
     /// Checks the header slots, the schema block, the file length and the
     /// checksum of every committed data page, reading the file from scratch.
     /// Pages this handle changed in place and has not committed are skipped.
+    ///
+    /// Costs time linear in the committed records (never in the capacity:
+    /// pages past the committed count are not read) and memory bounded by
+    /// `MAX_PROBLEMS`. [`RawStore::verify_with`] reports progress and can
+    /// be stopped.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with(&mut |_, _| true)
+    }
+
+    /// [`RawStore::verify`], calling `progress(pages_done, pages_total)`
+    /// now and then (every `PROGRESS_EVERY` data pages, and at the end).
+    /// When it returns false, verification stops with
+    /// [`Error::Interrupted`] (the command-line tool stops so on Ctrl-C).
+    pub fn verify_with(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<VerifyReport> {
         let span = tracing::info_span!("recmap.verify", path = %self.path.display());
         let _g = span.enter();
         let t0 = Instant::now();
@@ -293,37 +310,32 @@ impl RawStore {
         }
         let p = self.layout.packing;
         let committed = self.header.record_count;
-        for g in 0..committed.div_ceil(p.records_per_group) {
+        let groups = committed.div_ceil(p.records_per_group);
+        let total = groups * p.pages_per_group;
+        let every = PROGRESS_EVERY.div_ceil(p.pages_per_group).max(1);
+        if !progress(0, total) {
+            return Err(self.interrupted(0, total));
+        }
+        for g in 0..groups {
+            if g > 0 && g % every == 0 && !progress(g * p.pages_per_group, total) {
+                return Err(self.interrupted(g * p.pages_per_group, total));
+            }
             if self.dirty_groups.contains(&g) {
                 rep.pages_skipped += p.pages_per_group;
                 continue;
             }
             let (first_record, end_record) = p.group_records(g, committed);
-            let expected = if end_record - first_record < p.records_per_group {
-                self.header.tail_crc
-            } else if let Some(&crc) = self.pending_crcs.get(&g) {
-                crc
-            } else {
-                let at = self.layout.checksum_offset(g) as usize;
-                u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
-            };
-            let got = self.group_crc(g, committed);
-            if got != expected && rep.problems.len() >= MAX_PROBLEMS {
-                rep.problems_omitted += 1;
-            } else if got != expected {
-                rep.problems.push(Problem::PageChecksum {
-                    group: g,
-                    first_page: (self.layout.data_offset + g * p.group_bytes()) / PAGE_SIZE,
-                    pages: p.pages_per_group,
-                    first_record,
-                    end_record,
-                    expected,
-                    got,
-                });
+            if let Some(problem) = self.check_group(g, committed) {
+                if rep.problems.len() >= MAX_PROBLEMS {
+                    rep.problems_omitted += 1;
+                } else {
+                    rep.problems.push(problem);
+                }
             }
             rep.pages_checked += p.pages_per_group;
             rep.records_checked += end_record - first_record;
         }
+        progress(total, total);
         tracing::info!(
             pages = rep.pages_checked,
             problems = rep.problems.len(),
@@ -331,5 +343,149 @@ impl RawStore {
             "verified"
         );
         Ok(rep)
+    }
+
+    fn interrupted(&self, done: u64, total: u64) -> Error {
+        Error::Interrupted {
+            path: self.path.clone(),
+            what: "verify",
+            done,
+            total,
+        }
+    }
+
+    /// The checksum the store keeps for committed group `g` (`committed`
+    /// records): `tail_crc` for a partly filled last group, else the last
+    /// log commit's entry, else the table's.
+    fn stored_crc(&self, g: u64, committed: u64) -> u32 {
+        let p = self.layout.packing;
+        let (first, end) = p.group_records(g, committed);
+        if end - first < p.records_per_group {
+            self.header.tail_crc
+        } else if let Some(&crc) = self.pending_crcs.get(&g) {
+            crc
+        } else {
+            let at = self.layout.checksum_offset(g) as usize;
+            u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
+        }
+    }
+
+    /// `Some(problem)` if committed group `g` does not match its checksum.
+    fn check_group(&self, g: u64, committed: u64) -> Option<Problem> {
+        let p = self.layout.packing;
+        let (first_record, end_record) = p.group_records(g, committed);
+        let expected = self.stored_crc(g, committed);
+        let got = self.group_crc(g, committed);
+        (got != expected).then(|| Problem::PageChecksum {
+            group: g,
+            first_page: (self.layout.data_offset + g * p.group_bytes()) / PAGE_SIZE,
+            pages: p.pages_per_group,
+            first_record,
+            end_record,
+            expected,
+            got,
+        })
+    }
+
+    /// Checks the pages holding committed records `range` (clamped to the
+    /// committed count) against their checksums, as `verify` does for all
+    /// of them: [`Error::CorruptPage`] names the first damaged one. For
+    /// callers that serve records and must not serve damaged ones (the
+    /// command-line tool's `get` and `export`). Pages this handle changed
+    /// in place and has not committed are not checked.
+    pub fn check_records(&self, range: std::ops::Range<u64>) -> Result<()> {
+        let committed = self.header.record_count;
+        let end = range.end.min(committed);
+        if range.start >= end {
+            return Ok(());
+        }
+        let p = self.layout.packing;
+        for g in p.group_of(range.start)..=p.group_of(end - 1) {
+            if self.dirty_groups.contains(&g) {
+                continue;
+            }
+            if let Some(problem) = self.check_group(g, committed) {
+                return Err(self.corrupt_page(problem));
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt_page(&self, problem: Problem) -> Error {
+        match problem {
+            Problem::PageChecksum {
+                group,
+                first_record,
+                end_record,
+                expected,
+                got,
+                ..
+            } => Error::CorruptPage {
+                path: self.path.clone(),
+                group,
+                first_record,
+                end_record,
+                expected,
+                got,
+            },
+            other => unreachable!("check_group reports page checksums only: {other}"),
+        }
+    }
+
+    /// Checks the committed records of the partly filled last group, as
+    /// they are in the data file, against the stored tail checksum
+    /// (`tail_crc`): [`Error::CorruptPage`] names the group if they differ.
+    /// `Ok` when the last group is full (or there are no records).
+    ///
+    /// A commit that appends into that group computes a new checksum over
+    /// those bytes plus the appended ones; without this check first, bit
+    /// rot (or an uncommitted write left by a crash) in the committed bytes
+    /// would be blessed with a valid checksum and vanish from `verify`.
+    /// Reads at most one group.
+    // Called by `RawStore::commit` (src/store/commit.rs) before it hashes
+    // the tail group of a commit that appends into it.
+    #[allow(dead_code)]
+    pub(super) fn check_tail_page(&self) -> Result<()> {
+        let p = self.layout.packing;
+        let committed = self.header.record_count;
+        if committed.is_multiple_of(p.records_per_group) {
+            return Ok(());
+        }
+        self.check_committed_page(p.group_of(committed))
+    }
+
+    /// Checks the committed records of group `g` as they are in the data
+    /// file (not this handle's uncommitted view) against the checksum the
+    /// store keeps for them: [`Error::CorruptPage`] if they differ. The
+    /// same guard as `check_tail_page` for any group whose checksum a
+    /// commit is about to recompute (an in-place update of one record of a
+    /// full page rehashes the page's other records too). Reads one group.
+    #[allow(dead_code)]
+    pub(super) fn check_committed_page(&self, g: u64) -> Result<()> {
+        let p = self.layout.packing;
+        let committed = self.header.record_count;
+        let (first_record, end_record) = p.group_records(g, committed);
+        if first_record >= end_record {
+            return Ok(());
+        }
+        let start = (self.layout.data_offset + g * p.group_bytes()) as usize;
+        let len = ((end_record - first_record) * p.record_size) as usize;
+        // The data file's bytes (the map): an uncommitted update lives in
+        // the overlay, and the check is of what was committed.
+        let got = crc32fast::hash(&self.map[start..start + len]);
+        let expected = self.stored_crc(g, committed);
+        if got == expected {
+            return Ok(());
+        }
+        tracing::error!(path = %self.path.display(), group = g, expected, got,
+            "damage in the committed records of a page about to be rehashed");
+        Err(Error::CorruptPage {
+            path: self.path.clone(),
+            group: g,
+            first_record,
+            end_record,
+            expected,
+            got,
+        })
     }
 }

@@ -53,9 +53,45 @@ impl Failure {
     }
 }
 
+/// Exit code: interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 impl From<recmap::Error> for Failure {
     fn from(e: recmap::Error) -> Failure {
-        Failure::usage(e.to_string())
+        use recmap::Error as E;
+        match &e {
+            // Damage met while serving records, and the file-size limit:
+            // the data was refused (exit 1), not the command line.
+            E::CorruptPage { .. } => Failure::rejected(format!(
+                "{e}\n  (run `recmap verify` for every damaged page, `recmap repair` to keep \
+                 the records before the first one, or pass --no-verify to read anyway)"
+            )),
+            E::FileTooLarge { .. } => Failure::rejected(format!(
+                "{e}\n  (the file-size limit was reached: see `ulimit -f`)"
+            )),
+            E::Io { source, .. } if is_efbig(source) => Failure::rejected(format!(
+                "{e}\n  (the file-size limit was reached: see `ulimit -f`)"
+            )),
+            E::Poisoned { reason, .. } if reason.contains("File too large") => {
+                Failure::rejected(e.to_string())
+            }
+            E::Interrupted { .. } => Failure {
+                code: EXIT_INTERRUPTED,
+                message: e.to_string(),
+            },
+            _ => Failure::usage(e.to_string()),
+        }
+    }
+}
+
+fn is_efbig(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::EFBIG)
+    }
+    #[cfg(not(unix))]
+    {
+        e.kind() == io::ErrorKind::FileTooLarge
     }
 }
 
@@ -215,16 +251,30 @@ impl RemoveOnFail {
     }
 }
 
+impl RemoveOnFail {
+    /// Removes the log and coordination files beside the path (not the
+    /// path itself), and disarms.
+    pub fn drop_side_files(&mut self) {
+        if let Some(p) = self.path.take() {
+            remove_side_files(&p);
+        }
+    }
+}
+
+fn remove_side_files(p: &Path) {
+    // The log and coordination files the store's writer made beside it.
+    for suffix in ["-wal", "-lock"] {
+        let mut side = p.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(side));
+    }
+}
+
 impl Drop for RemoveOnFail {
     fn drop(&mut self) {
         if let Some(p) = &self.path {
             let _ = std::fs::remove_file(p);
-            // The log and coordination files the store's writer made beside it.
-            for suffix in ["-wal", "-lock"] {
-                let mut side = p.as_os_str().to_owned();
-                side.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(side));
-            }
+            remove_side_files(p);
         }
     }
 }

@@ -11,6 +11,10 @@ Prints the records in the order given: CSV with a header row, or with --json
 one JSON object per line. An index at or past the end is an error (exit 2)
 and nothing is printed.
 
+The checksums of the pages holding the requested records are checked first:
+a damaged page is an error naming it (exit 1) and nothing is printed.
+--no-verify prints the records as they are.
+
 Examples:
   recmap get ticks.rmap 0 41 99
   recmap get ticks.rmap 7 --json";
@@ -25,6 +29,9 @@ pub struct Args {
     /// Print JSON lines instead of CSV.
     #[arg(long)]
     pub json: bool,
+    /// Do not check the pages' checksums (print damaged records as they are).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 pub fn run(a: Args) -> CliResult {
@@ -38,6 +45,11 @@ pub fn run(a: Args) -> CliResult {
     }
     if let Some(m) = value::unsupported(store.schema()) {
         return Err(Failure::usage(format!("{}: {m}", a.path.display())));
+    }
+    if !a.no_verify {
+        for &i in &a.indices {
+            store.check_records(i..i + 1)?;
+        }
     }
     let format = if a.json { Format::Jsonl } else { Format::Csv };
     let mut w = RecordWriter::new(Codec::new(store.schema()), format, stdout())?;

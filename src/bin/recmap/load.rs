@@ -186,7 +186,22 @@ pub fn run(a: Args) -> CliResult {
                 requested.spec()
             )),
             e => e.into(),
-        })?;
+        });
+    let store = match store {
+        Ok(s) => s,
+        Err(f) => {
+            // A store this load was creating and did not finish (its log
+            // did not fit under a size limit, say): nothing is at the path,
+            // so the log and coordination file begun beside it go too.
+            if !exists && !a.path.exists() {
+                RemoveOnFail {
+                    path: Some(a.path.clone()),
+                }
+                .drop_side_files();
+            }
+            return Err(f);
+        }
+    };
     if !exists {
         cleanup.path = Some(a.path.clone());
     }

@@ -2,7 +2,9 @@
 //!
 //! Each subcommand lives in its own module (`create`, `load`, …) with its
 //! `Args` and `run`; shared pieces are in `common` (errors, exit codes,
-//! opening stores), `value` (field text/JSON codecs) and `progress`.
+//! opening stores), `value` (field text/JSON codecs), `progress` and
+//! `signals` (the only `unsafe`: SIGXFSZ ignored, Ctrl-C caught in verify).
+#![deny(unsafe_code)]
 
 mod bench;
 mod common;
@@ -13,7 +15,9 @@ mod info;
 mod load;
 mod measure;
 mod progress;
+mod repair;
 mod schema;
+mod signals;
 mod upgrade;
 mod value;
 mod verify;
@@ -24,11 +28,14 @@ use std::process::ExitCode;
 const MAIN_HELP: &str = "\
 Exit codes:
   0  success
-  1  the data was rejected: `verify` found problems, or `load` refused a
-     bad input row (nothing from that load was committed, or with --batch
-     only the batches before the bad row)
+  1  the data was rejected: `verify` found problems, `get`/`export` met a
+     damaged page, `load` refused a bad input row (nothing from that load
+     was committed, or with --batch only the batches before the bad row),
+     or a write passed the file-size limit (ulimit -f)
   2  usage or I/O error: bad arguments or schema spec, missing or non-recmap
-     file, index past the end, locked store, disk errors
+     file (a FIFO, socket, directory or device is refused at once), index
+     past the end, locked store, disk errors
+  130  interrupted (Ctrl-C during `verify`)
 
 Data goes to stdout, diagnostics (errors, progress, summaries) to stderr.
 Set RUST_LOG=info (or debug, recmap=trace, ...) to see the library's tracing.
@@ -70,6 +77,9 @@ enum Command {
     /// Print the schema spec, or Python code to read the store with numpy.
     #[command(after_help = schema::HELP)]
     Schema(schema::Args),
+    /// Repair a damaged or truncated store: keep the records before the first damaged page.
+    #[command(after_help = repair::HELP)]
+    Repair(repair::Args),
     /// Upgrade a version-1 store to format version 2 and checkpoint its log.
     #[command(after_help = upgrade::HELP)]
     Upgrade(upgrade::Args),
@@ -83,6 +93,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return common::usage_error(e),
     };
+    signals::ignore_sigxfsz();
     common::init_tracing();
     let result = match cli.command {
         Command::Create(a) => create::run(a),
@@ -92,6 +103,7 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Repair(a) => repair::run(a),
         Command::Upgrade(a) => upgrade::run(a),
         Command::Bench(a) => bench::run(a),
     };

@@ -51,6 +51,31 @@ impl Progress {
         self.drawn = true;
     }
 
+    /// Redraws a `what: done/total unit (percent)` line if it is due
+    /// (`verify`'s pages).
+    pub fn tick_of(&mut self, what: &str, done: u64, total: u64, unit: &str) {
+        if !self.live {
+            return;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.last) < Duration::from_millis(200) {
+            return;
+        }
+        self.last = now;
+        let pct = if total == 0 {
+            100.0
+        } else {
+            done as f64 * 100.0 / total as f64
+        };
+        let mut e = std::io::stderr().lock();
+        let _ = write!(
+            e,
+            "\r\x1b[2K{what}: {done}/{total} {unit} ({pct:.1} %), Ctrl-C to stop"
+        );
+        let _ = e.flush();
+        self.drawn = true;
+    }
+
     /// Erases the progress line.
     pub fn clear(&mut self) {
         if self.drawn {

@@ -2,6 +2,8 @@
 //! every committed page checksum; exit 0 when sound, 1 when damaged.
 
 use crate::common::{stdout, CliResult, Failure, EXIT_OK, EXIT_REJECTED};
+use crate::progress::Progress;
+use crate::signals;
 use recmap::{Problem, RawStore, VerifyReport};
 use serde_json::json;
 use std::io::Write;
@@ -12,6 +14,10 @@ Exit status: 0 when the store is sound, 1 when problems were found (each is
 listed with its data page, file pages and record range), 2 when the file
 cannot be checked (missing, not a recmap file, locked, I/O error).
 Notes (an older header slot torn by a crash) are not damage.
+
+Verification reads every committed page once (time in proportion to the
+records, not to the file's capacity). While stderr is a terminal a progress
+line shows the pages checked; Ctrl-C stops it with a message (exit 130).
 
 Examples:
   recmap verify ticks.rmap
@@ -24,6 +30,9 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// No progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 fn problem_json(p: &Problem) -> serde_json::Value {
@@ -66,7 +75,16 @@ fn is_damage(e: &recmap::Error) -> bool {
 pub fn run(a: Args) -> CliResult {
     let path = a.path.display().to_string();
     let (report, fatal): (VerifyReport, Option<String>) = match RawStore::open_read_only(&a.path) {
-        Ok(store) => (store.verify()?, None),
+        Ok(store) => {
+            signals::catch_interrupt();
+            let mut progress = Progress::new(a.quiet);
+            let report = store.verify_with(&mut |done, total| {
+                progress.tick_of("verify", done, total, "pages");
+                !signals::interrupted()
+            });
+            progress.clear();
+            (report?, None)
+        }
         Err(e) if is_damage(&e) => (VerifyReport::default(), Some(e.to_string())),
         Err(e) => return Err(e.into()),
     };
