@@ -47,18 +47,45 @@ pub mod at {
 /// Length of the coordination file.
 pub const COORD_LEN: usize = at::STRIPES + STRIPES as usize * 8;
 
-/// (device, inode, hard links) of an open file; (0, 0, 1) where unknown.
-fn file_identity(f: &File) -> std::io::Result<(u64, u64, u64)> {
-    let m = f.metadata()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Ok((m.dev(), m.ino(), m.nlink()))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = m;
-        Ok((0, 0, 1))
+/// What the coordination file must agree with: the data file's identity,
+/// owner and permission bits.
+struct DataFile {
+    dev: u64,
+    ino: u64,
+    links: u64,
+    uid: u32,
+    gid: u32,
+    /// Permission bits for the files made beside it (no execute or special bits).
+    mode: u32,
+}
+
+impl DataFile {
+    fn of(f: &File) -> std::io::Result<DataFile> {
+        let m = f.metadata()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(DataFile {
+                dev: m.dev(),
+                ino: m.ino(),
+                links: m.nlink(),
+                uid: m.uid(),
+                gid: m.gid(),
+                mode: m.mode() & 0o666,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = m;
+            Ok(DataFile {
+                dev: 0,
+                ino: 0,
+                links: 1,
+                uid: 0,
+                gid: 0,
+                mode: 0o600,
+            })
+        }
     }
 }
 
@@ -69,27 +96,259 @@ pub fn coord_path(data: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// `NoSpace` for a full disk (or quota) while allocating the coordination
+/// file, else an I/O error.
+fn space_error(path: &Path, wanted: u64, e: std::io::Error) -> Error {
+    #[cfg(unix)]
+    if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
+        return Error::NoSpace {
+            path: path.into(),
+            wanted,
+        };
+    }
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        return Error::NoSpace {
+            path: path.into(),
+            wanted,
+        };
+    }
+    Error::io("allocate coordination file", path, e)
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::BadCoordination {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What to tell the user about a file in the coordination file's place that
+/// is not one recmap made.
+const DELETE_IT: &str = "delete it while no process has the store open (it holds no data; the next open makes a new one)";
+
+/// Open options for a file recmap makes or opens beside a data file: never
+/// through a symbolic link (or, on Windows, a reparse point), never blocking
+/// on a FIFO or device (the type is checked after opening).
+pub(crate) fn beside_options(write: bool) -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.read(true).write(write);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        /// `FILE_FLAG_OPEN_REPARSE_POINT`: open a link itself, not its target.
+        const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        o.custom_flags(OPEN_REPARSE_POINT);
+    }
+    o
+}
+
+/// The error for an `open` of a file beside a data file that failed.
+pub(crate) fn open_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    #[cfg(unix)]
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => {
+            return bad(
+                path,
+                format!("it is a symbolic link, and recmap never follows one for its {what} (someone else may have planted it); {DELETE_IT}"),
+            )
+        }
+        Some(libc::EISDIR) | Some(libc::ENXIO) | Some(libc::ENODEV) => {
+            return bad(path, format!("it is not a regular file; {DELETE_IT}"))
+        }
+        _ => {}
+    }
+    if e.kind() == std::io::ErrorKind::IsADirectory {
+        return bad(path, format!("it is a directory; {DELETE_IT}"));
+    }
+    Error::io("open coordination file", path, e)
+}
+
+/// What a file is, in words, for messages ("a FIFO").
+pub(crate) fn file_kind(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        } else if t.is_socket() {
+            return "a socket";
+        } else if t.is_char_device() {
+            return "a character device";
+        } else if t.is_block_device() {
+            return "a block device";
+        }
+    }
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Refuses anything but a regular file (named as what it is).
+pub(crate) fn check_regular(path: &Path, m: &std::fs::Metadata) -> Result<()> {
+    if m.file_type().is_file() {
+        return Ok(());
+    }
+    Err(bad(
+        path,
+        format!(
+            "it is {}, not a regular file; {DELETE_IT}",
+            file_kind(m.file_type())
+        ),
+    ))
+}
+
+/// Where a handle's claim on a coordination file lives: a shared byte-range
+/// lock on the data file (see `docs/concurrency.md`, "Coordination
+/// identity"), at `SLOT_BASE + (inode of the coordination file & SLOT_MASK)`.
+#[cfg(target_os = "linux")]
+mod slot {
+    /// First offset of the range (far past any data file's end).
+    pub const BASE: i64 = 1 << 62;
+    /// Offsets used: `[BASE, BASE + SPAN)`.
+    pub const SPAN: i64 = 1 << 61;
+    pub const MASK: u64 = (SPAN - 1) as u64;
+}
+
+/// A handle's claim on the coordination file it uses: a shared lock on one
+/// byte of the data file that names the coordination file (its inode).
+/// Every handle takes its claim and then checks that no handle claims
+/// another coordination file of the same data file (the lock is on the
+/// data file's inode, so renaming either file does not escape it).
+struct Claim {
+    /// A duplicate descriptor of the data file (the same open file
+    /// description: the lock is released when the claim is dropped).
+    #[cfg(target_os = "linux")]
+    file: Option<File>,
+    #[cfg(target_os = "linux")]
+    at: i64,
+}
+
+impl Claim {
+    #[cfg(target_os = "linux")]
+    fn take(data_file: &File, coord_file: &File, path: &Path) -> Result<Claim> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = coord_file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .ino();
+        let at = slot::BASE + (ino & slot::MASK) as i64;
+        let file = data_file
+            .try_clone()
+            .map_err(|e| Error::io("duplicate descriptor", path, e))?;
+        let unsupported = |e: &std::io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL)
+                    | Some(libc::EOPNOTSUPP)
+                    | Some(libc::ENOLCK)
+                    | Some(libc::ENOSYS)
+            )
+        };
+        match crate::sys::ofd::try_lock_shared(&file, at) {
+            Ok(true) => {}
+            // Nothing takes exclusive locks there.
+            Ok(false) => {
+                return Err(bad(
+                    path,
+                    "the data file's coordination lock is held exclusively by another program",
+                ))
+            }
+            Err(e) if unsupported(&e) => {
+                tracing::warn!(path = %path.display(), error = %e, "byte-range locks unsupported: handles cannot check that they share one coordination file");
+                return Ok(Claim { file: None, at });
+            }
+            Err(e) => return Err(Error::io("lock data file", path, e)),
+        }
+        let claim = Claim {
+            file: Some(file),
+            at,
+        };
+        let f = claim.file.as_ref().expect("set");
+        let below = crate::sys::ofd::other_lock(f, slot::BASE, at - slot::BASE);
+        let above = crate::sys::ofd::other_lock(f, at + 1, slot::BASE + slot::SPAN - at - 1);
+        match (below, above) {
+            (Ok(None), Ok(None)) => Ok(claim),
+            (Err(e), _) | (_, Err(e)) => Err(Error::io("test data file locks", path, e)),
+            _ => Err(bad(
+                path,
+                "the store is open (in this or another process) through another coordination file: \
+                 this one was made after that one was deleted, renamed or replaced, or the store was \
+                 renamed, while handles had it open; close every handle of the store, then open it again",
+            )),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn take(_data: &File, _coord: &File, _path: &Path) -> Result<Claim> {
+        Ok(Claim {})
+    }
+
+    /// True if another open file description (a reader, in this or
+    /// another process) has claimed any coordination file of the data file.
+    #[cfg(target_os = "linux")]
+    fn others(&self) -> std::io::Result<bool> {
+        match &self.file {
+            Some(f) => Ok(crate::sys::ofd::other_lock(f, slot::BASE, slot::SPAN)?.is_some()),
+            None => Ok(false),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn others(&self) -> std::io::Result<bool> {
+        Ok(false)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(f) = &self.file {
+            // The description is shared with the handle's own descriptor of
+            // the data file, which may stay open: release explicitly.
+            let _ = crate::sys::ofd::unlock(f, self.at);
+        }
+    }
+}
+
 /// An open, mapped coordination file.
 pub(crate) struct Coord {
     file: File,
     path: PathBuf,
     map: AtomicMap<COORD_LEN>,
+    /// Opened and mapped read-only (a reader that may not write the file):
+    /// nothing may be stored through `map`.
+    read_only: bool,
+    _claim: Claim,
 }
 
 impl std::fmt::Debug for Coord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coord")
             .field("path", &self.path)
+            .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
 }
 
+/// How often a reader with a read-only mapping looks for a new commit.
+const READ_ONLY_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Attempts at finding a complete coordination file before giving up.
+const OPEN_TRIES: u32 = 50;
+
 impl Coord {
     /// Opens (creating if needed) the coordination file of `data`.
-    ///
-    /// Creation is idempotent and needs no lock: the file is extended to its
-    /// full length (zeros are a valid initial state) and its fixed header is
-    /// written with the same bytes by whoever gets there.
     ///
     /// The coordination file is found through the data file's canonical
     /// path (symlinks resolved) and records the data file's identity
@@ -98,102 +357,269 @@ impl Coord {
     /// store that was replaced at the path; a reader refuses a mismatch, and
     /// refuses a data file with several hard links (each name would get its
     /// own coordination file).
+    ///
+    /// What is found at the path is trusted only if it is a regular file (it
+    /// is opened without following links and without blocking), with one
+    /// name, owned by the data file's owner, of the full length and with
+    /// recmap's header (or all zeros). A missing file is made complete under
+    /// a temporary name (owned like the data file, with its permission bits,
+    /// zeros written, not sparse) and renamed into place, so a file at the
+    /// path is never half made. A reader that may not write the file opens
+    /// and maps it read-only.
     pub(crate) fn open(data: &Path, data_file: &File, claim: bool) -> Result<Coord> {
         let canonical =
             std::fs::canonicalize(data).map_err(|e| Error::io("resolve path", data, e))?;
         let path = coord_path(&canonical);
-        let (dev, ino, links) = file_identity(data_file).map_err(|e| Error::io("stat", data, e))?;
-        if links > 1 && claim {
-            tracing::warn!(path = %data.display(), links, "the data file has several hard links; readers will refuse to open it");
+        let id = DataFile::of(data_file).map_err(|e| Error::io("stat", data, e))?;
+        if id.links > 1 && claim {
+            tracing::warn!(path = %data.display(), links = id.links, "the data file has several hard links; readers will refuse to open it");
         }
-        if links > 1 && !claim {
-            return Err(Error::BadCoordination {
-                path,
-                reason: format!(
-                    "the data file has {links} hard links; readers need it to have one name"
+        if id.links > 1 && !claim {
+            return Err(bad(
+                &path,
+                format!(
+                    "the data file has {} hard links; readers need it to have one name",
+                    id.links
                 ),
-            });
+            ));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open coordination file", &path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", &path, e))?
-            .len();
-        if len < COORD_LEN as u64 {
-            file.set_len(COORD_LEN as u64)
-                .map_err(|e| Error::io("extend coordination file", &path, e))?;
-        }
-        let mut head = [0u8; 16];
+        let (file, read_only) = Self::open_file(&path, &id, claim)?;
         let expected = Self::fixed_header();
-        for attempt in 0..2 {
-            crate::fileio::read_exact_at(&file, &mut head, 0)
-                .map_err(|e| Error::io("read coordination file", &path, e))?;
-            // Another process may be writing the fixed header right now
-            // (all zeros: nobody has started; writing it is idempotent).
-            if head == expected || attempt == 1 || head.iter().all(|&b| b == 0) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        let older = head[..8] == COORD_MAGIC
-            && u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) < COORD_VERSION;
-        if head != expected && older {
-            // Left by an older recmap: no process of ours can be using it
-            // (they would have rewritten it), and readers of that version
-            // hold its shared lock while they live.
-            match file.try_lock() {
-                Ok(()) => {
-                    let zeros = vec![0u8; COORD_LEN];
-                    write_all_at(&file, &zeros, 0)
-                        .map_err(|e| Error::io("reset coordination file", &path, e))?;
-                    let _ = file.unlock();
-                    head = [0u8; 16];
+        let mut head = [0u8; 16];
+        crate::fileio::read_exact_at(&file, &mut head, 0)
+            .map_err(|e| Error::io("read coordination file", &path, e))?;
+        if head != expected && head != [0u8; 16] {
+            let magic = head[..8] == COORD_MAGIC;
+            let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+            if magic && version < COORD_VERSION {
+                if read_only {
+                    return Err(bad(&path, format!("it was made by an older recmap (coordination version {version}); a writer must open the store once to renew it")));
                 }
-                Err(_) => return Err(Error::BadCoordination {
-                    path,
-                    reason:
-                        "readers of an older recmap version have the store open; close them first"
-                            .into(),
-                }),
+                // Left by an older recmap: no process of ours can be using it
+                // (they would have rewritten it), and readers of that version
+                // hold its shared lock while they live.
+                match file.try_lock() {
+                    Ok(()) => {
+                        let zeros = vec![0u8; COORD_LEN];
+                        let r = write_all_at(&file, &zeros, 0);
+                        let _ = file.unlock();
+                        r.map_err(|e| space_error(&path, COORD_LEN as u64, e))?;
+                        head = [0u8; 16];
+                    }
+                    Err(_) => return Err(bad(
+                        &path,
+                        "readers of an older recmap version have the store open; close them first",
+                    )),
+                }
+            } else if magic && version > COORD_VERSION {
+                return Err(bad(&path, format!("it was made by a newer recmap (coordination version {version}; this build uses {COORD_VERSION}); open the store with that version, or {DELETE_IT}")));
+            } else {
+                // Not ours: say so without echoing its bytes.
+                return Err(bad(
+                    &path,
+                    format!("it does not hold a recmap coordination header (version {COORD_VERSION}, {STRIPES} stripes); {DELETE_IT}"),
+                ));
             }
         }
-        if head != expected {
-            if head.iter().any(|&b| b != 0) {
-                return Err(Error::BadCoordination {
-                    path,
-                    reason: format!("unexpected header {head:02x?}"),
-                });
-            }
+        if head != expected && !read_only {
             write_all_at(&file, &expected, 0)
                 .map_err(|e| Error::io("write coordination file", &path, e))?;
         }
-        let map =
-            AtomicMap::map(&file).map_err(|e| Error::io("mmap coordination file", &path, e))?;
-        let coord = Coord { file, path, map };
+        let map = if read_only {
+            AtomicMap::map_read_only(&file)
+        } else {
+            AtomicMap::map(&file)
+        }
+        .map_err(|e| Error::io("mmap coordination file", &path, e))?;
+        let claimed = Claim::take(data_file, &file, &path)?;
+        let coord = Coord {
+            file,
+            path,
+            map,
+            read_only,
+            _claim: claimed,
+        };
         let (d, i) = (coord.word(at::DATA_DEV), coord.word(at::DATA_INO));
         let known = (d.load(Ordering::Acquire), i.load(Ordering::Acquire));
-        if known != (dev, ino) {
+        if known != (id.dev, id.ino) {
             if claim {
                 if known != (0, 0) {
                     tracing::warn!(path = %coord.path.display(), "coordination file belonged to a replaced store; taking it over");
                     coord.reset_high_water(0);
                 }
-                d.store(dev, Ordering::Release);
-                i.store(ino, Ordering::Release);
+                coord.store(at::DATA_DEV, id.dev);
+                coord.store(at::DATA_INO, id.ino);
             } else if known != (0, 0) {
-                return Err(Error::BadCoordination {
-                    path: coord.path.clone(),
-                    reason: "it belongs to another data file (the store was replaced?); open a writer once to take it over".into(),
-                });
+                return Err(bad(
+                    &coord.path,
+                    "it belongs to another data file (the store was replaced?); open a writer once to take it over",
+                ));
             }
         }
         Ok(coord)
+    }
+
+    /// Opens the file at `path`, making it if there is none, and checks
+    /// that it may be trusted (see `open`). Returns it and whether it is
+    /// open read-only.
+    fn open_file(path: &Path, id: &DataFile, claim: bool) -> Result<(File, bool)> {
+        for attempt in 0..OPEN_TRIES {
+            let (file, read_only) = match beside_options(true).open(path) {
+                Ok(f) => (f, false),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    match Self::create(path, id)? {
+                        Some(f) => (f, false),
+                        // Someone else made it first: open theirs.
+                        None => continue,
+                    }
+                }
+                Err(e)
+                    if !claim
+                        && (e.kind() == std::io::ErrorKind::PermissionDenied
+                            || e.kind() == std::io::ErrorKind::ReadOnlyFilesystem) =>
+                {
+                    match beside_options(false).open(path) {
+                        Ok(f) => (f, true),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(open_error("coordination file", path, e)),
+                    }
+                }
+                Err(e) => return Err(open_error("coordination file", path, e)),
+            };
+            let m = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+            check_regular(path, &m)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                if m.uid() != id.uid {
+                    return Err(bad(
+                        path,
+                        format!(
+                            "it belongs to uid {}, the data file to uid {}: a coordination file must belong to the data \
+                             file's owner (anyone else could block or mislead every process of the store); {DELETE_IT}",
+                            m.uid(),
+                            id.uid
+                        ),
+                    ));
+                }
+                if m.nlink() > 1 {
+                    // A file being renamed into place by a link (where
+                    // rename without replacing is unsupported) has two
+                    // names for a moment.
+                    if attempt + 1 < OPEN_TRIES {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        continue;
+                    }
+                    return Err(bad(
+                        path,
+                        format!("it has {} names (hard links), so writing it could change another file; {DELETE_IT}", m.nlink()),
+                    ));
+                }
+            }
+            if m.len() < COORD_LEN as u64 {
+                return Err(bad(
+                    path,
+                    format!(
+                        "it is {} bytes, shorter than a recmap coordination file ({COORD_LEN} bytes); {DELETE_IT}",
+                        m.len()
+                    ),
+                ));
+            }
+            if !read_only {
+                // Files made sparse by earlier versions: allocate their
+                // blocks now, so that a store through the mapping never
+                // meets a full disk (SIGBUS). Contents are kept.
+                crate::sys::preallocate(&file, 0, COORD_LEN as u64)
+                    .map_err(|e| space_error(path, COORD_LEN as u64, e))?;
+            }
+            return Ok((file, read_only));
+        }
+        Err(bad(
+            path,
+            "it keeps appearing and disappearing while being opened; try again",
+        ))
+    }
+
+    /// Makes a complete coordination file at `path` (owned by the data
+    /// file's owner, with its permission bits, every byte written, synced)
+    /// under a temporary name and renames it into place unless a file
+    /// appeared there meanwhile (`None`: open that one). The temporary file
+    /// is removed in every case.
+    fn create(path: &Path, id: &DataFile) -> Result<Option<File>> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = path.with_file_name(format!(".{name}.recmap-tmp-{}-{nonce}", std::process::id()));
+        let mut o = beside_options(true);
+        o.create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let file = match o.open(&tmp) {
+            Ok(f) => f,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    || e.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            {
+                return Err(bad(
+                    path,
+                    format!("it does not exist, and this process cannot create it ({e}): a process that may write the store's directory must open the store first"),
+                ))
+            }
+            Err(e) => return Err(Error::io("create coordination file", &tmp, e)),
+        };
+        let made = (|| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::{MetadataExt, PermissionsExt};
+                let m = file.metadata().map_err(|e| Error::io("stat", &tmp, e))?;
+                if m.uid() != id.uid {
+                    std::os::unix::fs::fchown(&file, Some(id.uid), Some(id.gid)).map_err(|e| {
+                        bad(
+                            path,
+                            format!(
+                                "it does not exist, and this process (uid {}) cannot make it owned by the data file's \
+                                 owner (uid {}): {e}; let the owner (or root) open the store once",
+                                m.uid(),
+                                id.uid
+                            ),
+                        )
+                    })?;
+                } else if m.gid() != id.gid {
+                    // Best effort: the group matters only for reading it.
+                    let _ = std::os::unix::fs::fchown(&file, None, Some(id.gid));
+                }
+                // After the owner change (which may clear bits), and
+                // independent of the umask.
+                file.set_permissions(std::fs::Permissions::from_mode(id.mode))
+                    .map_err(|e| Error::io("chmod", &tmp, e))?;
+            }
+            let mut bytes = vec![0u8; COORD_LEN];
+            bytes[..16].copy_from_slice(&Self::fixed_header());
+            let full = |e| space_error(path, COORD_LEN as u64, e);
+            write_all_at(&file, &bytes, 0).map_err(full)?;
+            crate::sys::preallocate(&file, 0, COORD_LEN as u64).map_err(full)?;
+            file.sync_data()
+                .map_err(|e| Error::io("fsync coordination file", &tmp, e))?;
+            match crate::sys::rename_noreplace(&tmp, path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(Error::io("rename coordination file", path, e)),
+            }
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        match made {
+            Ok(true) => Ok(Some(file)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn fixed_header() -> [u8; 16] {
@@ -216,7 +642,22 @@ impl Coord {
     /// reader holds the shared one. Released by `unlock`.
     pub(crate) fn try_lock_exclusive(&self) -> Result<()> {
         match self.file.try_lock() {
-            Ok(()) => Ok(()),
+            // Belt and braces: a handle that claimed the data file (`Claim`)
+            // but has not yet taken its shared lock here, or one that uses
+            // another coordination file, is a reader too.
+            Ok(()) => match self._claim.others() {
+                Ok(false) => Ok(()),
+                Ok(true) => {
+                    let _ = self.file.unlock();
+                    Err(Error::ReadersPresent {
+                        path: self.path.clone(),
+                    })
+                }
+                Err(e) => {
+                    let _ = self.file.unlock();
+                    Err(Error::io("test data file locks", &self.path, e))
+                }
+            },
             Err(TryLockError::WouldBlock) => Err(Error::ReadersPresent {
                 path: self.path.clone(),
             }),
@@ -228,9 +669,25 @@ impl Coord {
         let _ = self.file.unlock();
     }
 
+    /// The word at `offset`, for loads.
     #[inline]
     fn word(&self, offset: usize) -> &AtomicU64 {
         self.map.u64_at(offset)
+    }
+
+    /// The word at `offset`, for stores: only a writer's (read-write)
+    /// mapping may be written; a store through a read-only one would fault.
+    #[inline]
+    fn wword(&self, offset: usize) -> &AtomicU64 {
+        assert!(
+            !self.read_only,
+            "store through a read-only coordination map"
+        );
+        self.map.u64_at(offset)
+    }
+
+    fn store(&self, offset: usize, v: u64) {
+        self.wword(offset).store(v, Ordering::Release);
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -241,21 +698,23 @@ impl Coord {
     /// following data header `header_seq`) and wakes readers waiting for a
     /// commit. Only the writer calls it.
     pub(crate) fn publish(&self, generation: u64, count: u64, header_seq: u64) {
-        let seq = self.word(at::PUB_SEQ);
+        // Wrapping arithmetic: the words may hold anything a foreign file
+        // put there (only a writer reaches here, and it panics on nothing).
+        let seq = self.wword(at::PUB_SEQ);
         let s = seq.load(Ordering::Relaxed);
-        let s = s + (s & 1) + 1; // odd: update in progress
+        let s = s.wrapping_add(s & 1).wrapping_add(1); // odd: update in progress
         seq.store(s, Ordering::Relaxed);
         fence(Ordering::Release);
-        self.word(at::PUB_COUNT).store(count, Ordering::Relaxed);
-        self.word(at::PUB_HEADER_SEQ)
+        self.wword(at::PUB_COUNT).store(count, Ordering::Relaxed);
+        self.wword(at::PUB_HEADER_SEQ)
             .store(header_seq, Ordering::Relaxed);
-        seq.store(s + 1, Ordering::Release);
+        seq.store(s.wrapping_add(1), Ordering::Release);
         self.set_generation(generation);
         // Even again: the data pages hold exactly the published state.
-        let apply = self.word(at::APPLY_SEQ);
+        let apply = self.wword(at::APPLY_SEQ);
         let a = apply.load(Ordering::Relaxed);
         if a % 2 == 1 {
-            apply.store(a + 1, Ordering::Release);
+            apply.store(a.wrapping_add(1), Ordering::Release);
         }
     }
 
@@ -282,13 +741,13 @@ impl Coord {
     /// the data file holds until the log is replayed). Readers that open
     /// meanwhile read the data header and the log instead.
     pub(crate) fn unpublish(&self) {
-        let seq = self.word(at::PUB_SEQ);
+        let seq = self.wword(at::PUB_SEQ);
         let s = seq.load(Ordering::Relaxed);
-        let s = s + (s & 1) + 1;
+        let s = s.wrapping_add(s & 1).wrapping_add(1);
         seq.store(s, Ordering::Relaxed);
         fence(Ordering::Release);
-        self.word(at::PUB_HEADER_SEQ).store(0, Ordering::Relaxed);
-        seq.store(s + 1, Ordering::Release);
+        self.wword(at::PUB_HEADER_SEQ).store(0, Ordering::Relaxed);
+        seq.store(s.wrapping_add(1), Ordering::Release);
     }
 
     /// The published state `(generation, record count, header_seq)`, read
@@ -315,7 +774,8 @@ impl Coord {
 
     /// Wakes readers waiting for a commit, after publishing generation `g`.
     fn set_generation(&self, g: u64) {
-        self.word(at::GENERATION).store(g, Ordering::Release);
+        self.wword(at::GENERATION).store(g, Ordering::Release);
+        assert!(!self.read_only);
         let futex = self.map.u32_at(at::COMMIT_FUTEX);
         // SeqCst on both sides (here and in `wait_generation`): the bump of the
         // futex word and the read of the waiter count must not be reordered.
@@ -326,13 +786,14 @@ impl Coord {
     }
 
     /// Waits until the published generation exceeds `after` or `timeout`
-    /// passes; returns the published generation.
+    /// passes; returns the published generation. Sleeps on the futex word
+    /// (woken by the writer's publish); a reader whose mapping is read-only
+    /// cannot announce itself in `waiters`, so it polls instead.
     pub(crate) fn wait_generation(&self, after: u64, timeout: std::time::Duration) -> u64 {
         let Some(deadline) = std::time::Instant::now().checked_add(timeout) else {
             return self.wait_generation(after, std::time::Duration::from_secs(3600));
         };
         let futex = self.map.u32_at(at::COMMIT_FUTEX);
-        let waiters = self.word(at::WAITERS);
         loop {
             let seq = futex.load(Ordering::Acquire);
             let g = self.generation();
@@ -340,16 +801,18 @@ impl Coord {
             if g > after || now >= deadline {
                 return g;
             }
+            let left = deadline - now;
+            if self.read_only {
+                std::thread::sleep(left.min(READ_ONLY_POLL));
+                continue;
+            }
+            let waiters = self.wword(at::WAITERS);
             waiters.fetch_add(1, Ordering::SeqCst);
             // Re-check after announcing ourselves, so a commit published in
             // between is not slept through (the writer reads WAITERS after
             // bumping the futex word).
             if futex.load(Ordering::SeqCst) == seq {
-                crate::sys::wait_on(
-                    futex,
-                    seq,
-                    (deadline - now).min(std::time::Duration::from_millis(100)),
-                );
+                crate::sys::wait_on(futex, seq, left.min(std::time::Duration::from_millis(100)));
             }
             waiters.fetch_sub(1, Ordering::SeqCst);
         }
@@ -361,15 +824,21 @@ impl Coord {
         self.word(at::HIGH_WATER).load(Ordering::Acquire)
     }
     pub(crate) fn reset_high_water(&self, count: u64) {
-        self.word(at::HIGH_WATER).store(count, Ordering::Release);
+        self.store(at::HIGH_WATER, count);
     }
     pub(crate) fn raise_high_water(&self, count: u64) {
-        self.word(at::HIGH_WATER).fetch_max(count, Ordering::AcqRel);
+        self.wword(at::HIGH_WATER)
+            .fetch_max(count, Ordering::AcqRel);
     }
 
     #[inline]
     fn stripe(&self, group: u64) -> &AtomicU64 {
         self.word(at::STRIPES + (group % STRIPES) as usize * 8)
+    }
+
+    #[inline]
+    fn wstripe(&self, group: u64) -> &AtomicU64 {
+        self.wword(at::STRIPES + (group % STRIPES) as usize * 8)
     }
 
     /// Called by a writer that just took the data file's exclusive lock:
@@ -383,9 +852,8 @@ impl Coord {
         self.unpublish();
         let stale = self.writer_pid();
         self.raise_high_water(count);
-        self.word(at::WRITER_EPOCH).fetch_add(1, Ordering::AcqRel);
-        self.word(at::WRITER_PID)
-            .store(std::process::id() as u64, Ordering::Release);
+        self.wword(at::WRITER_EPOCH).fetch_add(1, Ordering::AcqRel);
+        self.store(at::WRITER_PID, std::process::id() as u64);
         (stale != 0).then_some(stale)
     }
 
@@ -394,7 +862,7 @@ impl Coord {
     pub(crate) fn close_busy_stripes(&self) -> u64 {
         let mut closed = 0;
         for s in 0..STRIPES {
-            let w = self.stripe(s);
+            let w = self.wstripe(s);
             let v = w.load(Ordering::Acquire);
             if v % 2 == 1 {
                 w.store(v.wrapping_add(1), Ordering::Release);
@@ -406,7 +874,7 @@ impl Coord {
 
     /// Called by a writer closing cleanly.
     pub(crate) fn release(&self) {
-        self.word(at::WRITER_PID).store(0, Ordering::Release);
+        self.store(at::WRITER_PID, 0);
     }
 
     /// Marks the stripes of groups `[first, end)` as being written (odd) by
@@ -437,15 +905,15 @@ impl Coord {
         stripes.sort_unstable();
         stripes.dedup();
         let floor = generation.saturating_mul(2).saturating_sub(1);
-        let apply = self.word(at::APPLY_SEQ);
+        let apply = self.wword(at::APPLY_SEQ);
         let a = apply.load(Ordering::Relaxed);
         if a.is_multiple_of(2) {
-            apply.store(a + 1, Ordering::Relaxed);
+            apply.store(a.wrapping_add(1), Ordering::Relaxed);
         }
         for &s in &stripes {
-            let w = self.stripe(s);
+            let w = self.wstripe(s);
             let v = w.load(Ordering::Relaxed);
-            let odd = if v % 2 == 1 { v } else { v + 1 };
+            let odd = if v % 2 == 1 { v } else { v.wrapping_add(1) };
             w.store(odd.max(floor), Ordering::Relaxed);
         }
         // The odd values (stripes and apply sequence) must be visible before
@@ -457,7 +925,7 @@ impl Coord {
     /// Marks the stripes written (even again), publishing the new bytes.
     pub(crate) fn end_write(&self, stripes: &[u64]) {
         for &s in stripes {
-            let w = self.stripe(s);
+            let w = self.wstripe(s);
             w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
         }
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::store::Options;
 use crate::typed::Store;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Longest name accepted.
 pub const MAX_NAME_LEN: usize = 200;
@@ -59,15 +59,113 @@ fn shared_dir() -> PathBuf {
 
 impl Options {
     /// Creates the shared store `name`; `AlreadyExists` if it exists.
+    ///
+    /// Its files get the permission bits of [`Options::shared_mode`]
+    /// (default `0o600`) before any other user could open them: the store
+    /// is made in a new private directory (mode `0o700`) beside it, given
+    /// those bits, closed, and linked into place (failing if the name was
+    /// taken meanwhile), then opened as its writer. (Another process of the
+    /// same user may open it in the moment between: then `Locked`.)
     pub fn create_shared<T: Record>(&self, name: &str) -> Result<Store<T>> {
         let path = shared_path(name)?;
-        self.clone().create_new(true).open(path)
-    }
-    /// Opens the shared store `name` as its writer; `NotFound` if missing.
-    pub fn open_shared<T: Record>(&self, name: &str) -> Result<Store<T>> {
-        let path = shared_path(name)?;
+        if path.symlink_metadata().is_ok() {
+            return Err(Error::AlreadyExists { path });
+        }
+        let dir = private_dir(&path)?;
+        let staged = dir.join("store");
+        let made = (|| {
+            let store: Store<T> = self.clone().create_new(true).open(&staged)?;
+            set_mode(&staged, self.shared_mode)?;
+            store.close()?;
+            match std::fs::hard_link(&staged, &path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(Error::AlreadyExists { path: path.clone() })
+                }
+                Err(e) => Err(Error::io("link", &path, e)),
+            }
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        made?;
         self.clone().create(false).create_new(false).open(path)
     }
+    /// Opens the shared store `name` as its writer; `NotFound` if missing.
+    /// Refuses a symbolic link or anything but a regular file at its path
+    /// (`NotRecmap`): names live in a directory every user may write.
+    pub fn open_shared<T: Record>(&self, name: &str) -> Result<Store<T>> {
+        let path = shared_path(name)?;
+        check_shared_file(&path)?;
+        self.clone().create(false).create_new(false).open(path)
+    }
+}
+
+/// Checks that a named store's path is a regular file, not a symbolic link
+/// (which would make the store live wherever someone else chose) or a FIFO
+/// (which would block): opened without following links or blocking, then
+/// its type checked (`NotRegularFile`). `NotFound` if there is nothing.
+pub(crate) fn check_shared_file(path: &Path) -> Result<()> {
+    let not_regular = |kind| Error::NotRegularFile {
+        path: path.into(),
+        kind,
+    };
+    let f = match crate::coord::beside_options(false).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound { path: path.into() })
+        }
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(not_regular(
+                "a symbolic link (never followed for a named store)",
+            ))
+        }
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let m = f.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if !m.is_file() {
+        return Err(not_regular(crate::coord::file_kind(m.file_type())));
+    }
+    Ok(())
+}
+
+/// A new directory only this user may enter, beside `path`, for making a
+/// store before anyone else can see it.
+fn private_dir(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = path.with_file_name(format!(".{name}.recmap-tmp-{}-{nonce}", std::process::id()));
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(&dir)
+        .map_err(|e| Error::io("create directory", &dir, e))?;
+    Ok(dir)
+}
+
+/// Gives the file at `path` (in our private directory) permission bits
+/// `mode`, through a descriptor (no link followed), umask-independent.
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let f = crate::coord::beside_options(false)
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o666))
+            .map_err(|e| Error::io("chmod", path, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 impl<T: Record> Store<T> {

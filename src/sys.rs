@@ -675,3 +675,126 @@ pub(crate) fn wake_all(word: &AtomicU32) {
         let _ = word;
     }
 }
+
+impl<const LEN: usize> AtomicMap<LEN> {
+    /// Maps the first `LEN` bytes of `file` (at least `LEN` long) shared and
+    /// read-only (`PROT_READ`). Only plain 64- and 32-bit loads may go
+    /// through the atomics it hands out (no stores, no read-modify-write):
+    /// `coord` enforces that, and such loads are ordinary load instructions
+    /// on every supported target, which read-only memory allows.
+    pub(crate) fn map_read_only(file: &File) -> io::Result<Self> {
+        let raw = MmapOptions::new().len(LEN).map_raw_read_only(file)?;
+        Ok(AtomicMap { raw })
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists (`ErrorKind::AlreadyExists`
+/// then). Linux: `renameat2(RENAME_NOREPLACE)`; where the file system or
+/// system lacks it, a hard link followed by removing `from` (the file
+/// briefly has two names). Elsewhere: the hard link.
+pub(crate) fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &std::path::Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+        };
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: both pointers are NUL-terminated strings that outlive the
+        // call; renameat2 only reads them.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {}
+            _ => return Err(e),
+        }
+    }
+    std::fs::hard_link(from, to)?;
+    let _ = std::fs::remove_file(from);
+    Ok(())
+}
+
+/// Byte-range locks that belong to an open file description (Linux
+/// `F_OFD_SETLK`): unlike `flock`, several can be held on one file at
+/// different offsets, and unlike classic POSIX locks they are not dropped
+/// when the process closes some other descriptor of the file. Offsets may
+/// lie far past the end of the file; nothing is read or written there.
+/// `coord` uses them on the data file to make every handle of a store agree
+/// on one coordination file.
+#[cfg(target_os = "linux")]
+pub(crate) mod ofd {
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    fn flock(kind: libc::c_int, start: i64, len: i64) -> io::Result<libc::flock> {
+        let start = libc::off_t::try_from(start)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        let len = libc::off_t::try_from(len)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        // SAFETY: `flock` is a plain C struct of integers; all zeros is a
+        // valid value (l_pid must be 0 for OFD requests).
+        let mut l: libc::flock = unsafe { std::mem::zeroed() };
+        l.l_type = kind as libc::c_short;
+        l.l_whence = libc::SEEK_SET as libc::c_short;
+        l.l_start = start;
+        l.l_len = len;
+        Ok(l)
+    }
+
+    fn fcntl(file: &File, cmd: libc::c_int, l: &mut libc::flock) -> io::Result<()> {
+        // SAFETY: the fd is valid for the lifetime of `file`; `l` is a valid,
+        // exclusively borrowed `struct flock` the kernel reads (and, for
+        // GETLK, writes) and that outlives the call.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, l as *mut libc::flock) };
+        if rc == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes a shared lock on byte `at` without waiting; `Ok(false)` if an
+    /// exclusive lock of another description holds it.
+    pub(crate) fn try_lock_shared(file: &File, at: i64) -> io::Result<bool> {
+        let mut l = flock(libc::F_RDLCK, at, 1)?;
+        match fcntl(file, libc::F_OFD_SETLK, &mut l) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases this description's lock on byte `at`.
+    pub(crate) fn unlock(file: &File, at: i64) -> io::Result<()> {
+        let mut l = flock(libc::F_UNLCK, at, 1)?;
+        fcntl(file, libc::F_OFD_SETLK, &mut l)
+    }
+
+    /// The offset of some lock another open file description holds on
+    /// `[start, start + len)`, if any (this description's own are not
+    /// reported).
+    pub(crate) fn other_lock(file: &File, start: i64, len: i64) -> io::Result<Option<i64>> {
+        if len <= 0 {
+            return Ok(None);
+        }
+        let mut l = flock(libc::F_WRLCK, start, len)?;
+        fcntl(file, libc::F_OFD_GETLK, &mut l)?;
+        Ok((l.l_type != libc::F_UNLCK as libc::c_short).then_some(l.l_start as i64))
+    }
+}

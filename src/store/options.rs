@@ -44,6 +44,8 @@ pub struct Options {
     pub(super) append_only: bool,
     pub(super) log_size: u64,
     pub(super) salvage: bool,
+    /// Permission bits of a named shared store's files (`shared_mode`).
+    pub(crate) shared_mode: u32,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Options {
             append_only: false,
             log_size: super::wal::DEFAULT_LOG_SIZE,
             salvage: false,
+            shared_mode: 0o600,
         }
     }
     /// Create the file if it does not exist (else open it).
@@ -132,6 +135,17 @@ impl Options {
     /// usual.
     pub fn salvage(mut self, yes: bool) -> Self {
         self.salvage = yes;
+        self
+    }
+
+    /// Permission bits of the files of a named shared store this creates
+    /// ([`Options::create_shared`]; default `0o600`: only its owner may
+    /// open it). For example `0o640` lets the owner's group open
+    /// [`Reader`](crate::Reader)s, `0o660` writers too. Only the permission
+    /// bits `0o666` are used; the umask does not apply. Files of other
+    /// stores get the permission bits of their data file.
+    pub fn shared_mode(mut self, mode: u32) -> Self {
+        self.shared_mode = mode & 0o666;
         self
     }
 
