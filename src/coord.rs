@@ -157,13 +157,22 @@ pub(crate) fn open_error(what: &str, path: &Path, e: std::io::Error) -> Error {
                 format!("it is a symbolic link, and recmap never follows one for its {what} (someone else may have planted it); {DELETE_IT}"),
             )
         }
-        Some(libc::EISDIR) | Some(libc::ENXIO) | Some(libc::ENODEV) => {
+        Some(libc::EISDIR) => {
+            return bad(
+                path,
+                format!("it is a directory, not a regular file; {DELETE_IT}"),
+            )
+        }
+        Some(libc::ENXIO) | Some(libc::ENODEV) => {
             return bad(path, format!("it is not a regular file; {DELETE_IT}"))
         }
         _ => {}
     }
     if e.kind() == std::io::ErrorKind::IsADirectory {
-        return bad(path, format!("it is a directory; {DELETE_IT}"));
+        return bad(
+            path,
+            format!("it is a directory, not a regular file; {DELETE_IT}"),
+        );
     }
     Error::io("open coordination file", path, e)
 }

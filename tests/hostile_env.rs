@@ -1,0 +1,738 @@
+//! A hostile environment around a store, set up for real (issue 11): a
+//! planted `-lock` symlink in a shared sticky directory, a FIFO as the lock
+//! file, a lock file of another owner, a user who may only read the store,
+//! a deleted or renamed lock file (or a renamed store) under a live reader,
+//! lock files that are not recmap's, and named shared stores' permissions
+//! and planted links.
+//!
+//! Cases that need root (changing a file's owner, running a child as
+//! another user) are skipped with a printed reason where they cannot be set
+//! up. Hangs are caught with a timeout (a thread and `recv_timeout`); no
+//! assertion depends on timing.
+#![cfg(unix)]
+
+use recmap::{Error, Options, Reader, Store};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+recmap::record! {
+    /// `check` is always `!value ^ index`: a torn record fails it.
+    pub struct Rec { pub index: u64, pub value: u64, pub check: u64 }
+}
+
+fn rec(index: u64, value: u64) -> Rec {
+    Rec {
+        index,
+        value,
+        check: !value ^ index,
+    }
+}
+
+/// A record as a reader returned it: whole, at its place, and of a value
+/// committed by then (`value <= committed`).
+fn assert_whole(r: &Rec, i: u64, committed: u64, who: &str) {
+    assert_eq!(r.index, i, "{who}: record {i} misplaced: {r:?}");
+    assert_eq!(r.check, !r.value ^ r.index, "{who}: record {i} torn: {r:?}");
+    assert!(
+        r.value <= committed,
+        "{who}: record {i} has value {} never committed (last commit wrote {committed})",
+        r.value
+    );
+}
+
+const RECORDS: u64 = 1000;
+
+fn lock_path(data: &Path) -> PathBuf {
+    let mut s = data.as_os_str().to_owned();
+    s.push("-lock");
+    PathBuf::from(s)
+}
+
+fn wal_path(data: &Path) -> PathBuf {
+    let mut s = data.as_os_str().to_owned();
+    s.push("-wal");
+    PathBuf::from(s)
+}
+
+/// A directory like `/tmp`: world-writable and sticky.
+fn sticky_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    d
+}
+
+/// A store of `RECORDS` records of value 0, closed; its lock file removed.
+fn store_at(path: &Path) {
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .log_size(64 << 10)
+        .open::<Rec>(path)
+        .unwrap();
+    s.extend((0..RECORDS).map(|i| rec(i, 0))).unwrap();
+    s.commit().unwrap();
+    drop(s);
+    let _ = std::fs::remove_file(lock_path(path));
+}
+
+fn writer(path: &Path) -> Result<Store<Rec>, Error> {
+    Options::new().log_size(64 << 10).open::<Rec>(path)
+}
+
+/// Runs `f` in a thread; panics if it takes more than 10 s (a hang).
+fn within_10s<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what}: hung (or panicked)"))
+}
+
+/// Every kind of handle that uses the coordination file, reporting only
+/// success or the error.
+type Opener = fn(&Path) -> Result<(), Error>;
+const OPENERS: [(&str, Opener); 3] = [
+    ("writer", |p| writer(p).map(drop)),
+    ("reader", |p| Reader::<Rec>::open(p).map(drop)),
+    ("raw reader", |p| recmap::RawReader::open(p).map(drop)),
+];
+
+/// Asserts `r` is `BadCoordination` naming `lock`, with a reason containing
+/// `needle`, and not containing `secret` (a file's contents).
+fn assert_bad(r: Result<(), Error>, lock: &Path, needle: &str, secret: &str, what: &str) {
+    match r {
+        Err(Error::BadCoordination { path, reason }) => {
+            assert_eq!(path, lock, "{what}: {reason}");
+            assert!(
+                reason.contains(needle),
+                "{what}: reason {reason:?} does not say {needle:?}"
+            );
+            let msg = Error::BadCoordination {
+                path: path.clone(),
+                reason: reason.clone(),
+            }
+            .to_string();
+            assert!(
+                secret.is_empty() || !msg.contains(secret),
+                "{what}: message echoes the file: {msg}"
+            );
+        }
+        r => panic!(
+            "{what}: expected BadCoordination for {}, got {r:?}",
+            lock.display()
+        ),
+    }
+}
+
+// ----- planted links and files that are not ours ------------------------------
+
+#[test]
+fn a_planted_lock_symlink_is_never_followed() {
+    let d = sticky_dir();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    let lock = lock_path(&path);
+    // A private file of the victim's, and a link to it where the lock goes.
+    let private = d.path().join("private");
+    std::fs::write(&private, b"SECRET!").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&private, &lock).unwrap();
+    let data = std::fs::read(&path).unwrap();
+    for (who, open) in OPENERS {
+        let p = path.clone();
+        let r = within_10s(who, move || open(&p));
+        assert_bad(r, &lock, "symbolic link", "SECRET", who);
+    }
+    // The target is unchanged: contents, length, permissions.
+    assert_eq!(std::fs::read(&private).unwrap(), b"SECRET!");
+    assert_eq!(
+        std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), data, "data file changed");
+    // A dangling link: nothing is created through it.
+    std::fs::remove_file(&lock).unwrap();
+    let nowhere = d.path().join("nowhere");
+    std::os::unix::fs::symlink(&nowhere, &lock).unwrap();
+    for (who, open) in OPENERS {
+        let p = path.clone();
+        assert_bad(
+            within_10s(who, move || open(&p)),
+            &lock,
+            "symbolic link",
+            "",
+            who,
+        );
+    }
+    assert!(!nowhere.exists(), "created through a dangling link");
+    // Creating a store beside a planted link fails the same way.
+    let new = d.path().join("new.rmap");
+    let new_lock = lock_path(&new);
+    std::os::unix::fs::symlink(&private, &new_lock).unwrap();
+    let p = new.clone();
+    let r = within_10s("create", move || {
+        Options::new().create_new(true).open::<Rec>(&p).map(drop)
+    });
+    assert_bad(r, &new_lock, "symbolic link", "SECRET", "create");
+    assert_eq!(std::fs::read(&private).unwrap(), b"SECRET!");
+    // Removed, the store opens as it was.
+    std::fs::remove_file(&lock).unwrap();
+    let s = writer(&path).unwrap();
+    assert_eq!(s.len(), RECORDS);
+    assert_eq!(s.get(7), Some(&rec(7, 0)));
+}
+
+#[test]
+fn a_fifo_or_directory_as_lock_file_is_refused_without_hanging() {
+    for kind in ["fifo", "directory"] {
+        let d = sticky_dir();
+        let path = d.path().join("store.rmap");
+        store_at(&path);
+        let lock = lock_path(&path);
+        match kind {
+            "fifo" => {
+                let c = std::ffi::CString::new(lock.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: mkfifo on a NUL-terminated path we own.
+                #[allow(unsafe_code)]
+                let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o666) };
+                assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+            }
+            _ => std::fs::create_dir(&lock).unwrap(),
+        }
+        for (who, open) in OPENERS {
+            let p = path.clone();
+            let what = format!("{kind}, {who}");
+            let r = within_10s(&what, move || open(&p));
+            let needle = if kind == "fifo" { "FIFO" } else { "director" };
+            assert_bad(r, &lock, needle, "", &what);
+        }
+    }
+}
+
+#[test]
+fn lock_files_that_are_not_ours_are_refused_without_echoing_them() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    let lock = lock_path(&path);
+    // (contents, what the reason must say)
+    let mut valid_but_short = b"RMAPCORD".to_vec();
+    valid_but_short.extend_from_slice(&3u32.to_le_bytes());
+    let mut foreign = b"SECRET-CONTENT-XYZ".repeat(3000);
+    foreign.truncate(36864);
+    let mut newer = vec![0u8; 36864];
+    newer[..8].copy_from_slice(b"RMAPCORD");
+    newer[8..12].copy_from_slice(&99u32.to_le_bytes());
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("short", b"SECRET-CONTENT-XYZ".to_vec(), "shorter"),
+        ("valid header, short", valid_but_short, "shorter"),
+        (
+            "foreign",
+            foreign,
+            "does not hold a recmap coordination header",
+        ),
+        ("newer", newer, "newer recmap"),
+    ];
+    for (what, bytes, needle) in cases {
+        std::fs::write(&lock, &bytes).unwrap();
+        for (who, open) in OPENERS {
+            let p = path.clone();
+            let what = format!("{what}, {who}");
+            assert_bad(
+                within_10s(&what, move || open(&p)),
+                &lock,
+                needle,
+                "SECRET",
+                &what,
+            );
+            // Messages print neither the bytes nor their hex.
+            assert_eq!(
+                std::fs::read(&lock).unwrap(),
+                bytes,
+                "{what}: lock file changed"
+            );
+        }
+    }
+    // A second name for the lock file: writing it could change another file.
+    std::fs::remove_file(&lock).unwrap();
+    drop(writer(&path).unwrap());
+    let other = d.path().join("other-name");
+    std::fs::hard_link(&lock, &other).unwrap();
+    for (who, open) in OPENERS {
+        let p = path.clone();
+        assert_bad(
+            within_10s(who, move || open(&p)),
+            &lock,
+            "hard links",
+            "",
+            who,
+        );
+    }
+    std::fs::remove_file(&other).unwrap();
+    assert_eq!(writer(&path).unwrap().len(), RECORDS);
+}
+
+#[test]
+fn a_lock_file_of_another_owner_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    drop(writer(&path).unwrap());
+    let lock = lock_path(&path);
+    // An attacker's file: another uid, writable by everyone.
+    if let Err(e) = std::os::unix::fs::chown(&lock, Some(65534), Some(65534)) {
+        println!("SKIPPED a_lock_file_of_another_owner_is_refused: cannot chown to 65534 ({e}); needs root");
+        return;
+    }
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let before = std::fs::read(&lock).unwrap();
+    for (who, open) in OPENERS {
+        let p = path.clone();
+        assert_bad(
+            within_10s(who, move || open(&p)),
+            &lock,
+            "uid 65534",
+            "",
+            who,
+        );
+    }
+    assert_eq!(std::fs::read(&lock).unwrap(), before, "lock file changed");
+    // What the message says to do works.
+    std::fs::remove_file(&lock).unwrap();
+    let s = writer(&path).unwrap();
+    assert_eq!(s.len(), RECORDS);
+    let m = std::fs::metadata(&lock).unwrap();
+    assert_eq!(m.uid(), std::fs::metadata(&path).unwrap().uid());
+}
+
+#[test]
+fn the_lock_file_gets_the_data_files_owner_and_permission_bits_and_is_not_sparse() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    for mode in [0o640, 0o600, 0o664] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let _ = std::fs::remove_file(lock_path(&path));
+        drop(writer(&path).unwrap());
+        let m = std::fs::metadata(lock_path(&path)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, mode, "lock file mode");
+        assert!(m.is_file());
+        assert_eq!(m.len(), 36864);
+        // Every block allocated: no store through the map can meet a full disk.
+        assert!(
+            m.blocks() * 512 >= m.len(),
+            "lock file is sparse: {} blocks for {} bytes",
+            m.blocks(),
+            m.len()
+        );
+    }
+    // No temporary files left beside it.
+    let names: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    // A store owned by another user (made by root): the lock file root
+    // makes belongs to that user too.
+    if std::os::unix::fs::chown(&path, Some(65534), Some(65534)).is_ok() {
+        let _ = std::fs::remove_file(lock_path(&path));
+        drop(writer(&path).unwrap());
+        let m = std::fs::metadata(lock_path(&path)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (65534, 65534));
+    } else {
+        println!("SKIPPED owner half: cannot chown (needs root)");
+    }
+}
+
+// ----- a user who may only read --------------------------------------------------
+
+/// Child (run as uid 65534): opens a reader on `RECMAP_HE_PATH`, which it
+/// may only read, prints what it sees, waits for the parent's commit.
+#[test]
+#[ignore = "child process of read_only_user_opens_a_reader"]
+fn child_read_only_reader() {
+    let Some(path) = std::env::var_os("RECMAP_HE_PATH").map(PathBuf::from) else {
+        return;
+    };
+    // It really may not write.
+    match writer(&path) {
+        Err(e) => println!("writer refused: {e}"),
+        Ok(_) => panic!("a writer opened for a read-only user"),
+    }
+    let mut r = Reader::<Rec>::open(&path).expect("reader for a read-only user");
+    for i in 0..RECORDS {
+        assert_whole(&r.get(i).unwrap().unwrap(), i, 0, "read-only reader");
+    }
+    println!("ready {}", r.generation());
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let g = r
+        .wait_for_commit(r.generation(), Duration::from_secs(10))
+        .unwrap()
+        .expect("the parent's commit within 10 s");
+    let v = r.get(5).unwrap().unwrap();
+    assert_whole(&v, 5, 1, "read-only reader after commit");
+    let snap_v = r.read_txn(|s| s.get(5)).unwrap().unwrap();
+    println!("saw {} {} at {g}", v.value, snap_v.value);
+}
+
+#[test]
+fn read_only_user_opens_a_reader() {
+    if Command::new("setpriv").arg("--help").output().is_err() {
+        println!("SKIPPED read_only_user_opens_a_reader: setpriv is missing");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut w = writer(&path).unwrap();
+    let lock = lock_path(&path);
+    assert_eq!(
+        std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let _ = std::fs::set_permissions(wal_path(&path), std::fs::Permissions::from_mode(0o644));
+    // The test binary, where uid 65534 may run it.
+    let exe = d.path().join("hostile_env_child");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let probe = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+        .output();
+    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+        println!(
+            "SKIPPED read_only_user_opens_a_reader: setpriv cannot change uid here (needs root)"
+        );
+        return;
+    }
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args([
+            "child_read_only_reader",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RECMAP_HE_PATH", &path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let ready = within_10s("child ready", move || {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                return (false, seen, out);
+            }
+            seen.push_str(&line);
+            if line.starts_with("ready") {
+                return (true, seen, out);
+            }
+        }
+    });
+    let (ok, mut seen, mut out) = ready;
+    if !ok {
+        let o = child.wait_with_output().unwrap();
+        panic!(
+            "child failed before ready ({:?}):\n{seen}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    w.set(5, &rec(5, 1)).unwrap();
+    w.commit().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    use std::io::Read;
+    let rest = within_10s("child end", move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    seen.push_str(&rest);
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "child failed ({:?}):\n{seen}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(seen.contains("writer refused"), "{seen}");
+    assert!(seen.contains("saw 1 1"), "{seen}");
+    drop(w);
+}
+
+// ----- coordination identity ---------------------------------------------------
+
+/// A reader thread hammering `get` and snapshots while the main thread
+/// commits: every value whole and committed by the time it was read.
+struct Hammer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    committed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<Result<u64, String>>>,
+}
+
+impl Hammer {
+    fn start(mut r: Reader<Rec>) -> Hammer {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Raised before a commit starts: values up to it may be read.
+        let committed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, c) = (stop.clone(), committed.clone());
+        let thread = std::thread::spawn(move || {
+            let mut reads = 0u64;
+            let mut i = 0u64;
+            // At least one round, however soon it is stopped.
+            loop {
+                match r.refresh() {
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("refresh: {e}")),
+                }
+                i = (i + 7) % RECORDS;
+                let got = r.get(i);
+                // Loaded after the read: the value read was committed (or
+                // being committed) by then.
+                let top = c.load(Ordering::Acquire);
+                match got {
+                    Ok(Some(v)) => assert_whole(&v, i, top, "hammer get"),
+                    Ok(None) => return Err(format!("record {i} missing")),
+                    Err(e) => return Err(format!("get: {e}")),
+                }
+                // A snapshot: every record of one commit.
+                let pair = r.read_txn(|s| Ok((s.get(i)?, s.get((i + 500) % RECORDS)?)));
+                let top = c.load(Ordering::Acquire);
+                match pair {
+                    Ok((Some(a), Some(b))) => {
+                        assert_whole(&a, i, top, "hammer snapshot");
+                        assert_whole(&b, (i + 500) % RECORDS, top, "hammer snapshot");
+                        assert_eq!(a.value, b.value, "snapshot mixes commits");
+                    }
+                    Ok(_) => return Err("snapshot record missing".into()),
+                    Err(Error::SnapshotExpired { .. }) => {}
+                    Err(e) => return Err(format!("snapshot: {e}")),
+                }
+                reads += 1;
+                if s.load(Ordering::Acquire) {
+                    return Ok(reads);
+                }
+            }
+        });
+        Hammer {
+            stop,
+            committed,
+            thread: Some(thread),
+        }
+    }
+
+    /// Commits value `v` to every record through `w`.
+    fn commit(&self, w: &mut Store<Rec>, v: u64) {
+        self.committed
+            .store(v, std::sync::atomic::Ordering::Release);
+        for i in 0..RECORDS {
+            w.set(i, &rec(i, v)).unwrap();
+        }
+        w.commit().unwrap();
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.take().unwrap().join().unwrap().unwrap()
+    }
+}
+
+#[test]
+fn a_deleted_lock_file_under_a_live_writer_and_reader() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    let mut w = writer(&path).unwrap();
+    let h = Hammer::start(Reader::<Rec>::open(&path).unwrap());
+    h.commit(&mut w, 1);
+    std::fs::remove_file(lock_path(&path)).unwrap();
+    // The live writer and reader keep their (deleted) coordination file.
+    for v in 2..6 {
+        h.commit(&mut w, v);
+    }
+    // A new reader would make another one: refused while they live.
+    let lock = lock_path(&path);
+    let p = path.clone();
+    assert_bad(
+        within_10s("new reader", move || Reader::<Rec>::open(&p).map(drop)),
+        &lock,
+        "another coordination file",
+        "",
+        "new reader",
+    );
+    h.commit(&mut w, 6);
+    assert!(h.finish() > 0);
+    drop(w);
+    // Nobody has it open: a new coordination file serves everyone.
+    let mut r = Reader::<Rec>::open(&path).unwrap();
+    assert_eq!(r.get(3).unwrap(), Some(rec(3, 6)));
+    let mut w = writer(&path).unwrap();
+    w.set(3, &rec(3, 7)).unwrap();
+    w.commit().unwrap();
+    assert!(r.refresh().unwrap());
+    assert_eq!(r.get(3).unwrap(), Some(rec(3, 7)));
+}
+
+#[test]
+fn a_writer_refuses_a_new_lock_file_while_readers_use_the_old_one() {
+    for how in ["deleted", "renamed", "store renamed"] {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("store.rmap");
+        store_at(&path);
+        drop(writer(&path).unwrap());
+        let r = Reader::<Rec>::open(&path).unwrap();
+        let h = Hammer::start(r);
+        let data_path = match how {
+            "deleted" => {
+                std::fs::remove_file(lock_path(&path)).unwrap();
+                path.clone()
+            }
+            "renamed" => {
+                std::fs::rename(lock_path(&path), d.path().join("elsewhere")).unwrap();
+                path.clone()
+            }
+            _ => {
+                let moved = d.path().join("moved.rmap");
+                std::fs::rename(&path, &moved).unwrap();
+                std::fs::rename(wal_path(&path), wal_path(&moved)).unwrap();
+                moved
+            }
+        };
+        let lock = lock_path(&data_path);
+        for (who, open) in OPENERS {
+            let p = data_path.clone();
+            let what = format!("{how}, {who}");
+            assert_bad(
+                within_10s(&what, move || open(&p)),
+                &lock,
+                "another coordination file",
+                "",
+                &what,
+            );
+        }
+        // The reader still reads the last commit, whole.
+        assert!(h.finish() > 0, "{how}");
+        // Once it is gone, a writer opens and readers follow it.
+        let mut w = writer(&data_path).unwrap();
+        let h = Hammer::start(Reader::<Rec>::open(&data_path).unwrap());
+        for v in 1..4 {
+            h.commit(&mut w, v);
+        }
+        assert!(h.finish() > 0, "{how}");
+        // Shrinking is refused while a reader lives, with the new file.
+        let r = Reader::<Rec>::open(&data_path).unwrap();
+        assert!(matches!(
+            w.raw_mut().compact(),
+            Err(Error::ReadersPresent { .. })
+        ));
+        drop(r);
+    }
+}
+
+// ----- named shared stores -------------------------------------------------------
+
+fn shared_name(tag: &str) -> String {
+    format!("recmap-hostile-{tag}-{}", std::process::id())
+}
+
+#[test]
+fn named_shared_stores_are_private_unless_asked() {
+    for (mode, want) in [(None, 0o600), (Some(0o640), 0o640)] {
+        let n = shared_name(&format!("mode{want:o}"));
+        let _ = recmap::shared::remove_shared(&n);
+        let opts = match mode {
+            Some(m) => Options::new().shared_mode(m),
+            None => Options::new(),
+        };
+        let mut s = opts.create_shared::<Rec>(&n).unwrap();
+        s.push(&rec(0, 9)).unwrap();
+        s.commit().unwrap();
+        let path = recmap::shared::shared_path(&n).unwrap();
+        for p in [path.clone(), lock_path(&path), wal_path(&path)] {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            assert!(m.is_file(), "{}", p.display());
+            assert_eq!(
+                m.permissions().mode() & 0o777,
+                want,
+                "{}: mode {:o}",
+                p.display(),
+                m.permissions().mode() & 0o777
+            );
+        }
+        let r = Reader::<Rec>::open_shared(&n).unwrap();
+        assert_eq!(r.get(0).unwrap(), Some(rec(0, 9)));
+        drop(r);
+        drop(s);
+        // No staging directory left behind.
+        let dir = path.parent().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.contains(&n) && f.contains("tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        recmap::shared::remove_shared(&n).unwrap();
+    }
+}
+
+#[test]
+fn planted_links_at_named_shared_store_paths_are_not_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let private = d.path().join("private");
+    std::fs::write(&private, b"SECRET!").unwrap();
+    // The store's own name.
+    let n = shared_name("link");
+    let path = recmap::shared::shared_path(&n).unwrap();
+    let _ = std::fs::remove_file(&path);
+    std::os::unix::fs::symlink(&private, &path).unwrap();
+    let r = within_10s("open_shared", {
+        let n = n.clone();
+        move || Store::<Rec>::open_shared(&n).map(drop)
+    });
+    assert!(
+        matches!(r, Err(Error::NotRegularFile { .. })),
+        "open_shared through a link: {r:?}"
+    );
+    let r = Store::<Rec>::create_shared(&n).map(drop);
+    assert!(matches!(r, Err(Error::AlreadyExists { .. })), "{r:?}");
+    assert_eq!(std::fs::read(&private).unwrap(), b"SECRET!");
+    std::fs::remove_file(&path).unwrap();
+    // Its lock file's name.
+    let n = shared_name("locklink");
+    let path = recmap::shared::shared_path(&n).unwrap();
+    let lock = lock_path(&path);
+    let _ = std::fs::remove_file(&lock);
+    std::os::unix::fs::symlink(&private, &lock).unwrap();
+    let r = within_10s("create_shared", {
+        let n = n.clone();
+        move || Store::<Rec>::create_shared(&n).map(drop)
+    });
+    assert_bad(
+        r,
+        &lock,
+        "symbolic link",
+        "SECRET",
+        "create_shared beside a planted lock link",
+    );
+    assert_eq!(std::fs::read(&private).unwrap(), b"SECRET!");
+    std::fs::remove_file(&lock).unwrap();
+    let _ = recmap::shared::remove_shared(&n);
+}
