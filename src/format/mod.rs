@@ -927,6 +927,8 @@ mod tests {
             (slot::PAGES_PER_GROUP, 2, false),
             (slot::CHUNK_SIZE, 1000, false),
             (slot::CHUNK_SIZE, 0, false),
+            (slot::CHUNK_SIZE, MAX_CHUNK_SIZE + CHUNK_GRANULARITY, true),
+            (slot::CHUNK_SIZE, !0xffff, true),
             (slot::GENERATION, 0, true),
             (slot::GENERATION, MAX_GENERATION + 1, true),
             (slot::RECORD_COUNT, u64::MAX, true),
@@ -1017,6 +1019,18 @@ mod tests {
         // An empty list with the flag (an append into the tail group) is fine.
         let (h4, b4) = checked(&[]);
         assert_eq!(Header::decode(&b4, 1).unwrap(), h4);
+    }
+
+    #[test]
+    fn growth_unit_is_the_chunk_size_capped() {
+        assert_eq!(growth_unit(CHUNK_GRANULARITY), CHUNK_GRANULARITY);
+        assert_eq!(growth_unit(DEFAULT_CHUNK_SIZE), DEFAULT_CHUNK_SIZE);
+        assert_eq!(growth_unit(MAX_GROWTH_CHUNK), MAX_GROWTH_CHUNK);
+        assert_eq!(growth_unit(MAX_CHUNK_SIZE), MAX_GROWTH_CHUNK);
+        // A file length for a hostile chunk size stays within one unit of the need.
+        let p = Packing::new(24);
+        let len = file_len_for_records(p, 40, growth_unit(MAX_CHUNK_SIZE), 1).unwrap();
+        assert_eq!(len, MAX_GROWTH_CHUNK);
     }
 
     #[test]

@@ -265,8 +265,7 @@ impl RawStore {
             self.header.schema_len,
             growth_unit(self.header.chunk_size),
             self.len,
-        )
-        else {
+        ) else {
             return Ok(0);
         };
         let Some(layout) = Layout::fitting(p, self.header.schema_len, new_len) else {

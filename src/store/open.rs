@@ -31,9 +31,9 @@ use crate::error::{Error, Result};
 use crate::fileio::{read_exact_at, sync_dir, write_all_at};
 use crate::format::wal::{crc_entries, record_entries};
 use crate::format::{
-    choose_slot, decode_list, file_len_for_records, growth_unit, Header, Layout, Packing, SlotError,
-    FLAG_APPEND_ONLY, FLAG_CHECKED, FORMAT_VERSION, LIST_CARRIED, PAGE_SIZE, SCHEMA_OFFSET,
-    SLOT_OFFSETS,
+    choose_slot, decode_list, file_len_for_records, growth_unit, Header, Layout, Packing,
+    SlotError, FLAG_APPEND_ONLY, FLAG_CHECKED, FORMAT_VERSION, LIST_CARRIED, PAGE_SIZE,
+    SCHEMA_OFFSET, SLOT_OFFSETS,
 };
 use crate::schema::Schema;
 use crate::sys;
@@ -184,9 +184,13 @@ impl RawStore {
             path: path.into(),
             wanted: u64::MAX,
         };
-        let file_len =
-            file_len_for_records(packing, schema_len, growth_unit(opts.chunk_size), opts.initial_capacity)
-                .ok_or_else(too_large)?;
+        let file_len = file_len_for_records(
+            packing,
+            schema_len,
+            growth_unit(opts.chunk_size),
+            opts.initial_capacity,
+        )
+        .ok_or_else(too_large)?;
         let layout = Layout::fitting(packing, schema_len, file_len).ok_or_else(too_large)?;
 
         // Build the file under a temporary name and link it into place, so a
