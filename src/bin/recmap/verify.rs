@@ -85,6 +85,12 @@ pub fn run(a: Args) -> CliResult {
             progress.clear();
             (report?, None)
         }
+        Err(e @ recmap::Error::Truncated { .. }) => (
+            VerifyReport::default(),
+            Some(format!(
+                "{e} (cut by another program? `recmap repair` keeps the records it can verify)"
+            )),
+        ),
         Err(e) if is_damage(&e) => (VerifyReport::default(), Some(e.to_string())),
         Err(e) => return Err(e.into()),
     };
