@@ -736,3 +736,96 @@ fn planted_links_at_named_shared_store_paths_are_not_followed() {
     std::fs::remove_file(&lock).unwrap();
     let _ = recmap::shared::remove_shared(&n);
 }
+
+// ----- a full file system ----------------------------------------------------------
+
+/// A small tmpfs mounted for the test, unmounted when dropped.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(kib: u64) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().ok()?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .ok()?;
+        out.status.success().then_some(SmallFs { dir })
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Fills the file system at `dir` (a file `filler`), leaving less than a
+/// page free.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let page = vec![1u8; 4096];
+    while f.write_all(&page).is_ok() {}
+    let _ = f.write_all(&page[..1]);
+    filler
+}
+
+#[test]
+fn a_full_disk_is_no_space_when_opening_never_a_signal_later() {
+    let Some(fs) = SmallFs::mount(512) else {
+        println!("SKIPPED a_full_disk_is_no_space_when_opening_never_a_signal_later: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let path = fs.path().join("store.rmap");
+    store_at(&path);
+    let lock = lock_path(&path);
+    let filler = fill(fs.path());
+    for (who, open) in OPENERS {
+        let p = path.clone();
+        match within_10s(who, move || open(&p)) {
+            Err(Error::NoSpace { path: p, .. }) => assert_eq!(p, lock, "{who}"),
+            r => panic!("{who} on a full disk: {r:?}"),
+        }
+        // Nothing half made: no lock file, no temporary file.
+        let names: Vec<_> = std::fs::read_dir(fs.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!lock.exists(), "{who}: {names:?}");
+        assert!(!names.iter().any(|n| n.contains("tmp")), "{who}: {names:?}");
+    }
+    // A sparse lock file (as earlier versions made them) is allocated when
+    // opened: NoSpace now, rather than SIGBUS at the first store into a hole.
+    std::fs::remove_file(&filler).unwrap();
+    drop(writer(&path).unwrap());
+    let bytes = std::fs::read(&lock).unwrap();
+    std::fs::remove_file(&lock).unwrap();
+    {
+        let f = std::fs::File::create(&lock).unwrap();
+        f.set_len(bytes.len() as u64).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&bytes[..16], 0).unwrap();
+    }
+    let filler = fill(fs.path());
+    let p = path.clone();
+    match within_10s("writer, sparse lock file", move || writer(&p).map(drop)) {
+        Err(Error::NoSpace { path: p, .. }) => assert_eq!(p, lock),
+        r => panic!("writer with a sparse lock file on a full disk: {r:?}"),
+    }
+    // With room again, everything opens and commits.
+    std::fs::remove_file(&filler).unwrap();
+    let mut w = writer(&path).unwrap();
+    let r = Reader::<Rec>::open(&path).unwrap();
+    w.set(1, &rec(1, 1)).unwrap();
+    w.commit().unwrap();
+    let mut r = r;
+    assert!(r.refresh().unwrap());
+    assert_eq!(r.get(1).unwrap(), Some(rec(1, 1)));
+}
