@@ -879,3 +879,22 @@ fn numpy_reads_what_the_cli_wrote() {
     assert_eq!(r.code, 0, "tests/numpy_interop.py failed: {r:?}");
     assert!(r.stdout.contains("numpy interop: ok"), "{r:?}");
 }
+
+#[test]
+fn help_documents_repair_no_verify_and_interruption() {
+    let r = run(&["--help"]);
+    ok(&r);
+    assert!(r.stdout.contains("repair"), "{r:?}");
+    assert!(r.stdout.contains("130"), "{r:?}");
+    let r = run(&["repair", "--help"]);
+    ok(&r);
+    assert!(r.stdout.contains("Example"), "{r:?}");
+    for sub in ["get", "export"] {
+        let r = run(&[sub, "--help"]);
+        ok(&r);
+        assert!(r.stdout.contains("--no-verify"), "{sub}: {r:?}");
+    }
+    let r = run(&["verify", "--help"]);
+    ok(&r);
+    assert!(r.stdout.contains("Ctrl-C"), "{r:?}");
+}

@@ -657,6 +657,27 @@ fn the_cli_under_a_file_size_limit_exits_1_with_a_message() {
             assert!(s.iter().enumerate().all(|(i, r)| r.id == i as u64));
         }
     }
+    // A store made (without a limit) longer than the limit: the load's
+    // plain writes past the limit fail with EFBIG, no growth involved.
+    let path = dir.path().join("prealloc.rmap");
+    drop(
+        Options::new()
+            .create_new(true)
+            .chunk_size(8 << 20)
+            .open::<R>(&path)
+            .unwrap(),
+    );
+    let mut c = Command::new("prlimit");
+    c.arg("--fsize=3000000")
+        .arg(BIN)
+        .args(["load", path.to_str().unwrap(), "-q"])
+        .arg(&input);
+    let (code, _, err) = run_cmd_timeout(&mut c, 120);
+    assert_eq!(code, Some(1), "exit 1, not SIGXFSZ: {err}");
+    assert!(err.to_lowercase().contains("file too large"), "{err}");
+    assert!(err.contains("ulimit -f"), "{err}");
+    let s = Store::<R>::open_read_only(&path).unwrap();
+    assert!(s.verify().unwrap().is_ok());
 }
 
 // ----------------------------------------------- damage in the last page
