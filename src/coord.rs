@@ -126,6 +126,30 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 /// is not one recmap made.
 const DELETE_IT: &str = "delete it while no process has the store open (it holds no data; the next open makes a new one)";
 
+/// A fresh name beside `path` for a file or directory being made:
+/// `.<name>.recmap-tmp-<pid>-<nonce>`, unique in this process (a counter)
+/// and, with the time, across processes; short enough for any name to fit
+/// NAME_MAX (at most 100 characters of `path`'s name are kept).
+pub(crate) fn temp_beside(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .take(100)
+        .collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(
+        ".{name}.recmap-tmp-{:x}-{nanos:x}-{n:x}",
+        std::process::id()
+    ))
+}
+
 /// Open options for a file recmap makes or opens beside a data file: never
 /// through a symbolic link (or, on Windows, a reparse point), never blocking
 /// on a FIFO or device (the type is checked after opening).
@@ -555,15 +579,7 @@ impl Coord {
     /// appeared there meanwhile (`None`: open that one). The temporary file
     /// is removed in every case.
     fn create(path: &Path, id: &DataFile) -> Result<Option<File>> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let tmp = path.with_file_name(format!(".{name}.recmap-tmp-{}-{nonce}", std::process::id()));
+        let tmp = temp_beside(path);
         let mut o = beside_options(true);
         o.create_new(true);
         #[cfg(unix)]

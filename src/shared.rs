@@ -131,15 +131,7 @@ pub(crate) fn check_shared_file(path: &Path) -> Result<()> {
 /// A new directory only this user may enter, beside `path`, for making a
 /// store before anyone else can see it.
 fn private_dir(path: &Path) -> Result<PathBuf> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = path.with_file_name(format!(".{name}.recmap-tmp-{}-{nonce}", std::process::id()));
+    let dir = crate::coord::temp_beside(path);
     let mut b = std::fs::DirBuilder::new();
     #[cfg(unix)]
     {

@@ -363,6 +363,18 @@ fn child_read_only_reader() {
         Err(e) => println!("writer refused: {e}"),
         Ok(_) => panic!("a writer opened for a read-only user"),
     }
+    // A store whose lock file is missing, in a directory it may not write:
+    // a typed refusal saying so.
+    if let Some(p2) = std::env::var_os("RECMAP_HE_PATH2").map(PathBuf::from) {
+        match Reader::<Rec>::open(&p2) {
+            Err(Error::BadCoordination { path, reason }) => {
+                assert_eq!(path, lock_path(&p2));
+                assert!(reason.contains("cannot create"), "{reason}");
+                println!("missing lock refused");
+            }
+            r => panic!("reader without a lock file it may create: {r:?}"),
+        }
+    }
     let mut r = Reader::<Rec>::open(&path).expect("reader for a read-only user");
     for i in 0..RECORDS {
         assert_whole(&r.get(i).unwrap().unwrap(), i, 0, "read-only reader");
@@ -397,6 +409,9 @@ fn read_only_user_opens_a_reader() {
         std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
         0o644
     );
+    let path2 = d.path().join("nolock.rmap");
+    store_at(&path2);
+    std::fs::set_permissions(&path2, std::fs::Permissions::from_mode(0o644)).unwrap();
     let _ = std::fs::set_permissions(wal_path(&path), std::fs::Permissions::from_mode(0o644));
     // The test binary, where uid 65534 may run it.
     let exe = d.path().join("hostile_env_child");
@@ -422,6 +437,7 @@ fn read_only_user_opens_a_reader() {
             "--test-threads=1",
         ])
         .env("RECMAP_HE_PATH", &path)
+        .env("RECMAP_HE_PATH2", &path2)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -472,6 +488,8 @@ fn read_only_user_opens_a_reader() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(seen.contains("writer refused"), "{seen}");
+    assert!(seen.contains("missing lock refused"), "{seen}");
+    assert!(!lock_path(&path2).exists());
     assert!(seen.contains("saw 1 1"), "{seen}");
     drop(w);
 }
