@@ -501,7 +501,7 @@ fn read_only_user_opens_a_reader() {
 struct Hammer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     committed: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    thread: Option<std::thread::JoinHandle<Result<u64, String>>>,
+    thread: Option<std::thread::JoinHandle<Result<(u64, Option<u64>), String>>>,
 }
 
 impl Hammer {
@@ -545,7 +545,11 @@ impl Hammer {
                 }
                 reads += 1;
                 if s.load(Ordering::Acquire) {
-                    return Ok(reads);
+                    // Stopped after the last commit returned: adopting
+                    // the newest commit now must find it.
+                    r.refresh().map_err(|e| format!("last refresh: {e}"))?;
+                    let last = r.get(0).map_err(|e| format!("last get: {e}"))?;
+                    return Ok((reads, last.map(|v| v.value)));
                 }
             }
         });
@@ -566,21 +570,37 @@ impl Hammer {
         w.commit().unwrap();
     }
 
+    /// Stops the reader; returns how many rounds it read, after checking
+    /// that it then adopts the last commit (value `last`) made through the
+    /// coordination file it uses.
     fn finish(mut self) -> u64 {
         self.stop.store(true, std::sync::atomic::Ordering::Release);
-        self.thread.take().unwrap().join().unwrap().unwrap()
+        let (reads, seen) = self.thread.take().unwrap().join().unwrap().unwrap();
+        let last = self.committed.load(std::sync::atomic::Ordering::Acquire);
+        assert_eq!(seen, Some(last), "the reader does not see the last commit");
+        reads
     }
 }
 
 #[test]
-fn a_deleted_lock_file_under_a_live_writer_and_reader() {
+fn a_deleted_or_renamed_lock_file_under_a_live_writer_and_reader() {
+    for how in ["deleted", "renamed"] {
+        lock_file_gone_under_live_handles(how);
+    }
+}
+
+fn lock_file_gone_under_live_handles(how: &str) {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("store.rmap");
     store_at(&path);
     let mut w = writer(&path).unwrap();
     let h = Hammer::start(Reader::<Rec>::open(&path).unwrap());
     h.commit(&mut w, 1);
-    std::fs::remove_file(lock_path(&path)).unwrap();
+    if how == "deleted" {
+        std::fs::remove_file(lock_path(&path)).unwrap();
+    } else {
+        std::fs::rename(lock_path(&path), d.path().join("elsewhere")).unwrap();
+    }
     // The live writer and reader keep their (deleted) coordination file.
     for v in 2..6 {
         h.commit(&mut w, v);
@@ -596,7 +616,7 @@ fn a_deleted_lock_file_under_a_live_writer_and_reader() {
         "new reader",
     );
     h.commit(&mut w, 6);
-    assert!(h.finish() > 0);
+    assert!(h.finish() > 0, "{how}");
     drop(w);
     // Nobody has it open: a new coordination file serves everyone.
     let mut r = Reader::<Rec>::open(&path).unwrap();
