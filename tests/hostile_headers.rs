@@ -837,6 +837,65 @@ fn verify_reports_progress_and_can_be_interrupted() {
     }
 }
 
+/// True once process `pid` catches SIGINT (bit 2 of `SigCgt`).
+fn catches_sigint(pid: u32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (SIGINT - 1)) != 0)
+}
+
+/// Linux's signal number of SIGINT.
+const SIGINT: u32 = 2;
+
+#[test]
+fn ctrl_c_stops_the_cli_verify_with_a_message() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.rmap");
+    make(&path, 1000);
+    // Claims 16 GiB of committed records (sparse): a long verify.
+    give_capacity(&path, 4 << 20, true);
+    let mut child = Command::new(BIN)
+        .args(["verify", path.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The handler is installed once the store is open and verify begins.
+    while !catches_sigint(pid) {
+        assert!(child.try_wait().unwrap().is_none(), "verify ended first");
+        assert!(Instant::now() < deadline, "verify never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("verify did not stop after Ctrl-C (hang)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("verify interrupted after"), "{err}");
+}
+
 // ------------------------------------------------------------- salvage
 
 #[test]
