@@ -496,12 +496,15 @@ fn read_only_user_opens_a_reader() {
 
 // ----- coordination identity ---------------------------------------------------
 
+/// Rounds read, and the value the reader saw last; or what went wrong.
+type HammerResult = Result<(u64, Option<u64>), String>;
+
 /// A reader thread hammering `get` and snapshots while the main thread
 /// commits: every value whole and committed by the time it was read.
 struct Hammer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     committed: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    thread: Option<std::thread::JoinHandle<Result<(u64, Option<u64>), String>>>,
+    thread: Option<std::thread::JoinHandle<HammerResult>>,
 }
 
 impl Hammer {
