@@ -798,3 +798,43 @@ pub(crate) mod ofd {
         Ok((l.l_type != libc::F_UNLCK as libc::c_short).then_some(l.l_start as i64))
     }
 }
+
+/// The first data extent of `file` at or after `offset`: `Some((start,
+/// end))` with `start >= offset` the first byte that is not in a hole and
+/// `end` the end of that run of data, or `None` if only holes (or the end of
+/// the file) follow. Every byte of a hole reads as zero. Where holes cannot
+/// be found (no `SEEK_DATA`), everything from `offset` is data. `verify`
+/// uses it to hash the pages of a sparse file without reading its holes.
+/// Moves the file's offset, which recmap never uses (all its I/O is
+/// positional).
+pub(crate) fn data_extent(file: &File, offset: u64) -> io::Result<Option<(u64, u64)>> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let Ok(off) = libc::off_t::try_from(offset) else {
+            return Ok(None);
+        };
+        // SAFETY: lseek only reads its integer arguments; the fd is valid
+        // for the lifetime of `file`, which outlives the call.
+        let start = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_DATA) };
+        if start < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENXIO) => Ok(None),
+                Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(Some((offset, u64::MAX))),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: as above.
+        let end = unsafe { libc::lseek(file.as_raw_fd(), start, libc::SEEK_HOLE) };
+        if end < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Some((start as u64, end as u64)))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        Ok(Some((offset, u64::MAX)))
+    }
+}

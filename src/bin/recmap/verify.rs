@@ -108,6 +108,7 @@ pub fn run(a: Args) -> CliResult {
             "pages_checked": report.pages_checked,
             "records_checked": report.records_checked,
             "pages_skipped": report.pages_skipped,
+            "problems_omitted": report.problems_omitted,
             "problems": problems,
             "notes": report.notes.iter().map(problem_json).collect::<Vec<_>>(),
         });
@@ -126,14 +127,24 @@ pub fn run(a: Args) -> CliResult {
         } else {
             s.push_str(&format!(
                 "{path}: {} problem{} (generation {}, {} data pages, {} records checked):\n",
-                report.problems.len(),
-                if report.problems.len() == 1 { "" } else { "s" },
+                report.problems.len() as u64 + report.problems_omitted,
+                if report.problems.len() as u64 + report.problems_omitted == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 report.generation,
                 report.pages_checked,
                 report.records_checked
             ));
             for p in &report.problems {
                 s.push_str(&format!("  {p}\n"));
+            }
+            if report.problems_omitted > 0 {
+                s.push_str(&format!(
+                    "  ... and {} more damaged data pages (not listed)\n",
+                    report.problems_omitted
+                ));
             }
         }
         for n in &report.notes {
