@@ -374,6 +374,13 @@ impl std::fmt::Debug for Coord {
     }
 }
 
+/// Longest a reader waits for a live writer to finish writing a page
+/// (its stripe odd) before giving up with `Error::WriterStalled`: a writer
+/// writes a page in microseconds, so only a stopped or misbehaving one gets
+/// near it.
+#[allow(dead_code)] // for `reader::read_contended` (see docs/concurrency.md, "Bounded waits")
+pub(crate) const STRIPE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How often a reader with a read-only mapping looks for a new commit.
 const READ_ONLY_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -529,7 +536,8 @@ impl Coord {
                         path,
                         format!(
                             "it belongs to uid {}, the data file to uid {}: a coordination file must belong to the data \
-                             file's owner (anyone else could block or mislead every process of the store); {DELETE_IT}",
+                             file's owner (anyone else could block or mislead every process of the store); {DELETE_IT}, \
+                             or keep the store in a directory other users cannot write",
                             m.uid(),
                             id.uid
                         ),
