@@ -49,6 +49,7 @@ pub const COORD_LEN: usize = at::STRIPES + STRIPES as usize * 8;
 
 /// What the coordination file must agree with: the data file's identity,
 /// owner and permission bits.
+#[cfg_attr(not(unix), allow(dead_code))]
 struct DataFile {
     dev: u64,
     ino: u64,
@@ -164,7 +165,7 @@ pub(crate) fn beside_options(write: bool) -> OpenOptions {
     #[cfg(windows)]
     {
         use std::os::windows::fs::OpenOptionsExt;
-        /// `FILE_FLAG_OPEN_REPARSE_POINT`: open a link itself, not its target.
+        // `FILE_FLAG_OPEN_REPARSE_POINT`: open a link itself, not its target.
         const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
         o.custom_flags(OPEN_REPARSE_POINT);
     }
@@ -528,6 +529,8 @@ impl Coord {
             };
             let m = file.metadata().map_err(|e| Error::io("stat", path, e))?;
             check_regular(path, &m)?;
+            #[cfg(not(unix))]
+            let _ = (attempt, id);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::MetadataExt;
@@ -609,6 +612,8 @@ impl Coord {
             Err(e) => return Err(Error::io("create coordination file", &tmp, e)),
         };
         let made = (|| {
+            #[cfg(not(unix))]
+            let _ = id;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::{MetadataExt, PermissionsExt};
