@@ -201,8 +201,7 @@ fn repair_of_a_sound_store_does_nothing_and_needs_a_clean_handle() {
 }
 
 /// The log size of the growth tests: the smallest allowed, so the 1 MiB
-/// limits leave the data file room to grow (a writer preallocates its log,
-/// 4 MiB by default, when it opens).
+/// limits leave the data file room to grow.
 const SMALL_LOG: u64 = 64 << 10;
 
 /// Creates a store at `path` and appends (committing every 500 records)
@@ -237,42 +236,42 @@ fn wal_path(path: &Path) -> std::path::PathBuf {
     s.into()
 }
 
-/// A writer whose log cannot be preallocated under the limit at hand gets
-/// `want` (a typed error, nothing poisoned or half-made); the store file,
-/// if creating it got that far, is complete and opens read-only, and as a
-/// writer with a log that fits.
-fn log_does_not_fit(path: &Path, want: fn(&Error) -> bool) {
-    let r = Options::new()
+/// A writer with the default 4 MiB log size where the limit at hand cannot
+/// hold that much: the log starts small and grows only as commits need room;
+/// where it cannot grow, the commit checkpoints and uses the room the log
+/// has. The writer works, unpoisoned, until the data file cannot grow
+/// (`want`); then what it committed is whole.
+fn default_log_in_a_small_space(path: &Path, want: fn(&Error) -> bool) {
+    let mut s = Options::new()
         .create_new(true)
         .chunk_size(64 << 10)
-        .open::<Rec>(path);
-    match r {
-        Err(e) if want(&e) => println!("log does not fit: {e}"),
-        r => panic!("creating with the default 4 MiB log: {r:?}"),
-    }
-    if path.exists() {
-        let s = Store::<Rec>::open_read_only(path).unwrap();
-        assert_eq!(s.len(), 0);
-        assert!(s.verify().unwrap().is_ok());
-        drop(s);
-        let wal = wal_path(path);
-        let _ = std::fs::remove_file(&wal);
-        match Store::<Rec>::open(path) {
-            Err(e) if want(&e) => {}
-            r => panic!("opening with the default 4 MiB log: {r:?}"),
+        .open::<Rec>(path)
+        .unwrap();
+    let mut i = 0u64;
+    let err = loop {
+        match s.extend((i..i + 500).map(rec)) {
+            Ok(_) => i += 500,
+            Err(e) => break e,
         }
-        let _ = std::fs::remove_file(&wal);
-        let mut s = Options::new()
-            .log_size(SMALL_LOG)
-            .open::<Rec>(path)
-            .unwrap();
-        s.extend((0..10).map(rec)).unwrap();
+        // Updates too, so that the frames fill the log.
+        for k in 0..300u64 {
+            let j = k * 7 % i;
+            s.set(j, &rec(j)).unwrap();
+        }
         s.commit().unwrap();
-        drop(s);
-        let s = Store::<Rec>::open_read_only(path).unwrap();
-        assert_eq!(s.len(), 10);
-        assert!(s.verify().unwrap().is_ok());
-    }
+    };
+    assert!(want(&err), "{err}");
+    println!("default log: the data file stopped at {i} records: {err}");
+    assert!(s.raw().poisoned().is_none());
+    assert_eq!(*s.get(i - 1).unwrap(), rec(i - 1));
+    s.commit().unwrap();
+    drop(s);
+    let log = std::fs::metadata(wal_path(path)).unwrap().len();
+    assert!(log <= 1 << 20, "the log grew to {log} bytes");
+    let s = Store::<Rec>::open_read_only(path).unwrap();
+    assert_eq!(s.len(), i);
+    assert!(s.verify().unwrap().is_ok());
+    assert!(s.iter().enumerate().all(|(k, r)| *r == rec(k as u64)));
 }
 
 /// Runs the `#[ignore]`d test `name` of this binary in a child process.
@@ -302,7 +301,7 @@ fn growth_into_the_file_size_limit_is_a_clean_error() {
         "child failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("log does not fit: "), "{stdout}");
+    assert!(stdout.contains("default log: "), "{stdout}");
     assert!(stdout.contains("child: FileTooLarge"), "{stdout}");
     let s = Store::<Rec>::open_read_only(&path).unwrap();
     assert!(s.verify().unwrap().is_ok());
@@ -330,7 +329,7 @@ fn child_fsize_limit() {
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
     }
     let path = Path::new(&path);
-    log_does_not_fit(&path.with_extension("default-log.rmap"), |e| {
+    default_log_in_a_small_space(&path.with_extension("default-log.rmap"), |e| {
         matches!(e, Error::FileTooLarge { .. })
     });
     let (mut s, i, err) = fill_until_growth_fails(path);
@@ -377,9 +376,9 @@ fn growth_into_a_full_disk_is_a_clean_error() {
         eprintln!("SKIPPED growth_into_a_full_disk_is_a_clean_error: cannot mount a tmpfs here (needs root)");
         return;
     };
-    // A 4 MiB log does not fit in 1 MiB; what it left is removed again.
+    // A 4 MiB log does not fit in 1 MiB: it stays smaller.
     let first = fs.0.join("default-log.rmap");
-    log_does_not_fit(&first, |e| matches!(e, Error::NoSpace { .. }));
+    default_log_in_a_small_space(&first, |e| matches!(e, Error::NoSpace { .. }));
     for f in std::fs::read_dir(&fs.0).unwrap() {
         std::fs::remove_file(f.unwrap().path()).unwrap();
     }
@@ -394,6 +393,46 @@ fn growth_into_a_full_disk_is_a_clean_error() {
     assert_eq!(s.len(), i);
     assert!(s.verify().unwrap().is_ok());
     assert!(s.iter().enumerate().all(|(k, r)| *r == rec(k as u64)));
+}
+
+#[test]
+fn a_log_that_cannot_grow_is_checkpointed_instead() {
+    let _serial = serial();
+    let Some(fs) = Tmpfs::mount("1m") else {
+        eprintln!("SKIPPED a_log_that_cannot_grow_is_checkpointed_instead: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let path = fs.0.join("updates.rmap");
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .open::<Rec>(&path)
+        .unwrap();
+    s.extend((0..1000).map(rec)).unwrap();
+    s.commit().unwrap();
+    // 200 commits of 500 updates (36 KB frames each) want 7 MB of log; the
+    // default 4 MiB log would not fit in 1 MiB anyway: every commit must
+    // still succeed, folding the log in when it cannot grow.
+    let val = |i: u64, k: u64| Rec { id: i, a: i, b: k };
+    for k in 0..200u64 {
+        for j in 0..500u64 {
+            let i = (j * 2 + k) % 1000;
+            s.set(i, &val(i, k)).unwrap();
+        }
+        s.commit().unwrap();
+    }
+    assert!(s.raw().poisoned().is_none());
+    let log = std::fs::metadata(wal_path(&path)).unwrap().len();
+    assert!(log < 1 << 20, "the log grew to {log} bytes");
+    drop(s);
+    let s = Store::<Rec>::open_read_only(&path).unwrap();
+    assert!(s.verify().unwrap().is_ok());
+    // Record i was last set by the last k with (j * 2 + k) % 1000 == i for
+    // some j < 500, i.e. the last k of the parity of i.
+    for i in 0..1000u64 {
+        let last = (0..200u64).rev().find(|k| (i + 1000 - k) % 2 == 0).unwrap();
+        assert_eq!(*s.get(i).unwrap(), val(i, last), "record {i}");
+    }
 }
 
 /// Tests in this binary run one at a time: a child process forked by one

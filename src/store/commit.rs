@@ -18,9 +18,9 @@
 //! - readers learn of a commit (generation, count) only after it is durable
 //!   and applied (`announce`).
 
-use super::wal::Log;
+use super::wal::{GrowError, Log};
 use super::{Access, RawStore};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::wal::{CommitWriter, FrameHeader, FRAME_APPENDS_IN_PLACE};
 use crate::format::PAGE_SIZE;
 use std::time::{Duration, Instant};
@@ -158,7 +158,22 @@ impl RawStore {
             };
             self.encode_commit(&mut buf, frame, &own_full, in_place);
         }
-        let r = r.and_then(|()| self.log_commit(&mut buf));
+        let mut r = r.and_then(|()| self.log_commit(&mut buf));
+        if matches!(r, Err(Error::NoSpace { .. } | Error::FileTooLarge { .. }))
+            && self.log_mut().end > 0
+        {
+            tracing::info!(path = %self.path.display(), "the log cannot grow: checkpointing to reuse its room");
+            // The log could not grow (nothing was written): fold it in and
+            // use the room it already has.
+            r = self.checkpoint().and_then(|()| {
+                let frame = FrameHeader {
+                    header_seq: self.header.header_seq,
+                    ..frame
+                };
+                self.encode_commit(&mut buf, frame, &own_full, in_place);
+                self.log_commit(&mut buf)
+            });
+        }
         self.log_mut().buf = buf;
         r?;
         // Durable. Apply: updates to their pages, logged appends past the
@@ -255,6 +270,19 @@ impl RawStore {
         let n = frames.len() as u64;
         let at = self.log_mut().end;
         let padded = (at + n).next_multiple_of(PAGE_SIZE);
+        let limit = self.log_limit;
+        match self.log_mut().grow_for(padded, limit) {
+            Ok(Some(len)) => self.observe(super::IoEvent::LogSetLen { len }),
+            Ok(None) => {}
+            // Nothing of the commit is written yet and the log is back at
+            // its old length: a typed error, the handle still usable (the
+            // caller checkpoints and tries the room the log has).
+            Err(GrowError::Full(e)) => {
+                let path = self.log_mut().path.clone();
+                return Err(super::grow::map_grow_error(&path, padded, e));
+            }
+            Err(GrowError::Io(e)) => return Err(self.poison("grow log", e)),
+        }
         frames.resize((padded - at) as usize, 0);
         let written = self.log_write(frames, at);
         frames.truncate(n as usize);

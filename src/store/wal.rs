@@ -5,12 +5,15 @@
 //! Invariants:
 //! - the log is never followed through a symlink and must be a regular
 //!   file; it is created with the data file's permission bits;
-//! - a writer's log is at least `limit` bytes long, preallocated by writing
-//!   zeros (not `fallocate`: on ext4 the first write into an unwritten
-//!   extent is a metadata change, which would make every commit's
-//!   `fdatasync` commit the journal too), a page per write, and its clean
-//!   pages are dropped from the cache after opening and recovery, so
-//!   commits write into small page-cache folios;
+//! - a writer's log is preallocated by writing zeros (not `fallocate`: on
+//!   ext4 the first write into an unwritten extent is a metadata change,
+//!   which would make every commit's `fdatasync` commit the journal too), a
+//!   page per write, and its clean pages are dropped from the cache after
+//!   opening and recovery, so commits write into small page-cache folios;
+//! - a new log starts at [`INITIAL_LOG_LEN`] (or the log size, if smaller)
+//!   and grows as commits need room, by zero-filled steps that double it up
+//!   to the log size (`Log::grow_for`): a store that never fills its log
+//!   never writes 4 MiB of zeros, and a bulk load does not pay for them;
 //! - frames since the last checkpoint occupy `[0, end)`; the next commit's
 //!   frames go at `end`; a checkpoint sets `end` back to 0 (the frames left
 //!   behind name an older `header_seq` and end every later scan);
@@ -28,6 +31,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_LOG_SIZE: u64 = 4 << 20;
 /// Smallest log size accepted.
 pub const MIN_LOG_SIZE: u64 = 64 << 10;
+/// Length a new log is preallocated to; it grows from there as needed.
+pub const INITIAL_LOG_LEN: u64 = 64 << 10;
 
 /// The log file's path for a data file.
 pub(crate) fn log_path(data: &Path) -> PathBuf {
@@ -138,7 +143,8 @@ pub(crate) fn mode_of(data: &File) -> u32 {
 
 impl Log {
     /// Opens (creating if needed) the log of `data` for a writer and makes
-    /// sure it is at least `limit` bytes, writing zeros (synced) to get there.
+    /// sure it is at least `min(limit, INITIAL_LOG_LEN)` bytes, writing zeros
+    /// (synced, with the directory) to get there.
     pub(crate) fn open_for_write(data: &Path, data_file: &File, limit: u64) -> Result<Log> {
         let path = log_path(data);
         let file = open_file(&path, true, mode_of(data_file))?.expect("created");
@@ -146,21 +152,14 @@ impl Log {
             .metadata()
             .map_err(|e| Error::io("stat log", &path, e))?
             .len();
-        if file_len < limit {
-            // Page by page: the pages get cached as small folios (see
-            // `sys::drop_cache`).
-            let zeros = vec![0u8; crate::format::PAGE_SIZE as usize];
-            let mut at = file_len;
-            while at < limit {
-                let n = (limit - at).min(zeros.len() as u64) as usize;
-                write_all_at(&file, &zeros[..n], at)
-                    .map_err(|e| crate::store::grow::map_grow_error(&path, limit, e))?;
-                at += n as u64;
-            }
+        let want = limit.min(INITIAL_LOG_LEN);
+        if file_len < want {
+            zero_fill(&file, file_len, want)
+                .map_err(|e| crate::store::grow::map_grow_error(&path, want, e))?;
             file.sync_all()
                 .map_err(|e| Error::io("fsync log", &path, e))?;
             crate::fileio::sync_dir(&path).map_err(|e| Error::io("fsync directory", &path, e))?;
-            file_len = limit;
+            file_len = want;
         }
         crate::sys::drop_cache(&file);
         Ok(Log {
@@ -173,11 +172,78 @@ impl Log {
         })
     }
 
+    /// Makes room for a write that ends at `end` (a page boundary): if the
+    /// file is shorter, it grows to `end` or, if larger, twice its length up
+    /// to `limit`, the part past `end` zero-filled (the caller's write fills
+    /// the rest). Returns the new length, durable with the next sync of the
+    /// log (the caller's commit syncs it with its frames); `None` if there
+    /// was room.
+    pub(super) fn grow_for(&mut self, end: u64, limit: u64) -> Result<Option<u64>, GrowError> {
+        if end <= self.file_len {
+            return Ok(None);
+        }
+        let doubled = self.file_len.saturating_mul(2).min(limit);
+        let new_len = end.max(doubled).next_multiple_of(crate::format::PAGE_SIZE);
+        if let Err(e) = zero_fill(&self.file, self.file_len.max(end), new_len) {
+            if !is_out_of_space(&e) {
+                return Err(GrowError::Io(e));
+            }
+            // Give back what the partial fill took; if even that fails the
+            // handle must not go on.
+            return match self.file.set_len(self.file_len) {
+                Ok(()) => Err(GrowError::Full(e)),
+                Err(e) => Err(GrowError::Io(e)),
+            };
+        }
+        self.file_len = new_len;
+        Ok(Some(new_len))
+    }
+
     /// Opens the log of `data` for reading; `None` if there is none.
     pub(crate) fn open_for_read(data: &Path) -> Result<Option<(File, PathBuf)>> {
         let path = log_path(data);
         Ok(open_file(&path, false, 0)?.map(|f| (f, path)))
     }
+}
+
+/// True for the errors `grow::map_grow_error` turns into `NoSpace` or
+/// `FileTooLarge`: no room, as opposed to a failing device.
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    if matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    ) {
+        return true;
+    }
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+    )
+}
+
+/// Why `Log::grow_for` failed.
+#[derive(Debug)]
+pub(super) enum GrowError {
+    /// No room (full disk, quota or file-size limit); the log is back at its
+    /// old length and nothing else was written.
+    Full(std::io::Error),
+    /// Any other failure: the handle must stop writing.
+    Io(std::io::Error),
+}
+
+/// Writes zeros over `[from, to)` of `file`, a page per write (the pages
+/// get cached as small folios; see `sys::drop_cache`). The region `grow_for`
+/// leaves to its caller's write is not written twice.
+fn zero_fill(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    let zeros = [0u8; crate::format::PAGE_SIZE as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64 - at % zeros.len() as u64) as usize;
+        write_all_at(file, &zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// What a scan found: the state after the last complete commit in the log.
