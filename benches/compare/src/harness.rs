@@ -129,6 +129,8 @@ pub struct Settings {
     pub scan_passes: usize,
     /// Pairs of a paired scan (`Cx::scan_vs`).
     pub scan_pairs: usize,
+    /// Paired bulk loads of recmap against a raw write (`--load-pairs`).
+    pub load_pairs: usize,
     /// Records per `Snapshot::read_range` call of recmap's snapshot scan.
     pub snapshot_chunk: usize,
     pub load_runs: usize,
@@ -215,6 +217,7 @@ impl Default for Settings {
             passes: 21,
             scan_passes: 3,
             scan_pairs: 11,
+            load_pairs: 6,
             snapshot_chunk: 4096,
             load_runs: 3,
             commits: 10_000,
@@ -1085,6 +1088,98 @@ impl Cx {
                 extra: None,
             },
         );
+        Ok(())
+    }
+
+    /// Times bulk loads of `f` (which loads `data` into `paths` and returns
+    /// a handle, dropped and its files removed after each run) paired with
+    /// the raw yardstick: the same bytes written with `write` in 2 MiB
+    /// pieces and `fdatasync`ed, to a file of its own. `pairs` pairs in ABBA
+    /// order, each after an untimed `sync`; the paired table gets the median
+    /// of the per-pair throughput ratios (above 1: faster than the raw
+    /// write). Loads minutes apart on this machine differ by more than the
+    /// target's margin (the disk changes speed), so only this ratio judges
+    /// "bulk load ≥ 0.9× the best raw method".
+    pub fn load_vs_raw<H>(
+        &mut self,
+        row: &str,
+        paths: &[&Path],
+        pairs: usize,
+        mut f: impl FnMut(&[Rec]) -> Result<H>,
+    ) -> Result<()> {
+        if !self.s.workloads.load || pairs == 0 {
+            return Ok(());
+        }
+        let raw_path = self.path("load-yardstick.raw");
+        let mb = (self.n() * REC as u64) as f64 / 1e6;
+        eprintln!("[{row}] load: {pairs} runs, each paired with a raw write() + fdatasync load");
+        let data = std::mem::take(&mut self.data);
+        let mut sys_run = |cx: &mut Cx| -> Result<f64> {
+            sync_all();
+            let t = Instant::now();
+            let h = f(&data)?;
+            let secs = t.elapsed().as_secs_f64();
+            drop(h);
+            for p in paths {
+                cx.remove_always(p);
+            }
+            Ok(mb / secs)
+        };
+        let raw_run = |cx: &mut Cx| -> Result<f64> {
+            sync_all();
+            let t = Instant::now();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&raw_path)?;
+            for chunk in bytemuck::cast_slice::<Rec, u8>(&data).chunks(2 << 20) {
+                std::io::Write::write_all(&mut file, chunk)?;
+            }
+            file.sync_data()?;
+            let secs = t.elapsed().as_secs_f64();
+            drop(file);
+            cx.remove_always(&raw_path);
+            Ok(mb / secs)
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut result = Ok(());
+        for j in 0..pairs {
+            let pair = if j % 2 == 0 {
+                raw_run(self).and_then(|r| Ok((sys_run(self)?, r)))
+            } else {
+                sys_run(self).and_then(|x| Ok((x, raw_run(self)?)))
+            };
+            match pair {
+                Ok((x, r)) => {
+                    a.push(x);
+                    b.push(r);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.data = data;
+        result?;
+        let mut ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+        let pair = measure::median(&mut ratios);
+        let med = measure::median(&mut a.clone());
+        let raw_med = measure::median(&mut b.clone());
+        eprintln!(
+            "[{row}] load: median {med:.0} MB/s, raw write {raw_med:.0} MB/s, pairs {pair:.2}× (runs {a:.0?} / {b:.0?})"
+        );
+        self.paired.push(Paired {
+            row: row.to_string(),
+            workload: "load (MB/s)",
+            yard_name: "raw write() 2 MiB + fdatasync".to_string(),
+            unit: Unit::MBps,
+            sys: med,
+            yard: raw_med,
+            pair_ratio: pair,
+            pairs: a.len(),
+            vs_update: None,
+        });
         Ok(())
     }
 

@@ -48,6 +48,8 @@ Options:
                        (default 4096)
   --load-runs N        bulk loads per system, each into fresh files; the median
                        is reported (default 3)
+  --load-pairs N       recmap bulk loads paired with a raw write() + fdatasync of
+                       the same bytes, ABBA (default 6); judges the load target
   --commits N          update/append operations per system, each made durable,
                        each followed by one probe (default 10000)
   --commits100 N       update100 commits per system (100 records on 100 pages each;
@@ -96,6 +98,7 @@ fn parse_args() -> Result<Settings, String> {
             "--scan-pairs" => s.scan_pairs = num(&a, value(&a)?)? as usize,
             "--snapshot-chunk" => s.snapshot_chunk = num(&a, value(&a)?)?.max(1) as usize,
             "--load-runs" => s.load_runs = num(&a, value(&a)?)? as usize,
+            "--load-pairs" => s.load_pairs = num(&a, value(&a)?)? as usize,
             "--commits" => s.commits = num(&a, value(&a)?)?,
             "--commits100" => s.commits100 = num(&a, value(&a)?)?,
             "--bytes-ops100" => s.bytes_ops100 = num(&a, value(&a)?)?,

@@ -41,7 +41,7 @@ pub fn run(cx: &mut Cx) -> Result<()> {
     let (wal, lock) = (side(&path, "-wal"), side(&path, "-lock"));
     let files: [&Path; 3] = [&path, &wal, &lock];
     let n = cx.n();
-    let mut store = cx.load(ROW, &files, |data| {
+    let load = |data: &[Rec]| -> Result<recmap::Store<Rec>> {
         let mut s = recmap::Options::new()
             .create_new(true)
             .initial_capacity(n)
@@ -51,9 +51,23 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         }
         s.commit()?;
         Ok(s)
-    })?;
+    };
+    let mut store = cx.load(ROW, &files, load)?;
     cx.table.row(ROW);
     cx.table.row(ROW_SLICES);
+    if cx.s.workloads.load && cx.s.load_pairs > 0 {
+        // The same load again, paired with a raw write of the same bytes.
+        drop(store);
+        for p in files {
+            cx.remove(p);
+        }
+        let pairs = cx.s.load_pairs;
+        cx.load_vs_raw(ROW, &files, pairs, load)?;
+        let data = std::mem::take(&mut cx.data);
+        let reloaded = load(&data);
+        cx.data = data;
+        store = reloaded?;
+    }
 
     cx.warm(ROW, || {
         Ok(store.iter().fold(0u64, |a, r| a.wrapping_add(r.a)))
