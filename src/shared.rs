@@ -87,7 +87,19 @@ impl Options {
         })();
         let _ = std::fs::remove_dir_all(&dir);
         made?;
-        self.clone().create(false).create_new(false).open(path)
+        // The staged handle's lock may linger for a moment in a child
+        // another thread forked (it holds every descriptor until it execs):
+        // retry `Locked` briefly, unless the caller waits anyway.
+        let opts = self.clone().create(false).create_new(false);
+        for _ in 0..100 {
+            match opts.open(&path) {
+                Err(Error::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                r => return r,
+            }
+        }
+        opts.open(path)
     }
     /// Opens the shared store `name` as its writer; `NotFound` if missing.
     /// Refuses a symbolic link or anything but a regular file at its path

@@ -77,8 +77,14 @@ fn store_at(path: &Path) {
     let _ = std::fs::remove_file(lock_path(path));
 }
 
+/// A writer. It waits for the lock: other tests of this binary spawn
+/// children, which hold copies of every descriptor (and so the lock of a
+/// writer just closed) between `fork` and `exec`.
 fn writer(path: &Path) -> Result<Store<Rec>, Error> {
-    Options::new().log_size(64 << 10).open::<Rec>(path)
+    Options::new()
+        .log_size(64 << 10)
+        .wait_for_lock(true)
+        .open::<Rec>(path)
 }
 
 /// Runs `f` in a thread; panics if it takes more than 10 s (a hang).
@@ -869,4 +875,40 @@ fn a_full_disk_is_no_space_when_opening_never_a_signal_later() {
     let mut r = r;
     assert!(r.refresh().unwrap());
     assert_eq!(r.get(1).unwrap(), Some(rec(1, 1)));
+}
+
+#[test]
+fn racing_first_opens_make_one_complete_lock_file() {
+    for round in 0..5 {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("store.rmap");
+        store_at(&path);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|k| {
+                let (p, b) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    b.wait();
+                    if k == 0 {
+                        writer(&p).map(|w| w.len())
+                    } else {
+                        Reader::<Rec>::open(&p).map(|r| r.len())
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap().unwrap(), RECORDS, "round {round}");
+        }
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains("tmp")),
+            "round {round}: {names:?}"
+        );
+        let m = std::fs::metadata(lock_path(&path)).unwrap();
+        assert_eq!((m.len(), m.nlink()), (36864, 1), "round {round}");
+    }
 }
