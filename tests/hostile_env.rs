@@ -912,3 +912,38 @@ fn racing_first_opens_make_one_complete_lock_file() {
         assert_eq!((m.len(), m.nlink()), (36864, 1), "round {round}");
     }
 }
+
+/// Child (run under `umask 077`): makes the lock file of the store at
+/// `RECMAP_HE_PATH` (data file mode 0644) and prints its mode.
+#[test]
+#[ignore = "child process of the_lock_files_mode_does_not_depend_on_the_umask"]
+fn child_umask_writer() {
+    let Some(path) = std::env::var_os("RECMAP_HE_PATH").map(PathBuf::from) else {
+        return;
+    };
+    drop(writer(&path).unwrap());
+    let m = std::fs::metadata(lock_path(&path)).unwrap();
+    println!("lock mode {:o}", m.permissions().mode() & 0o777);
+}
+
+#[test]
+fn the_lock_files_mode_does_not_depend_on_the_umask() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077 && exec \"$0\" child_umask_writer --exact --ignored --nocapture --test-threads=1")
+        .arg(std::env::current_exe().unwrap())
+        .env("RECMAP_HE_PATH", &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("lock mode 644"), "{stdout}");
+}
