@@ -247,10 +247,13 @@ pub(crate) fn check_regular(path: &Path, m: &std::fs::Metadata) -> Result<()> {
 /// identity"), at `SLOT_BASE + (inode of the coordination file & SLOT_MASK)`.
 #[cfg(target_os = "linux")]
 mod slot {
+    /// Where `off_t` is 32 bits (some 32-bit targets) the range is smaller;
+    /// the locks are advisory, so overlapping data bytes would not matter.
+    const WIDE: bool = std::mem::size_of::<libc::off_t>() >= 8;
     /// First offset of the range (far past any data file's end).
-    pub const BASE: i64 = 1 << 62;
+    pub const BASE: i64 = if WIDE { 1 << 62 } else { 1 << 30 };
     /// Offsets used: `[BASE, BASE + SPAN)`.
-    pub const SPAN: i64 = 1 << 61;
+    pub const SPAN: i64 = BASE / 2;
     pub const MASK: u64 = (SPAN - 1) as u64;
 }
 
