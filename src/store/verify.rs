@@ -558,8 +558,11 @@ impl RawStore {
     /// rot (or an uncommitted write left by a crash) in the committed bytes
     /// would be blessed with a valid checksum and vanish from `verify`.
     /// Reads at most one group.
-    // Called by `RawStore::commit` (src/store/commit.rs) before it hashes
-    // the tail group of a commit that appends into it.
+    // For `RawStore::commit` (src/store/commit.rs), before it hashes the
+    // tail group of a commit that appends into it:
+    //     if self.len > committed { self.check_tail_page()?; }
+    // right after `let committed = self.header.record_count;`. Until that
+    // call is there nothing calls it (hence the allow).
     #[allow(dead_code)]
     pub(super) fn check_tail_page(&self) -> Result<()> {
         let p = self.layout.packing;
