@@ -475,3 +475,66 @@ fn refresh_detects_a_file_truncated_behind_the_engine() {
     assert_eq!(r.len(), 100);
     assert_eq!(r.get(99).unwrap().unwrap(), rec(99));
 }
+
+/// Flips one bit of committed record `i` in the data file, behind the
+/// engine's back (as bit rot would).
+fn flip_bit_of_record(path: &Path, s: &Store<Rec>, i: u64) {
+    let info = s.info();
+    let per_page = 4096 / std::mem::size_of::<Rec>() as u64;
+    let at = info.data_offset + (i / per_page) * 4096 + (i % per_page) * 24 + 9;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+}
+
+#[test]
+fn a_commit_never_rehashes_damaged_committed_bytes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rot.rmap");
+    // 1000 records: pages of 170, the last (group 5) partly filled.
+    make(&path, 1000);
+    let mut s = Store::<Rec>::open(&path).unwrap();
+    let g = s.generation();
+
+    // Damage in the partly filled last page: an append into it would hash
+    // the damaged bytes with the new ones.
+    flip_bit_of_record(&path, &s, 990);
+    s.push(&rec(1000)).unwrap();
+    match s.commit() {
+        Err(Error::CorruptPage { group, .. }) => assert_eq!(group, 5),
+        r => panic!("append into a damaged last page: {r:?}"),
+    }
+    assert!(s.raw().poisoned().is_none());
+    s.rollback().unwrap();
+    assert_eq!(s.generation(), g);
+
+    // Damage in a full page: an update of another record of it would
+    // rehash the page.
+    flip_bit_of_record(&path, &s, 5);
+    s.set(6, &rec(6)).unwrap();
+    match s.commit() {
+        Err(Error::CorruptPage { group, .. }) => assert_eq!(group, 0),
+        r => panic!("update beside damage: {r:?}"),
+    }
+    s.rollback().unwrap();
+    drop(s);
+
+    // Nothing was blessed: verify still reports both pages.
+    let s = Store::<Rec>::open_read_only(&path).unwrap();
+    let rep = s.verify().unwrap();
+    let groups: Vec<u64> = rep
+        .problems
+        .iter()
+        .filter_map(|p| match p {
+            Problem::PageChecksum { group, .. } => Some(*group),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups, [0, 5], "{rep:?}");
+}

@@ -123,6 +123,14 @@ impl RawStore {
             touched.sort_unstable();
             touched.dedup();
         }
+        // Never bless damage: the committed bytes of every page whose
+        // checksum this commit recomputes (the other records of an updated
+        // page, the partly filled last page appends go into) must still
+        // match the checksum they have. Pages past the committed records
+        // have none to check.
+        for &g in &touched {
+            self.check_committed_page(g)?;
+        }
         let full = self.len / rpg;
         let crcs: Vec<(u64, u32)> = touched
             .iter()
