@@ -111,6 +111,17 @@ pub enum Error {
     /// it may be torn. The next writer to open the store clears this.
     #[error("{path}: record {index} was being written by process {pid}, which died; it may be torn until a writer reopens the store")]
     WriterDied { path: PathBuf, index: u64, pid: u64 },
+    /// A live writer kept record `index`'s page mid-update for longer than
+    /// a reader waits (`waited_ms`): the writer is stopped (a debugger,
+    /// `SIGSTOP`) or misbehaving. The read was abandoned rather than wait
+    /// forever on a value another process controls; try again later.
+    #[error("{path}: record {index} has been mid-update by live process {pid} for {waited_ms} ms; the reader stopped waiting (is the writer stopped?)")]
+    WriterStalled {
+        path: PathBuf,
+        index: u64,
+        pid: u64,
+        waited_ms: u64,
+    },
     /// A shared store name that is empty, too long or has characters other
     /// than ASCII letters, digits, `.`, `_`, `-`.
     /// A log frame with a valid checksum, written for this store and
