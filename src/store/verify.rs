@@ -558,11 +558,9 @@ impl RawStore {
     /// rot (or an uncommitted write left by a crash) in the committed bytes
     /// would be blessed with a valid checksum and vanish from `verify`.
     /// Reads at most one group.
-    // For `RawStore::commit` (src/store/commit.rs), before it hashes the
-    // tail group of a commit that appends into it:
-    //     if self.len > committed { self.check_tail_page()?; }
-    // right after `let committed = self.header.record_count;`. Until that
-    // call is there nothing calls it (hence the allow).
+    // `RawStore::commit` checks every page it rehashes with
+    // `check_committed_page`, the tail page included; this is the tail-only
+    // form, for callers that append without updating.
     #[allow(dead_code)]
     pub(super) fn check_tail_page(&self) -> Result<()> {
         let p = self.layout.packing;
@@ -579,7 +577,7 @@ impl RawStore {
     /// same guard as `check_tail_page` for any group whose checksum a
     /// commit is about to recompute (an in-place update of one record of a
     /// full page rehashes the page's other records too). Reads one group.
-    #[allow(dead_code)]
+    /// `RawStore::commit` calls it for every page it rehashes.
     pub(super) fn check_committed_page(&self, g: u64) -> Result<()> {
         let p = self.layout.packing;
         let committed = self.header.record_count;
