@@ -671,8 +671,9 @@ fn the_cli_under_a_file_size_limit_exits_1_with_a_message() {
         csv.push_str(&format!("{i},{}\n", i * 3));
     }
     std::fs::write(&input, csv).unwrap();
-    // 2 MB: the default 4 MiB log does not fit (a store being created), and
-    // 6 MB: the log fits but growth does not (a store being loaded).
+    // 2 MB, all or nothing: the limit is met while the new store (or its
+    // log) grows, and nothing is committed; 6 MB with --batch: the batches
+    // before the limit stay committed.
     for (limit, batch) in [(2_000_000u64, None), (6_000_000, Some("1000"))] {
         let path = dir.path().join(format!("fsize-{limit}.rmap"));
         let mut c = Command::new("prlimit");
