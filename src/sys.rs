@@ -838,3 +838,29 @@ pub(crate) fn data_extent(file: &File, offset: u64) -> io::Result<Option<(u64, u
         Ok(Some((offset, u64::MAX)))
     }
 }
+
+/// Starts writing `[offset, offset + len)` of `file` back to the device
+/// without waiting for it (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`),
+/// so a later `fdatasync` of a bulk write waits only for what is still in
+/// flight: the device works while the writer copies the next batch. Not a
+/// durability step (it promises nothing, and errors are left to the sync
+/// that follows, which reports them); a no-op elsewhere.
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len))
+        else {
+            return;
+        };
+        // SAFETY: sync_file_range only reads its integer arguments; the fd
+        // is valid for the lifetime of `file`, which outlives the call.
+        let _ = unsafe {
+            libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE)
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, offset, len);
+    }
+}

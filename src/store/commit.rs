@@ -51,6 +51,11 @@ impl RawStore {
     pub(super) fn group_crc(&self, g: u64, count: u64) -> u32 {
         let p = self.layout.packing;
         let (first, end) = p.group_records(g, count);
+        if end - first == p.records_per_group {
+            if let Some(&crc) = self.append_crcs.get(&g) {
+                return crc;
+            }
+        }
         if end <= self.flushed {
             // All in the map: hash it around the overlay's images, one
             // ordered pass over the overlay (no lookup per run).
@@ -207,6 +212,7 @@ impl RawStore {
         self.header.record_count = self.len;
         self.header.tail_crc = tail_crc;
         self.dirty_groups.clear();
+        self.append_crcs.clear();
         self.sync_window();
         self.announce();
         let stats = CommitStats {

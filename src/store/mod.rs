@@ -115,6 +115,12 @@ pub struct RawStore {
     /// changed (or, for a version-1 file, that its header lists): they
     /// override the table, whose entries a checkpoint writes.
     pending_crcs: BTreeMap<u64, u32>,
+    /// Checksums of full groups of uncommitted appends, hashed from the
+    /// caller's bytes as `extend_from_bytes` wrote them (while they were in
+    /// the cache), so the commit need not read them back. Valid while those
+    /// bytes are unchanged: an in-place `set` of such a record drops its
+    /// group's entry; commit and rollback clear them all.
+    append_crcs: BTreeMap<u64, u32>,
     /// Writers: the log.
     log: Option<wal::Log>,
     /// Writers: the log size to keep (`Options::log_size`).

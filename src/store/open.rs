@@ -448,6 +448,7 @@ impl RawStore {
             coord: None,
             high_water: 0,
             pending_crcs: BTreeMap::new(),
+            append_crcs: BTreeMap::new(),
             log: None,
             log_limit: wal::DEFAULT_LOG_SIZE,
         };

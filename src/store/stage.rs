@@ -104,6 +104,20 @@ impl RawStore {
             self.flush_stage()?;
             let off = self.layout.record_file_offset(first);
             self.write_records(records, off, first, first + n, self.header.generation + 1)?;
+            // The commit syncs these bytes before its frame: have the device
+            // start on them now, while the caller prepares the next batch.
+            crate::sys::start_writeback(&self.file, off, records.len() as u64);
+            // Hash the full groups now, from the bytes just written (still
+            // in the cache): the commit would read them back through the map.
+            let rpg = p.records_per_group;
+            let group_bytes = (rpg * size as u64) as usize;
+            let mut g = first.div_ceil(rpg);
+            while (g + 1) * rpg <= first + n {
+                let at = ((g * rpg - first) as usize) * size;
+                let crc = crc32fast::hash(&records[at..at + group_bytes]);
+                self.append_crcs.insert(g, crc);
+                g += 1;
+            }
             self.len += n;
             self.flushed = self.len;
             self.sync_window();
@@ -145,6 +159,7 @@ impl RawStore {
             // An uncommitted append already written past the committed
             // count: nothing reads it before the commit that counts it.
             let next = self.header.generation + 1;
+            self.append_crcs.remove(&self.layout.packing.group_of(i));
             return self.write_records(record, self.layout.record_file_offset(i), i, i + 1, next);
         }
         let was_empty = self.overlay.is_empty();
@@ -177,6 +192,7 @@ impl RawStore {
 
     pub(super) fn discard_uncommitted(&mut self) {
         self.overlay.clear();
+        self.append_crcs.clear();
         self.dirty_groups.clear();
         self.stage.clear();
         self.len = self.header.record_count;
