@@ -122,8 +122,6 @@ pub enum Error {
         pid: u64,
         waited_ms: u64,
     },
-    /// A shared store name that is empty, too long or has characters other
-    /// than ASCII letters, digits, `.`, `_`, `-`.
     /// A log frame with a valid checksum, written for this store and
     /// continuing its commit chain, breaks a rule of the format: the log
     /// was not written by recmap. Nothing was replayed from it.
@@ -139,7 +137,8 @@ pub enum Error {
     /// snapshot (`Reader::read_txn` does, and retries).
     #[error("snapshot of generation {generation} expired: record {index}'s page changed in a later commit")]
     SnapshotExpired { generation: u64, index: u64 },
-
+    /// A shared store name that is empty, too long or has characters other
+    /// than ASCII letters, digits, `.`, `_`, `-`.
     #[error("invalid shared store name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
     /// An option value is out of range.

@@ -416,6 +416,7 @@ impl RawReader {
     #[inline(never)]
     fn read_contended(&self, i: u64, group: u64, off: usize, dst: &mut [u8]) -> Result<bool> {
         let mut spins = 0u32;
+        let start = Instant::now();
         loop {
             spins += 1;
             if spins < 64 {
@@ -427,6 +428,18 @@ impl RawReader {
                         path: self.path.clone(),
                         index: i,
                         pid,
+                    });
+                }
+                // A live writer never holds a stripe for long: one that does
+                // is stopped or hostile, and the wait is on a value another
+                // process controls, so it is bounded.
+                let waited = start.elapsed();
+                if waited >= crate::coord::STRIPE_WAIT {
+                    return Err(Error::WriterStalled {
+                        path: self.path.clone(),
+                        index: i,
+                        pid: self.coord.writer_pid(),
+                        waited_ms: waited.as_millis() as u64,
                     });
                 }
             } else {
@@ -636,9 +649,9 @@ impl<T: Record> Reader<T> {
     /// Opens a reader on a named shared store (see [`crate::shared`]).
     pub fn open_shared(name: &str) -> Result<Self> {
         let path = crate::shared::shared_path(name)?;
-        if !path.exists() {
-            return Err(Error::NotFound { path });
-        }
+        // Names live in a directory every user may write: never follow a
+        // link planted there, never block on a FIFO.
+        crate::shared::check_shared_file(&path)?;
         Self::open(path)
     }
 

@@ -947,3 +947,48 @@ fn the_lock_files_mode_does_not_depend_on_the_umask() {
     );
     assert!(stdout.contains("lock mode 644"), "{stdout}");
 }
+
+/// A stripe word held odd while the writer lives (the data file's owner
+/// wrote it: a stopped writer, or a hostile one) makes a reader wait a
+/// bounded time and then fail with `WriterStalled`; a snapshot refuses at
+/// once. Before: `Reader::get` spun forever.
+#[test]
+fn a_stripe_held_odd_by_a_live_writer_bounds_the_readers_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stall.rmap");
+    store_at(&path);
+    let w = writer(&path).unwrap();
+    let mut r = Reader::<Rec>::open(&path).unwrap();
+    // Record 0 is on page (group) 0: stripe 0 at offset 4096. The apply
+    // sequence (offset 104) made odd too, as a writer mid-apply leaves it,
+    // so the reader cannot take its fast path.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(lock_path(&path))
+        .unwrap();
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 8];
+    lock.read_exact_at(&mut b, 104).unwrap();
+    lock.write_all_at(&(u64::from_le_bytes(b) | 1).to_le_bytes(), 104)
+        .unwrap();
+    lock.read_exact_at(&mut b, 4096).unwrap();
+    lock.write_all_at(&(u64::from_le_bytes(b) | 1).to_le_bytes(), 4096)
+        .unwrap();
+    r.refresh().unwrap();
+    match within_10s_plus("a stalled stripe", move || r.get(0).map(|_| ())) {
+        Err(Error::WriterStalled { index: 0, .. }) => {}
+        other => panic!("expected WriterStalled, got {other:?}"),
+    }
+    drop(w);
+}
+
+/// `within_10s` with room for the reader's own 10 s bound.
+fn within_10s_plus<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what}: still waiting after 60 s"))
+}

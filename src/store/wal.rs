@@ -154,8 +154,11 @@ impl Log {
             .len();
         let want = limit.min(INITIAL_LOG_LEN);
         if file_len < want {
-            zero_fill(&file, file_len, want)
-                .map_err(|e| crate::store::grow::map_grow_error(&path, want, e))?;
+            if let Err(e) = zero_fill(&file, file_len, want) {
+                // Give back what the partial fill took.
+                let _ = file.set_len(file_len);
+                return Err(crate::store::grow::map_grow_error(&path, want, e));
+            }
             file.sync_all()
                 .map_err(|e| Error::io("fsync log", &path, e))?;
             crate::fileio::sync_dir(&path).map_err(|e| Error::io("fsync directory", &path, e))?;
