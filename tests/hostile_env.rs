@@ -89,12 +89,21 @@ fn writer(path: &Path) -> Result<Store<Rec>, Error> {
 
 /// Runs `f` in a thread; panics if it takes more than 10 s (a hang).
 fn within_10s<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    within(Duration::from_secs(10), what, f)
+}
+
+/// Runs `f` in a thread; panics if it takes more than `limit` (a hang).
+fn within<R: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| panic!("{what}: hung (or panicked)"))
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what}: hung (or panicked) after {limit:?}"))
 }
 
 /// Every kind of handle that uses the coordination file, reporting only
@@ -976,19 +985,12 @@ fn a_stripe_held_odd_by_a_live_writer_bounds_the_readers_wait() {
     lock.write_all_at(&(u64::from_le_bytes(b) | 1).to_le_bytes(), 4096)
         .unwrap();
     r.refresh().unwrap();
-    match within_10s_plus("a stalled stripe", move || r.get(0).map(|_| ())) {
+    // The reader's own bound is 10 s: give it room.
+    match within(Duration::from_secs(60), "a stalled stripe", move || {
+        r.get(0).map(|_| ())
+    }) {
         Err(Error::WriterStalled { index: 0, .. }) => {}
         other => panic!("expected WriterStalled, got {other:?}"),
     }
     drop(w);
-}
-
-/// `within_10s` with room for the reader's own 10 s bound.
-fn within_10s_plus<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("{what}: still waiting after 60 s"))
 }

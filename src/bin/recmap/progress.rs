@@ -28,16 +28,25 @@ impl Progress {
         }
     }
 
-    /// Redraws the progress line if it is due.
-    pub fn tick(&mut self, rows: u64, bytes: u64) {
+    /// `Some(now)` if a line is shown and the last one is 200 ms old (it
+    /// then counts as drawn now).
+    fn due(&mut self) -> Option<Instant> {
         if !self.live {
-            return;
+            return None;
         }
         let now = Instant::now();
         if now.duration_since(self.last) < Duration::from_millis(200) {
-            return;
+            return None;
         }
         self.last = now;
+        Some(now)
+    }
+
+    /// Redraws the progress line if it is due.
+    pub fn tick(&mut self, rows: u64, bytes: u64) {
+        let Some(now) = self.due() else {
+            return;
+        };
         let secs = now.duration_since(self.start).as_secs_f64().max(1e-9);
         let mut e = std::io::stderr().lock();
         let _ = write!(
@@ -54,14 +63,9 @@ impl Progress {
     /// Redraws a `what: done/total unit (percent)` line if it is due
     /// (`verify`'s pages).
     pub fn tick_of(&mut self, what: &str, done: u64, total: u64, unit: &str) {
-        if !self.live {
+        if self.due().is_none() {
             return;
         }
-        let now = Instant::now();
-        if now.duration_since(self.last) < Duration::from_millis(200) {
-            return;
-        }
-        self.last = now;
         let pct = if total == 0 {
             100.0
         } else {
