@@ -39,6 +39,7 @@
 
 extern crate self as recmap;
 
+mod access;
 mod coord;
 mod error;
 mod fileio;
@@ -52,6 +53,7 @@ mod store;
 mod sys;
 mod typed;
 
+pub use access::{AccessPattern, Advice};
 pub use bytemuck;
 pub use error::{Error, Result};
 pub use reader::{RawReader, Reader, READ_TXN_TRIES};

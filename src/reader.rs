@@ -75,6 +75,8 @@ pub struct RawReader {
     /// (`u64::MAX`, which it never reads, otherwise): while it reads the
     /// same, the data pages hold the adopted state (`Coord::apply_seq`).
     quiet: u64,
+    /// The access pattern applied to every mapping (`set_access`).
+    pattern: crate::access::AccessPattern,
 }
 
 impl std::fmt::Debug for RawReader {
@@ -99,6 +101,8 @@ impl RawReader {
         let seen = coord.generation();
         let (header, overlay, quiet) = Self::adopt(&file, path, &coord)?;
         let mut map = Self::map_for(&file, path, &header)?;
+        let pattern = crate::access::AccessPattern::default();
+        map.set_pattern(&file, pattern);
         Self::set_window(&mut map, path, &header, &overlay)?;
         let schema = read_schema(&file, path, &header)?;
         tracing::info!(
@@ -116,6 +120,7 @@ impl RawReader {
             overlay,
             seen,
             quiet,
+            pattern,
         })
     }
 
@@ -264,6 +269,7 @@ impl RawReader {
         }
         if h.layout.file_len() > self.map.len() as u64 {
             self.map = Self::map_for(&self.file, &self.path, &h)?;
+            self.map.set_pattern(&self.file, self.pattern);
         }
         Self::set_window(&mut self.map, &self.path, &h, &overlay)?;
         tracing::debug!(
@@ -276,6 +282,28 @@ impl RawReader {
         self.seen = seen;
         self.quiet = quiet;
         Ok(true)
+    }
+
+    /// Tells the kernel how this reader will read records from now on (see
+    /// [`AccessPattern`](crate::AccessPattern); the default is `Random`);
+    /// kept for later mappings.
+    pub fn set_access(&mut self, pattern: crate::access::AccessPattern) {
+        self.pattern = pattern;
+        self.map.set_pattern(&self.file, pattern);
+    }
+
+    /// A hint about records `range` of the adopted commit (clamped to it):
+    /// prefetch them or let the kernel drop them from the cache
+    /// ([`Advice`](crate::Advice)). Never changes what a read returns.
+    pub fn advise(&self, range: std::ops::Range<u64>, advice: crate::access::Advice) {
+        let end = range.end.min(self.header.record_count);
+        if range.start >= end {
+            return;
+        }
+        let (from, to) = (self.offset(range.start), self.offset(end - 1));
+        let to = to + self.schema.record_size as usize;
+        self.map
+            .advise_range(&self.file, from as u64, (to - from) as u64, advice);
     }
 
     /// Waits until a commit newer than `after_generation` is published, then
@@ -658,6 +686,16 @@ impl<T: Record> Reader<T> {
     /// The untyped reader.
     pub fn raw(&self) -> &RawReader {
         &self.raw
+    }
+
+    /// See [`RawReader::set_access`].
+    pub fn set_access(&mut self, pattern: crate::access::AccessPattern) {
+        self.raw.set_access(pattern)
+    }
+
+    /// See [`RawReader::advise`].
+    pub fn advise(&self, range: std::ops::Range<u64>, advice: crate::access::Advice) {
+        self.raw.advise(range, advice)
     }
 
     /// Record `i`, copied out and validated (never torn); `None` past the

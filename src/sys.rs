@@ -865,3 +865,151 @@ pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
         let _ = (file, offset, len);
     }
 }
+
+/// Applies an access pattern to a mapping's address range and to its file
+/// (see `crate::access`). Best effort: failures are logged.
+fn advise_pattern(
+    advise: impl FnOnce(memmap2::Advice) -> io::Result<()>,
+    file: &File,
+    pattern: crate::access::AccessPattern,
+) {
+    use crate::access::AccessPattern as P;
+    let (m, f) = match pattern {
+        P::Random => (memmap2::Advice::Random, Fadvise::Random),
+        P::Sequential => (memmap2::Advice::Sequential, Fadvise::Sequential),
+        P::Normal => (memmap2::Advice::Normal, Fadvise::Normal),
+    };
+    if let Err(e) = advise(m) {
+        tracing::debug!(error = %e, ?pattern, "madvise refused");
+    }
+    fadvise(file, 0, 0, f);
+}
+
+/// `posix_fadvise` advice (Linux; a no-op elsewhere).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fadvise {
+    Normal,
+    Random,
+    Sequential,
+    WillNeed,
+    DontNeed,
+}
+
+/// `posix_fadvise(file, offset, len, advice)`, best effort (`len` 0: to the
+/// end of the file).
+pub(crate) fn fadvise(file: &File, offset: u64, len: u64, advice: Fadvise) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let a = match advice {
+            Fadvise::Normal => libc::POSIX_FADV_NORMAL,
+            Fadvise::Random => libc::POSIX_FADV_RANDOM,
+            Fadvise::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+            Fadvise::WillNeed => libc::POSIX_FADV_WILLNEED,
+            Fadvise::DontNeed => libc::POSIX_FADV_DONTNEED,
+        };
+        let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+            return;
+        };
+        // SAFETY: posix_fadvise only reads its integer arguments; the fd is
+        // valid for the lifetime of `file`, which outlives the call.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, n, a) };
+        if rc != 0 {
+            tracing::debug!(errno = rc, ?advice, "posix_fadvise refused");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, offset, len, advice);
+    }
+}
+
+/// The page-aligned part of `[offset, offset + len)` inside a mapping of
+/// `map_len` bytes, as (offset, len); `None` if empty.
+fn page_range(offset: u64, len: u64, map_len: usize) -> Option<(usize, usize)> {
+    let page = crate::format::PAGE_SIZE;
+    let start = offset / page * page;
+    let end = offset.saturating_add(len).min(map_len as u64);
+    (end > start).then(|| (start as usize, (end - start) as usize))
+}
+
+impl RecordMap {
+    /// Applies `pattern` to this mapping and `file` (see `crate::access`).
+    pub(crate) fn set_pattern(&self, file: &File, pattern: crate::access::AccessPattern) {
+        advise_pattern(|a| self.map.advise(a), file, pattern);
+    }
+
+    /// `advice` for bytes `[offset, offset + len)` of the mapping and of
+    /// `file` (the mapping is of the file from offset 0).
+    pub(crate) fn advise_range(
+        &self,
+        file: &File,
+        offset: u64,
+        len: u64,
+        advice: crate::access::Advice,
+    ) {
+        let Some((at, n)) = page_range(offset, len, self.map.len()) else {
+            return;
+        };
+        let r = match advice {
+            crate::access::Advice::WillNeed => {
+                self.map.advise_range(memmap2::Advice::WillNeed, at, n)
+            }
+            // SAFETY: a shared, read-only, file-backed mapping: MADV_DONTNEED
+            // only drops this process's page-table entries for the range;
+            // the next access maps the file's (cached or re-read) pages again,
+            // with the same contents. No reference into the range changes.
+            crate::access::Advice::DontNeed => unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n)
+            },
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, ?advice, "madvise refused");
+        }
+        fadvise(file, at as u64, n as u64, fadvise_of(advice));
+    }
+}
+
+impl SharedMap {
+    /// Applies `pattern` to this mapping and `file` (see `crate::access`).
+    pub(crate) fn set_pattern(&self, file: &File, pattern: crate::access::AccessPattern) {
+        advise_pattern(|a| self.raw.advise(a), file, pattern);
+    }
+
+    /// `advice` for bytes `[offset, offset + len)` of the mapping and `file`.
+    pub(crate) fn advise_range(
+        &self,
+        file: &File,
+        offset: u64,
+        len: u64,
+        advice: crate::access::Advice,
+    ) {
+        let Some((at, n)) = page_range(offset, len, self.len) else {
+            return;
+        };
+        let r = match advice {
+            crate::access::Advice::WillNeed => {
+                self.raw.advise_range(memmap2::Advice::WillNeed, at, n)
+            }
+            // SAFETY: a shared, read-only, file-backed mapping that is never
+            // lent as `&[u8]` except for bytes that never change; dropping its
+            // page-table entries refaults the same file contents.
+            crate::access::Advice::DontNeed => unsafe {
+                self.raw
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n)
+            },
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, ?advice, "madvise refused");
+        }
+        fadvise(file, at as u64, n as u64, fadvise_of(advice));
+    }
+}
+
+fn fadvise_of(advice: crate::access::Advice) -> Fadvise {
+    match advice {
+        crate::access::Advice::WillNeed => Fadvise::WillNeed,
+        crate::access::Advice::DontNeed => Fadvise::DontNeed,
+    }
+}

@@ -224,6 +224,16 @@ impl<T: Record> Store<T> {
             .map(|(i, b)| (i, bytemuck::cast_slice(b)))
     }
 
+    /// See [`RawStore::set_access`].
+    pub fn set_access(&mut self, pattern: crate::access::AccessPattern) {
+        self.raw.set_access(pattern)
+    }
+
+    /// See [`RawStore::advise`].
+    pub fn advise(&self, range: Range<u64>, advice: crate::access::Advice) {
+        self.raw.advise(range, advice)
+    }
+
     /// Commits all changes, atomically; see [`RawStore::commit`].
     pub fn commit(&mut self) -> Result<CommitStats> {
         self.raw.commit()

@@ -225,6 +225,7 @@ impl RawStore {
             Ok(m) => m,
             Err(e) => return Err(self.poison("mmap", e)),
         };
+        self.map.set_pattern(&self.file, self.pattern);
         self.layout = layout;
         self.sync_window();
         Ok(())

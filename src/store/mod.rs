@@ -125,6 +125,38 @@ pub struct RawStore {
     log: Option<wal::Log>,
     /// Writers: the log size to keep (`Options::log_size`).
     log_limit: u64,
+    /// The access pattern applied to every mapping of the file
+    /// (`Options::access`, `set_access`).
+    pattern: crate::access::AccessPattern,
+}
+
+impl RawStore {
+    /// Tells the kernel how this handle will read its records from now on
+    /// (see [`AccessPattern`](crate::AccessPattern)); kept for later
+    /// mappings of a grown file.
+    pub fn set_access(&mut self, pattern: crate::access::AccessPattern) {
+        self.pattern = pattern;
+        self.map.set_pattern(&self.file, pattern);
+    }
+
+    /// The access pattern in effect.
+    pub fn access_pattern(&self) -> crate::access::AccessPattern {
+        self.pattern
+    }
+
+    /// A hint about records `range` (clamped to the records): prefetch them
+    /// now or let the kernel drop them from the cache
+    /// ([`Advice`](crate::Advice)). Never changes what a read returns.
+    pub fn advise(&self, range: Range<u64>, advice: crate::access::Advice) {
+        let end = range.end.min(self.len);
+        if range.start >= end {
+            return;
+        }
+        let p = self.layout.packing;
+        let from = self.layout.data_offset + p.record_offset(range.start);
+        let to = self.layout.data_offset + p.record_offset(end - 1) + p.record_size;
+        self.map.advise_range(&self.file, from, to - from, advice);
+    }
 }
 
 impl std::fmt::Debug for RawStore {

@@ -272,6 +272,7 @@ impl RawStore {
         );
         let mut store = RawStore::assemble(path, file, map, Access::Write, schema.clone(), header);
         store.log_limit = opts.log_size;
+        store.set_access(opts.access);
         if let Err(e) = store.attach_coord(true).and_then(|()| store.recover()) {
             // A store this call made but cannot write (no room for its log,
             // a bad file in the log's place): take it back.
@@ -451,6 +452,7 @@ impl RawStore {
             append_crcs: BTreeMap::new(),
             log: None,
             log_limit: wal::DEFAULT_LOG_SIZE,
+            pattern: crate::access::AccessPattern::Random,
         };
         s.sync_window();
         s
@@ -528,6 +530,7 @@ impl RawStore {
             .map(|&(g, crc)| (g & !LIST_CARRIED, crc))
             .filter(|&(g, _)| g < full)
             .collect();
+        store.set_access(opts.access);
         if access == Access::Write {
             check_log_size(opts.log_size)?;
             store.log_limit = opts.log_size;

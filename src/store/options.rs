@@ -44,6 +44,7 @@ pub struct Options {
     pub(super) append_only: bool,
     pub(super) log_size: u64,
     pub(super) salvage: bool,
+    pub(super) access: crate::access::AccessPattern,
     /// Permission bits of a named shared store's files (`shared_mode`).
     pub(crate) shared_mode: u32,
 }
@@ -65,6 +66,7 @@ impl Options {
             append_only: false,
             log_size: super::wal::DEFAULT_LOG_SIZE,
             salvage: false,
+            access: crate::access::AccessPattern::Random,
             shared_mode: 0o600,
         }
     }
@@ -150,6 +152,17 @@ impl Options {
     }
 
     /// Opens (or creates, per the options) a typed store for writing.
+    /// How the handle will read its records, passed to the kernel for its
+    /// mapping and file (`madvise`, `posix_fadvise`): [`AccessPattern::Random`]
+    /// (the default) makes a fault on an uncached page read only that
+    /// page; `Sequential` reads far ahead, for scans. See
+    /// [`AccessPattern`](crate::AccessPattern). Hints never change what a
+    /// read returns.
+    pub fn access(mut self, pattern: crate::access::AccessPattern) -> Self {
+        self.access = pattern;
+        self
+    }
+
     pub fn open<T: crate::Record>(&self, path: impl AsRef<Path>) -> Result<crate::Store<T>> {
         crate::Store::from_raw(self.open_raw(path, Some(&T::schema()))?)
     }

@@ -144,7 +144,9 @@ fn csv_err(e: csv::Error) -> Failure {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let store = open_read_only(&a.path)?;
+    let mut store = open_read_only(&a.path)?;
+    // An export reads the whole range in order: let the kernel read ahead.
+    store.set_access(recmap::AccessPattern::Sequential);
     let range = match &a.range {
         Some(r) => parse_range(r, store.len(), &a.path)?,
         None => 0..store.len(),

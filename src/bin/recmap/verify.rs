@@ -75,7 +75,9 @@ fn is_damage(e: &recmap::Error) -> bool {
 pub fn run(a: Args) -> CliResult {
     let path = a.path.display().to_string();
     let (report, fatal): (VerifyReport, Option<String>) = match RawStore::open_read_only(&a.path) {
-        Ok(store) => {
+        Ok(mut store) => {
+            // Verify reads every page in order: let the kernel read ahead.
+            store.set_access(recmap::AccessPattern::Sequential);
             signals::catch_interrupt();
             let mut progress = Progress::new(a.quiet);
             let report = store.verify_with(&mut |done, total| {

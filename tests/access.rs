@@ -1,0 +1,176 @@
+//! Access hints (`Options::access`, `set_access`, `advise`): the pattern
+//! reaches the kernel for every mapping a handle makes (checked in
+//! `/proc/self/smaps`), and under the default (`Random`) a get of a page
+//! that is not cached reads about that page, not the megabytes around it
+//! that `Normal` read-around fetches (bytes from `/proc/self/io`).
+
+use recmap::{AccessPattern, Advice, Options, Reader};
+use std::path::Path;
+use std::sync::Mutex;
+
+recmap::record! {
+    /// 64 bytes: a page holds 64.
+    pub struct Rec { pub i: u64, pub pad: [u64; 7] }
+}
+
+fn rec(i: u64) -> Rec {
+    Rec { i, pad: [i; 7] }
+}
+
+/// The tests of this file measure the process's I/O: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The `VmFlags` of this process's mappings of `path`'s file (matched by
+/// inode: a store's mapping may name the temporary file it was made as).
+fn vm_flags(path: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(path).unwrap().ino().to_string();
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut out = Vec::new();
+    let mut inside = false;
+    for l in smaps.lines() {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        let first = fields.first().copied().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            inside = fields.get(4) == Some(&ino.as_str());
+        } else if inside && l.starts_with("VmFlags:") {
+            out.push(l["VmFlags:".len()..].trim().to_string());
+        }
+    }
+    out
+}
+
+fn has(flags: &[String], flag: &str) -> bool {
+    !flags.is_empty() && flags.iter().all(|f| f.split(' ').any(|x| x == flag))
+}
+
+#[test]
+fn the_pattern_reaches_every_mapping() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.rmap");
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .open::<Rec>(&path)
+        .unwrap();
+    s.extend((0..1000).map(rec)).unwrap();
+    s.commit().unwrap();
+    // The default: random (`rr`), for the writer's map.
+    assert_eq!(s.raw().access_pattern(), AccessPattern::Random);
+    assert!(has(&vm_flags(&path), "rr"), "{:?}", vm_flags(&path));
+    // Kept across growth (a new mapping).
+    s.extend((1000..100_000).map(rec)).unwrap();
+    s.commit().unwrap();
+    assert!(
+        has(&vm_flags(&path), "rr"),
+        "after growth: {:?}",
+        vm_flags(&path)
+    );
+    s.set_access(AccessPattern::Sequential);
+    assert!(has(&vm_flags(&path), "sr"), "{:?}", vm_flags(&path));
+    s.set_access(AccessPattern::Normal);
+    let f = vm_flags(&path);
+    assert!(!f.is_empty() && !has(&f, "sr") && !has(&f, "rr"), "{f:?}");
+    drop(s);
+
+    let mut r = Reader::<Rec>::open(&path).unwrap();
+    assert!(has(&vm_flags(&path), "rr"), "reader: {:?}", vm_flags(&path));
+    r.set_access(AccessPattern::Sequential);
+    assert!(has(&vm_flags(&path), "sr"), "reader: {:?}", vm_flags(&path));
+    r.advise(0..u64::MAX, Advice::WillNeed);
+    r.advise(100_000..200_000, Advice::DontNeed); // past the end: nothing
+    assert_eq!(r.get(99_999).unwrap().unwrap(), rec(99_999));
+    drop(r);
+
+    let s = Options::new()
+        .access(AccessPattern::Sequential)
+        .open_read_only::<Rec>(&path)
+        .unwrap();
+    assert!(
+        has(&vm_flags(&path), "sr"),
+        "read-only: {:?}",
+        vm_flags(&path)
+    );
+    // Advice never changes what a read returns.
+    s.advise(0..100_000, Advice::DontNeed);
+    assert!(s.iter().enumerate().all(|(i, r)| *r == rec(i as u64)));
+}
+
+/// Bytes this process has made the kernel fetch from storage.
+fn read_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("read_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Drops `path`'s clean pages from the page cache (no process maps it).
+fn drop_cache(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    f.sync_all().unwrap();
+    // SAFETY: posix_fadvise only reads its integer arguments; `f` is open.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
+}
+
+/// Mean bytes read from storage per get of `gets` random cold records.
+fn cold_get_bytes(path: &Path, pattern: AccessPattern, gets: u64, n: u64) -> Option<u64> {
+    drop_cache(path);
+    let s = Options::new()
+        .access(pattern)
+        .open_read_only::<Rec>(path)
+        .unwrap();
+    let before = read_bytes()?;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut sum = 0u64;
+    for _ in 0..gets {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let i = x % n;
+        let r = s.get(i).unwrap();
+        assert_eq!(r.i, i);
+        sum = sum.wrapping_add(r.pad[3]);
+    }
+    std::hint::black_box(sum);
+    Some((read_bytes()? - before) / gets)
+}
+
+#[test]
+fn cold_random_gets_read_about_a_page_each() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // In the target directory: on disk (a tmpfs has no storage reads).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("cold.rmap");
+    let n = 1_000_000u64; // 64 MB
+    let mut s = Options::new()
+        .create_new(true)
+        .initial_capacity(n)
+        .open::<Rec>(&path)
+        .unwrap();
+    let all: Vec<Rec> = (0..n).map(rec).collect();
+    s.extend_from_slice(&all).unwrap();
+    s.close().unwrap();
+    let Some(random) = cold_get_bytes(&path, AccessPattern::Random, 300, n) else {
+        eprintln!("SKIPPED cold_random_gets_read_about_a_page_each: no /proc/self/io here");
+        return;
+    };
+    let normal = cold_get_bytes(&path, AccessPattern::Normal, 300, n).unwrap();
+    println!("cold random gets: {random} bytes read per get (Random), {normal} (Normal)");
+    if normal == 0 {
+        eprintln!(
+            "SKIPPED cold_random_gets_read_about_a_page_each: the file's pages could not be dropped from the cache (or reads are not counted)"
+        );
+        return;
+    }
+    // A page (4 KiB) per get, a little more for the occasional header or
+    // table page; `Normal` reads around each fault (megabytes on disks with
+    // a large read_ahead_kb).
+    assert!(
+        random <= 16 << 10,
+        "{random} bytes per cold get under Random"
+    );
+}
