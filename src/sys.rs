@@ -1013,3 +1013,37 @@ fn fadvise_of(advice: crate::access::Advice) -> Fadvise {
         crate::access::Advice::DontNeed => Fadvise::DontNeed,
     }
 }
+
+impl RecordMap {
+    /// True if the page holding byte `offset` of the mapping is in the page
+    /// cache (`mincore`), or if that cannot be told (then prefetching is
+    /// not worth it either). Offsets past the mapping count as resident.
+    pub(crate) fn resident(&self, offset: u64) -> bool {
+        let page = crate::format::PAGE_SIZE as usize;
+        let Ok(at) = usize::try_from(offset / page as u64 * page as u64) else {
+            return true;
+        };
+        if at >= self.map.len() {
+            return true;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let mut v = 0u8;
+            // SAFETY: `at` is a page-aligned offset inside the live mapping
+            // (checked above), so `[ptr, ptr + page)` lies in it; mincore
+            // writes one byte per page of that range, into `v`.
+            let rc = unsafe {
+                libc::mincore(
+                    self.map.as_ptr().add(at) as *mut libc::c_void,
+                    page,
+                    &mut v,
+                )
+            };
+            rc != 0 || v & 1 == 1
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            true
+        }
+    }
+}

@@ -210,9 +210,18 @@ impl<T: Record> Store<T> {
         self.raw.reserve(n)
     }
 
-    /// Iterates over all records.
+    /// Iterates over all records. Under the default `Random` access pattern
+    /// the iterator asks the kernel to read ahead of it where the records
+    /// are not cached (see [`AccessPattern`](crate::AccessPattern)), so a
+    /// cold scan is not read a page per fault.
     pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
-        self.slices(0..self.len()).flat_map(|(_, s)| s.iter())
+        let w = self.raw.scan_window() as usize;
+        self.slices(0..self.len()).flat_map(move |(first, s)| {
+            s.chunks(w).enumerate().flat_map(move |(k, c)| {
+                self.raw.prefetch_ahead(first + (k * w) as u64);
+                c.iter()
+            })
+        })
     }
 
     /// The records of `range` as contiguous `&[T]` runs with their first
