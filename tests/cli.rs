@@ -547,8 +547,7 @@ fn stdin_input_in_every_format() {
     );
 }
 
-const ALL_TYPES: &str =
-    "a:u8,b:u16,c:u32,d:u64,e:i8,f:i16,g:i32,h:i64,x:f32,y:f64,ok:bool,s:str[12],raw:bytes[4],v:f32[3]";
+const ALL_TYPES: &str = "a:u8,b:u16,c:u32,d:u64,e:i8,f:i16,g:i32,h:i64,x:f32,y:f64,ok:bool,s:str[12],raw:bytes[4],v:f32[3]";
 
 fn all_types_csv() -> String {
     let mut t = String::from("a,b,c,d,e,f,g,h,x,y,ok,s,raw,v\n");
@@ -818,6 +817,41 @@ fn rust_log_turns_on_library_tracing_on_stderr() {
     assert!(r.stderr.contains("INFO"), "{r:?}");
     assert!(r.stderr.contains("recmap.create"), "{r:?}");
     assert_eq!(r.stdout, "");
+}
+
+#[test]
+fn bench_cold_drops_the_cache_before_each_pass_and_counts_the_bytes_read() {
+    // In the target directory: on disk (a tmpfs has no storage reads).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let r = run(&[
+        "bench",
+        "--cold",
+        "--records",
+        "200000",
+        "--reads",
+        "50000",
+        "--dir",
+        s(dir.path()),
+    ]);
+    ok(&r);
+    assert!(
+        r.stdout.contains("cold (dropped before every pass)"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("KiB read/op"), "{r:?}");
+    assert!(r.stdout.contains("20000 random reads"), "capped: {r:?}");
+    // Where the kernel counts reads, the random recmap gets read about a
+    // page each (the cache was dropped: more than nothing, far less than
+    // the megabytes of read-around).
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("random") && l.contains("recmap get"))
+        .unwrap();
+    let kib = line.split_whitespace().last().unwrap();
+    if let Ok(kib) = kib.parse::<f64>() {
+        assert!(kib > 0.5 && kib <= 16.0, "{kib} KiB per cold get: {line}");
+    }
 }
 
 #[test]

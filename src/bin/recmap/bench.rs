@@ -3,9 +3,9 @@
 //! `BufReader` + seek + read, at random and sequentially; prints a table and
 //! optionally writes a hand-made SVG bar chart.
 
-use crate::common::{human_bytes, CliResult, Failure, EXIT_OK};
+use crate::common::{CliResult, EXIT_OK, Failure, human_bytes};
 use crate::measure;
-use recmap::{Options, RawStore, Schema};
+use recmap::{Advice, Options, RawStore, Schema};
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -21,8 +21,17 @@ call per record; BufReader (8 KiB buffer) seeks, which drops its buffer, then
 reads. Random reads are timed in five parts of the index sequence and the
 median part is reported. The scratch directory is removed at the end.
 
+With --cold, the file's cached pages are dropped before every timed pass
+(dirty pages written back first, then madvise + posix_fadvise DONTNEED; on
+Linux the bytes each pass made the kernel read, from /proc/self/io, are
+printed per read to confirm it), random reads are capped at 20,000 per
+method (each one waits for the disk), and recmap's scan asks the kernel to
+read ahead of it (`advise(WillNeed)` of the next MiBs, a MiB ahead; the
+store keeps the default Random access pattern).
+
 Examples:
   recmap bench
+  recmap bench --cold --records 16000000
   recmap bench --records 5000000 --record-size 32 --reads 2000000 --svg bench.svg";
 
 #[derive(Debug, clap::Args)]
@@ -42,7 +51,13 @@ pub struct Args {
     /// Also write a bar chart of the results as SVG to FILE.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// Drop the file's cached pages before every timed pass (cold reads).
+    #[arg(long)]
+    pub cold: bool,
 }
+
+/// Random reads per method with `--cold` at the most: each waits for the disk.
+const COLD_READS: u64 = 20_000;
 
 /// Removes the scratch directory on drop.
 struct Scratch(PathBuf);
@@ -58,6 +73,17 @@ struct Row {
     method: &'static str,
     ns: f64,
     ratio: f64,
+    /// `--cold`: bytes the kernel read per operation (Linux), if known.
+    read_per_op: Option<f64>,
+}
+
+/// Bytes this process has made the kernel read from storage so far
+/// (`/proc/self/io` `read_bytes`); `None` where that is not available.
+fn read_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("read_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Where record `i` is in the file.
@@ -148,6 +174,14 @@ pub fn run(a: Args) -> CliResult {
 
     let store = RawStore::open_read_only(&path)?;
     let info = store.info();
+    // `--cold`: no page of the file cached when a pass starts. The store
+    // was closed (its pages are clean), so dropping them loses nothing.
+    let cold = a.cold;
+    let evict = |store: &RawStore| {
+        if cold {
+            store.advise(0..n, Advice::DontNeed);
+        }
+    };
     let geo = Geometry {
         data_offset: info.data_offset,
         per_group: info.records_per_page,
@@ -157,16 +191,23 @@ pub fn run(a: Args) -> CliResult {
     let mut rec = vec![0u8; rs];
 
     // Random indices (xorshift64*), generated up front so no method pays for them.
-    let idx = measure::random_indices(a.reads, n, measure::SEED);
+    let reads = if cold {
+        a.reads.min(COLD_READS)
+    } else {
+        a.reads
+    };
+    let idx = measure::random_indices(reads, n, measure::SEED);
     let want_random: u64 = idx.iter().fold(0u64, |s, &i| s.wrapping_add(i));
     let want_seq: u64 = (0..n).fold(0u64, |s, i| s.wrapping_add(i));
 
     // Warm-up: touch every page through the map (and so the page cache).
-    let mut warm = 0u64;
-    for i in 0..n {
-        warm = warm.wrapping_add(id_of(store.get(i).expect("i < len")));
+    if !cold {
+        let mut warm = 0u64;
+        for i in 0..n {
+            warm = warm.wrapping_add(id_of(store.get(i).expect("i < len")));
+        }
+        black_box(warm);
     }
-    black_box(warm);
 
     let check = |what: &str, got: u64, want: u64| -> Result<(), Failure> {
         if got != want {
@@ -176,53 +217,80 @@ pub fn run(a: Args) -> CliResult {
         }
         Ok(())
     };
-    let mut results: Vec<(&'static str, &'static str, f64)> = Vec::new();
+    // (pattern, method, ns per op, bytes read per op)
+    let mut results: Vec<(&'static str, &'static str, f64, Option<f64>)> = Vec::new();
+    // Bytes read per op from `before` (a `read_bytes()` reading) and `ops`.
+    let per_op = |before: Option<u64>, ops: u64| -> Option<f64> {
+        Some((read_bytes()?.checked_sub(before?)?) as f64 / ops.max(1) as f64)
+    };
 
     // recmap: random, sequential.
     let mut sum = 0u64;
+    let before = read_bytes();
     let ns = median_of_passes(&idx, |part| {
+        evict(&store);
         for &i in part {
             rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
             sum = sum.wrapping_add(id_of(&rec));
         }
         Ok(())
     })?;
-    results.push(("random", "recmap get", ns));
+    results.push(("random", "recmap get", ns, per_op(before, reads)));
     check("recmap random", sum, want_random)?;
+    // Cold, the scan asks for the next MiBs a MiB ahead (`advise`), as
+    // `Store::iter` does under the Random pattern: measured faster than the
+    // Sequential pattern's read-ahead on this machine (docs/benchmarks.md).
+    let window = ((1u64 << 20) / geo.group_bytes).max(1) * geo.per_group;
+    evict(&store);
+    let before = read_bytes();
     let t = Instant::now();
     let mut sum = 0u64;
     for i in 0..n {
+        if cold && i % window == 0 {
+            store.advise(i + window..i + 5 * window, Advice::WillNeed);
+        }
         rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
         sum = sum.wrapping_add(id_of(&rec));
     }
-    results.push(("scan", "recmap get", measure::ns_per_op(t, n)));
+    results.push((
+        "scan",
+        "recmap get",
+        measure::ns_per_op(t, n),
+        per_op(before, n),
+    ));
     check("recmap scan", sum, want_seq)?;
 
     // pread.
     let file = File::open(&path).map_err(io_fail(&path))?;
     let mut sum = 0u64;
+    let before = read_bytes();
     let ns = median_of_passes(&idx, |part| {
+        evict(&store);
         for &i in part {
             pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(&path))?;
             sum = sum.wrapping_add(id_of(&rec));
         }
         Ok(())
     })?;
-    results.push(("random", "pread", ns));
+    results.push(("random", "pread", ns, per_op(before, reads)));
     check("pread random", sum, want_random)?;
+    evict(&store);
+    let before = read_bytes();
     let t = Instant::now();
     let mut sum = 0u64;
     for i in 0..n {
         pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(&path))?;
         sum = sum.wrapping_add(id_of(&rec));
     }
-    results.push(("scan", "pread", measure::ns_per_op(t, n)));
+    results.push(("scan", "pread", measure::ns_per_op(t, n), per_op(before, n)));
     check("pread scan", sum, want_seq)?;
 
     // BufReader: seek + read at random; in order, reading on and skipping page padding.
     let mut r = BufReader::new(File::open(&path).map_err(io_fail(&path))?);
     let mut sum = 0u64;
+    let before = read_bytes();
     let ns = median_of_passes(&idx, |part| {
+        evict(&store);
         for &i in part {
             r.seek(SeekFrom::Start(geo.offset(i)))
                 .map_err(io_fail(&path))?;
@@ -231,8 +299,10 @@ pub fn run(a: Args) -> CliResult {
         }
         Ok(())
     })?;
-    results.push(("random", "BufReader seek+read", ns));
+    results.push(("random", "BufReader seek+read", ns, per_op(before, reads)));
     check("BufReader random", sum, want_random)?;
+    evict(&store);
+    let before = read_bytes();
     let t = Instant::now();
     let mut sum = 0u64;
     r.seek(SeekFrom::Start(geo.offset(0)))
@@ -248,7 +318,12 @@ pub fn run(a: Args) -> CliResult {
         pos = off + rs as u64;
         sum = sum.wrapping_add(id_of(&rec));
     }
-    results.push(("scan", "BufReader read", measure::ns_per_op(t, n)));
+    results.push((
+        "scan",
+        "BufReader read",
+        measure::ns_per_op(t, n),
+        per_op(before, n),
+    ));
     check("BufReader scan", sum, want_seq)?;
 
     results.sort_by_key(|r| r.0 != "random"); // random first, then scans
@@ -260,20 +335,22 @@ pub fn run(a: Args) -> CliResult {
     };
     let rows: Vec<Row> = results
         .iter()
-        .map(|&(pattern, method, ns)| Row {
+        .map(|&(pattern, method, ns, read)| Row {
             pattern,
             method,
             ns,
             ratio: ns / base_of(pattern).max(1e-9),
+            read_per_op: read.filter(|_| cold),
         })
         .collect();
 
     let mut out = String::new();
     out.push_str(&format!(
-        "recmap bench: {n} records of {rs} bytes ({} file, {} per page), {} random reads, warm page cache\n",
+        "recmap bench: {n} records of {rs} bytes ({} file, {} per page), {} random reads, {} page cache\n",
         human_bytes(info.file_size),
         if info.pages_per_group == 1 { format!("{}", info.records_per_page) } else { format!("1 per {} pages", info.pages_per_group) },
-        a.reads
+        reads,
+        if cold { "cold (dropped before every pass)" } else { "warm" }
     ));
     out.push_str(&format!(
         "write: {:.1} ns/record, {:.0} MB/s (extend_from_bytes + commit)\n\n",
@@ -281,12 +358,21 @@ pub fn run(a: Args) -> CliResult {
         (n * rs as u64) as f64 / 1e6 / write_s.max(1e-9)
     ));
     out.push_str(&format!(
-        "{:<8} {:<22} {:>10} {:>11}\n",
-        "access", "method", "ns/op", "vs recmap"
+        "{:<8} {:<22} {:>10} {:>11}{}\n",
+        "access",
+        "method",
+        "ns/op",
+        "vs recmap",
+        if cold { "   KiB read/op" } else { "" }
     ));
     for r in &rows {
+        let read = match (cold, r.read_per_op) {
+            (false, _) => String::new(),
+            (true, Some(b)) => format!(" {:>13.2}", b / 1024.0),
+            (true, None) => format!(" {:>13}", "?"),
+        };
         out.push_str(&format!(
-            "{:<8} {:<22} {:>10.1} {:>10.2}x\n",
+            "{:<8} {:<22} {:>10.1} {:>10.2}x{read}\n",
             r.pattern, r.method, r.ns, r.ratio
         ));
     }
@@ -296,7 +382,10 @@ pub fn run(a: Args) -> CliResult {
         .and_then(|_| stdout.flush())
         .map_err(|e| Failure::io("stdout", e))?;
     if let Some(svg) = &a.svg {
-        let title = format!("recmap bench: {n} records of {rs} bytes, warm cache (ns per record read, lower is better)");
+        let cache = if cold { "cold" } else { "warm" };
+        let title = format!(
+            "recmap bench: {n} records of {rs} bytes, {cache} cache (ns per record read, lower is better)"
+        );
         std::fs::write(svg, svg_chart(&title, &rows)).map_err(io_fail(svg))?;
         eprintln!("wrote {}", svg.display());
     }
