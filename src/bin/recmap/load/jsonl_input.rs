@@ -1,0 +1,88 @@
+//! JSON lines input for `recmap load`: one object per line (blank lines
+//! skipped).
+//!
+//! Invariant: a row is accepted only when its object names every field of
+//! the schema and no other, and every value converts; otherwise it is
+//! rejected with the line number and the field at fault.
+
+use super::{Loader, Loc};
+use crate::common::Failure;
+use std::io::{BufRead, BufReader, Read};
+
+impl Loader {
+    pub(super) fn load_jsonl(
+        &mut self,
+        input: Box<dyn Read + Send>,
+        idx: usize,
+    ) -> Result<(), Failure> {
+        let name = self.names[idx].clone();
+        let mut r = BufReader::with_capacity(1 << 18, input);
+        let mut line = Vec::new();
+        let mut lineno = 0u64;
+        let mut seen = vec![false; self.codec.fields.len()];
+        loop {
+            line.clear();
+            let n = r
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Failure::io(&name, e))?;
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            self.bytes += n as u64;
+            let text = line.trim_ascii();
+            if text.is_empty() || self.skipping() {
+                continue;
+            }
+            let at = Loc {
+                input: idx,
+                line: lineno,
+            };
+            if lineno.is_multiple_of(4096) {
+                self.progress_at(self.bytes);
+            }
+            let result =
+                match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(text) {
+                    Err(e) => Err(format!("not a JSON object: {e}")),
+                    Ok(obj) => {
+                        seen.fill(false);
+                        let rs = self.rs;
+                        let rec = &mut self.buf[self.filled * rs..(self.filled + 1) * rs];
+                        let mut res = Ok(());
+                        for (k, v) in &obj {
+                            let Some(f) = self.codec.index_of(k) else {
+                                res = Err(format!(
+                                    "field {k}: unknown field (the schema has: {})",
+                                    self.codec.names()
+                                ));
+                                break;
+                            };
+                            let fc = &self.codec.fields[f];
+                            if let Err(e) = fc.parse_json(v, rec) {
+                                res = Err(format!("field {}: {e}", fc.name));
+                                break;
+                            }
+                            seen[f] = true;
+                        }
+                        if res.is_ok() {
+                            if let Some(m) = seen.iter().position(|s| !s) {
+                                res = Err(format!(
+                                    "field {}: missing field",
+                                    self.codec.fields[m].name
+                                ));
+                            }
+                        }
+                        res
+                    }
+                };
+            match result {
+                Ok(()) => self.accept(at)?,
+                Err(reason) => {
+                    let raw = text.to_vec();
+                    self.reject(at, reason, || raw)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
