@@ -28,9 +28,10 @@
 //! # Ok::<(), recmap::Error>(())
 //! ```
 //!
-//! Layers: [`format`] (bytes of the header, pure), [`schema`] (the layout
-//! block and the `name:type` spec), the engine ([`RawStore`]) and the typed
-//! view ([`Store`]). All `unsafe` code lives in one private module (`sys`).
+//! Layers: [`format`](mod@format) (bytes of the header, pure), [`schema`]
+//! (the layout block and the `name:type` spec), the engine ([`RawStore`])
+//! and the typed view ([`Store`]). All `unsafe` code lives in one private
+//! module (`sys`).
 //!
 //! See `docs/format.md` (the byte-exact contract), `docs/durability.md`
 //! (what survives a crash) and `docs/concurrency.md` (locks).

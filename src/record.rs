@@ -35,15 +35,22 @@ pub trait Record: Pod {
 /// A field of a [`Record`], as the macro describes it.
 #[derive(Clone, Copy, Debug)]
 pub struct FieldDef {
+    /// The Rust field's name, which is the schema field's name.
     pub name: &'static str,
+    /// The schema type of one element.
     pub ty: FieldType,
+    /// Elements in the field: 1 for a scalar, `N` for `[T; N]`.
     pub count: u32,
+    /// Byte offset of the field in the record (`offset_of!`).
     pub offset: usize,
 }
 
 /// A Rust type that can be a record field: its schema type and element count.
 pub trait FieldKind: Pod {
+    /// The schema type of one element (`[u8; N]` is [`FieldType::Bytes`]).
     const TYPE: FieldType;
+    /// Elements of that type the Rust type holds: 1 for a scalar, the
+    /// product of the array lengths for arrays.
     const COUNT: u32;
 }
 
@@ -76,7 +83,9 @@ where
 pub struct Bool(pub u8);
 
 impl Bool {
+    /// True, stored as the byte `1`.
     pub const TRUE: Bool = Bool(1);
+    /// False, stored as the byte `0`.
     pub const FALSE: Bool = Bool(0);
     /// Any non-zero byte reads as true.
     pub fn get(self) -> bool {

@@ -38,17 +38,31 @@ pub const MAX_FRAME_LEN: u64 = FRAME_TARGET as u64
     + MAX_RECORD_SIZE as u64
     + (FRAME_HEADER_LEN + CRC_ENTRY_LEN + FRAME_TRAILER_LEN) as u64;
 
-/// Field offsets in a frame header.
+/// Field offsets in a frame header, in bytes from the frame's start
+/// (`docs/format.md`, Frame). Integers are little-endian.
 pub mod frame {
+    /// `magic`, 8 bytes: [`FRAME_MAGIC`](super::FRAME_MAGIC).
     pub const MAGIC: usize = 0;
+    /// `store_id`, u64: the data header's `store_id`.
     pub const STORE_ID: usize = 8;
+    /// `header_seq`, u64: the `header_seq` of the data header this log
+    /// follows.
     pub const HEADER_SEQ: usize = 16;
+    /// `generation`, u64: this commit's generation (all frames of a commit
+    /// share it).
     pub const GENERATION: usize = 24;
+    /// `record_count`, u64: committed records after this commit.
     pub const RECORD_COUNT: usize = 32;
+    /// `prev_count`, u64: committed records before this commit.
     pub const PREV_COUNT: usize = 40;
+    /// `tail_crc`, u32: as the data header's `tail_crc`, after this commit.
     pub const TAIL_CRC: usize = 48;
+    /// `flags`, u32: [`FRAME_APPENDS_IN_PLACE`](super::FRAME_APPENDS_IN_PLACE),
+    /// [`FRAME_MORE`](super::FRAME_MORE); any other bit is corrupt.
     pub const FLAGS: usize = 52;
+    /// `crc_entries`, u32: checksum entries in this frame.
     pub const CRC_ENTRIES: usize = 56;
+    /// `record_entries`, u32: record entries in this frame.
     pub const RECORD_ENTRIES: usize = 60;
 }
 
@@ -60,8 +74,15 @@ pub fn record_entry_len(record_size: u64) -> u64 {
 /// A decoded frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// The data header's `store_id` (random, non-zero, fixed for the
+    /// file's life): a frame of another store's log never continues this
+    /// one's.
     pub store_id: u64,
+    /// The `header_seq` of the data header this log follows: frames left
+    /// from before the last checkpoint name an older one and end the log.
     pub header_seq: u64,
+    /// This commit's generation, shared by all its frames: one more than
+    /// the previous commit's.
     pub generation: u64,
     /// Committed records after this commit.
     pub record_count: u64,
@@ -69,8 +90,13 @@ pub struct FrameHeader {
     pub prev_count: u64,
     /// As the data header's `tail_crc`, after this commit.
     pub tail_crc: u32,
+    /// Frame flags: [`FRAME_APPENDS_IN_PLACE`], [`FRAME_MORE`]; a bit
+    /// outside [`KNOWN_FRAME_FLAGS`] makes the frame corrupt.
     pub flags: u32,
+    /// Checksum entries ([`CRC_ENTRY_LEN`] bytes each) after the header.
     pub crc_entries: u32,
+    /// Record entries ([`record_entry_len`] bytes each) after the checksum
+    /// entries.
     pub record_entries: u32,
 }
 
@@ -135,7 +161,9 @@ pub enum FrameError {
 /// so far (initially the data header's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chain {
+    /// The data header's `store_id`, which every frame must carry.
     pub store_id: u64,
+    /// The data header's `header_seq`, which every frame must carry.
     pub header_seq: u64,
     /// Generation of the last complete commit.
     pub generation: u64,
@@ -144,6 +172,8 @@ pub struct Chain {
     /// The data header's capacity (a frame never needs more: growth
     /// checkpoints first).
     pub capacity: u64,
+    /// The store's record packing (record size, records and pages per
+    /// group), which sizes record entries and names full groups.
     pub packing: Packing,
     /// Inside a commit (the previous frame had `FRAME_MORE`): its header,
     /// and the last group and record index its frames listed.
@@ -153,8 +183,17 @@ pub struct Chain {
 /// A commit whose frames have begun but whose last frame is not yet read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenCommit {
+    /// The header of the commit's first frame: later frames must repeat
+    /// its fields from `store_id` to `tail_crc` (bytes 8..52) and its flags
+    /// other than [`FRAME_MORE`].
     pub header: FrameHeader,
+    /// The last group a checksum entry of the commit named so far
+    /// (`None` before the first): entries are strictly increasing across
+    /// the commit.
     pub last_group: Option<u64>,
+    /// The last record index a record entry of the commit named so far
+    /// (`None` before the first): entries are strictly increasing across
+    /// the commit.
     pub last_index: Option<u64>,
     /// Record entries at or past `prev_count` so far.
     pub appended: u64,

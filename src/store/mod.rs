@@ -55,23 +55,51 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// A snapshot of a store's vital numbers.
+/// A snapshot of a store's vital numbers ([`RawStore::info`]), as of the
+/// call: the values do not follow later changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Info {
+    /// The data file's path, as the store was opened.
     pub path: PathBuf,
+    /// The format version of the header in use: `2`, or `1` for a file a
+    /// writer has not upgraded yet (`docs/format.md`, Versioning).
     pub format_version: u32,
+    /// Bytes per record, `1 ..= 16 MiB`.
     pub record_size: u32,
+    /// Alignment of a record in bytes: a power of two, at most 4096, that
+    /// divides `record_size`.
     pub record_align: u32,
+    /// Records per group (the header's `records_per_page`):
+    /// `4096 / record_size` for records up to 4096 bytes, else 1.
     pub records_per_page: u64,
+    /// 4096-byte pages per group: 1 for records up to 4096 bytes, else
+    /// `ceil(record_size / 4096)`.
     pub pages_per_group: u64,
+    /// Records this handle holds, its uncommitted appends included.
     pub records: u64,
+    /// Records as of the last commit (`records` minus uncommitted
+    /// appends).
     pub committed_records: u64,
+    /// The generation of the last commit, from 1 (a new store) up to
+    /// 2^62.
     pub generation: u64,
+    /// Records the data region holds before the file must grow; a multiple
+    /// of `records_per_page`.
     pub capacity: u64,
+    /// The growth unit asked for when the file was created, in bytes: a
+    /// multiple of 64 KiB, at most 1 TiB. Lengths are rounded to
+    /// `min(chunk_size, 64 MiB)`.
     pub chunk_size: u64,
+    /// The data file's length in bytes (what the layout needs if the file
+    /// could not be examined).
     pub file_size: u64,
+    /// Byte offset of the data region (record 0) in the data file; a
+    /// multiple of 4096.
     pub data_offset: u64,
+    /// Byte offset of the page-checksum table in the data file; a multiple
+    /// of 4096, past the data region.
     pub table_offset: u64,
+    /// The record layout the schema block describes.
     pub schema: Schema,
 }
 
@@ -154,7 +182,10 @@ impl RawStore {
         let per_mib = (SCAN_WINDOW / p.group_bytes()).max(1) * p.records_per_group;
         let probe = self.layout.data_offset + p.record_offset((i + per_mib).min(self.flushed - 1));
         if !self.map.resident(probe) {
-            self.advise(i..i.saturating_add(4 * per_mib), crate::access::Advice::WillNeed);
+            self.advise(
+                i..i.saturating_add(4 * per_mib),
+                crate::access::Advice::WillNeed,
+            );
         }
     }
 

@@ -151,11 +151,11 @@ impl Options {
         self
     }
 
-    /// Opens (or creates, per the options) a typed store for writing.
     /// How the handle will read its records, passed to the kernel for its
-    /// mapping and file (`madvise`, `posix_fadvise`): [`AccessPattern::Random`]
-    /// (the default) makes a fault on an uncached page read only that
-    /// page; `Sequential` reads far ahead, for scans. See
+    /// mapping and file (`madvise`, `posix_fadvise`):
+    /// [`AccessPattern::Random`](crate::AccessPattern::Random) (the default)
+    /// makes a fault on an uncached page read only that page; `Sequential`
+    /// reads far ahead, for scans. See
     /// [`AccessPattern`](crate::AccessPattern). Hints never change what a
     /// read returns.
     pub fn access(mut self, pattern: crate::access::AccessPattern) -> Self {
@@ -163,6 +163,9 @@ impl Options {
         self
     }
 
+    /// Opens (or creates, per the options) a typed store for writing. The
+    /// stored schema must equal `T`'s ([`Error::SchemaMismatch`]
+    /// otherwise); a new file gets `T`'s.
     pub fn open<T: crate::Record>(&self, path: impl AsRef<Path>) -> Result<crate::Store<T>> {
         crate::Store::from_raw(self.open_raw(path, Some(&T::schema()))?)
     }

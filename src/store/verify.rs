@@ -27,22 +27,44 @@ use std::time::Instant;
 pub enum Problem {
     /// A header slot is invalid (other than never written). Alone it is a
     /// note: a torn slot from a crash is expected and overwritten by the next commit.
-    HeaderSlot { slot: usize, error: SlotError },
+    HeaderSlot {
+        /// The slot index: 0 (at byte 0) or 1 (at byte 2048).
+        slot: usize,
+        /// Why the slot is invalid.
+        error: SlotError,
+    },
     /// The schema block does not hash to the header's CRC.
-    SchemaChecksum { expected: u32, got: u32 },
+    SchemaChecksum {
+        /// The CRC32 the header records (`schema_crc`).
+        expected: u32,
+        /// The CRC32 of the block's `schema_len` bytes as read.
+        got: u32,
+    },
     /// The file is shorter than the header requires.
-    FileLength { expected: u64, actual: u64 },
+    FileLength {
+        /// Bytes the header needs (`table_offset + table_len`).
+        expected: u64,
+        /// Bytes the file has.
+        actual: u64,
+    },
     /// A data page (group) whose committed bytes do not match its checksum.
     PageChecksum {
         /// Group index (the data page for records up to 4 KiB).
         group: u64,
         /// File pages `[first_page, first_page + pages)` (page 0 is the header).
         first_page: u64,
+        /// Number of 4096-byte file pages the group spans
+        /// (`pages_per_group`).
         pages: u64,
         /// Records `[first_record, end_record)` stored there.
         first_record: u64,
+        /// One past the last committed record of the group.
         end_record: u64,
+        /// The checksum the store keeps for the group: the last log
+        /// commit's entry for it, else the table's, or `tail_crc` for the
+        /// partly filled last group.
         expected: u32,
+        /// The CRC32 of the group's committed bytes as read.
         got: u32,
     },
 }
@@ -135,8 +157,10 @@ pub enum Repair {
 pub struct RepairReport {
     /// Verification before the repair.
     pub before: VerifyReport,
-    /// Record count before and after.
+    /// Committed records before the repair.
     pub records_before: u64,
+    /// Committed records after the repair (fewer only for
+    /// [`Repair::TruncateToVerified`]).
     pub records_after: u64,
     /// Page checksums rewritten.
     pub pages_rewritten: u64,
