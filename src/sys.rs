@@ -1033,11 +1033,7 @@ impl RecordMap {
             // (checked above), so `[ptr, ptr + page)` lies in it; mincore
             // writes one byte per page of that range, into `v`.
             let rc = unsafe {
-                libc::mincore(
-                    self.map.as_ptr().add(at) as *mut libc::c_void,
-                    page,
-                    &mut v,
-                )
+                libc::mincore(self.map.as_ptr().add(at) as *mut libc::c_void, page, &mut v)
             };
             rc != 0 || v & 1 == 1
         }

@@ -3,7 +3,7 @@
 //! `BufReader` + seek + read, at random and sequentially; prints a table and
 //! optionally writes a hand-made SVG bar chart.
 
-use crate::common::{CliResult, EXIT_OK, Failure, human_bytes};
+use crate::common::{human_bytes, CliResult, Failure, EXIT_OK};
 use crate::measure;
 use recmap::{Advice, Options, RawStore, Schema};
 use std::fs::File;
