@@ -160,6 +160,9 @@ pub struct RawStore {
 
 /// A scan's prefetch window (`RawStore::prefetch_ahead`): 1 MiB.
 const SCAN_WINDOW: u64 = 1 << 20;
+/// How many windows ahead a scan looks for cached pages; when they are not,
+/// it asks for twice that many, so reads stay in flight ahead of it.
+const PREFETCH_AHEAD: u64 = 8;
 
 impl RawStore {
     /// Tells the kernel how this handle will read its records from now on
@@ -180,10 +183,11 @@ impl RawStore {
         }
         let p = self.layout.packing;
         let per_mib = (SCAN_WINDOW / p.group_bytes()).max(1) * p.records_per_group;
-        let probe = self.layout.data_offset + p.record_offset((i + per_mib).min(self.flushed - 1));
+        let ahead = PREFETCH_AHEAD * per_mib;
+        let probe = self.layout.data_offset + p.record_offset((i + ahead).min(self.flushed - 1));
         if !self.map.resident(probe) {
             self.advise(
-                i..i.saturating_add(4 * per_mib),
+                i..i.saturating_add(2 * ahead),
                 crate::access::Advice::WillNeed,
             );
         }

@@ -131,6 +131,8 @@ pub struct Settings {
     pub scan_pairs: usize,
     /// Paired bulk loads of recmap against a raw write (`--load-pairs`).
     pub load_pairs: usize,
+    /// The cold section (`--cold`).
+    pub cold: bool,
     /// Records per `Snapshot::read_range` call of recmap's snapshot scan.
     pub snapshot_chunk: usize,
     pub load_runs: usize,
@@ -218,6 +220,7 @@ impl Default for Settings {
             scan_passes: 3,
             scan_pairs: 11,
             load_pairs: 6,
+            cold: false,
             snapshot_chunk: 4096,
             load_runs: 3,
             commits: 10_000,

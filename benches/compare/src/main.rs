@@ -13,6 +13,7 @@
 mod measure;
 
 mod alloc_count;
+mod cold;
 mod harness;
 mod report;
 mod systems;
@@ -50,6 +51,8 @@ Options:
                        is reported (default 3)
   --load-pairs N       recmap bulk loads paired with a raw write() + fdatasync of
                        the same bytes, ABBA (default 6); judges the load target
+  --cold               also random gets and a scan with the page cache dropped
+                       before every pass (recmap, memmap2, pread; a section of its own)
   --commits N          update/append operations per system, each made durable,
                        each followed by one probe (default 10000)
   --commits100 N       update100 commits per system (100 records on 100 pages each;
@@ -106,6 +109,7 @@ fn parse_args() -> Result<Settings, String> {
             "--commit-seconds" => s.commit_seconds = num(&a, value(&a)?)? as f64,
             "--bytes-ops" => s.bytes_ops = num(&a, value(&a)?)?,
             "--keep" => s.keep = true,
+            "--cold" => s.cold = true,
             "--get-mode" => {
                 s.get_mode = match value(&a)?.as_str() {
                     "fold" => GetMode::Fold,
@@ -194,6 +198,11 @@ fn run(settings: Settings) -> harness::Result<()> {
             systems::run(name, &mut cx)?;
         }
     }
+    let cold = if cx.s.cold {
+        Some(cold::run(&mut cx)?)
+    } else {
+        None
+    };
     let load_after = report::loadavg();
     if let Some(r) = cx.idle_device_rate(2.0) {
         cx.note(format!(
@@ -217,6 +226,9 @@ fn run(settings: Settings) -> harness::Result<()> {
         out.push_str("Targets (each ratio from this run):\n\n");
         out.push_str(&targets);
         out.push('\n');
+    }
+    if let Some(c) = cold {
+        out.push_str(&c);
     }
     out.push_str(&cx.notes());
     out.push_str(&format!("load average at the end: {load_after}\n"));

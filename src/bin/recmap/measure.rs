@@ -105,6 +105,14 @@ impl DeviceWrites {
         }
     }
 
+    /// Bytes read from the device since boot (sectors read, field 3).
+    #[allow(dead_code)] // the comparison suite's cold mode; not `recmap bench`
+    pub fn read_bytes(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(&self.stat).ok()?;
+        let sectors: u64 = s.split_whitespace().nth(2)?.parse().ok()?;
+        Some(sectors * 512)
+    }
+
     /// Bytes written to the device since boot.
     pub fn bytes(&self) -> Option<u64> {
         let s = std::fs::read_to_string(&self.stat).ok()?;
