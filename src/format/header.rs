@@ -46,15 +46,26 @@ pub struct Header {
     pub store_id: u64,
     /// `FLAG_*` bits.
     pub flags: u32,
+    /// Bytes per record, `1 ..= MAX_RECORD_SIZE` (16 MiB).
     pub record_size: u32,
+    /// Alignment of a record: a power of two, at most `PAGE_SIZE`, that
+    /// divides `record_size`.
     pub record_align: u32,
+    /// The growth unit asked for at creation: a multiple of
+    /// `CHUNK_GRANULARITY` (64 KiB), at most `MAX_CHUNK_SIZE` (1 TiB).
+    /// Lengths are rounded to [`growth_unit`](super::growth_unit) of it.
     pub chunk_size: u64,
     /// The last commit this header includes. Commits after it live in the
     /// log until a checkpoint publishes a header that includes them.
     pub generation: u64,
+    /// Records committed as of `generation`, `<= capacity`.
     pub record_count: u64,
+    /// Records the data region holds: `layout.capacity()`, a multiple of
+    /// the records per group.
     pub capacity: u64,
+    /// Bytes of the schema block, `16 ..= MAX_SCHEMA_LEN`.
     pub schema_len: u32,
+    /// CRC32 of the schema block's `schema_len` bytes.
     pub schema_crc: u32,
     /// CRC32 of the committed records of the last, partly filled group
     /// (`record_count % records_per_page` records); 0 when there is none.
@@ -64,6 +75,9 @@ pub struct Header {
     pub list_len: u16,
     /// CRC32 of the group list's `list_len * 12` bytes (0 without a list).
     pub list_crc: u32,
+    /// Where everything lives, derived from `record_size`, `schema_len`
+    /// and `capacity`; the slot's `data_offset`, `table_offset` and
+    /// `table_len` must equal it.
     pub layout: Layout,
 }
 
@@ -98,20 +112,43 @@ pub enum SlotError {
     /// The slot is all zeros (never written).
     Empty,
     /// The magic bytes are not recmap's.
-    BadMagic { found: [u8; 8] },
-    /// The slot's CRC does not match its contents (torn or corrupt).
-    ChecksumMismatch { expected: u32, got: u32 },
+    BadMagic {
+        /// The slot's first 8 bytes.
+        found: [u8; 8],
+    },
+    /// The slot's CRC does not match its contents (torn or corrupt): the
+    /// `prefix_crc` at 124, or for version 2 the `slot_crc` at 252.
+    ChecksumMismatch {
+        /// The CRC32 stored in the slot.
+        expected: u32,
+        /// The CRC32 of the bytes it covers, as read.
+        got: u32,
+    },
     /// The byte-order mark says the file was written with another byte order.
-    WrongByteOrder { found: u32 },
+    WrongByteOrder {
+        /// The mark as read (little-endian); `0x04030201` for a big-endian
+        /// writer.
+        found: u32,
+    },
     /// A newer (or unknown) format version.
-    UnsupportedVersion { found: u32 },
+    UnsupportedVersion {
+        /// The slot's `format_version`.
+        found: u32,
+    },
     /// A checked commit (one sync) whose data did not all reach the disk:
     /// the listed or tail group `group` does not match its checksum.
-    IncompleteCommit { group: u64 },
+    IncompleteCommit {
+        /// The first group found not to match.
+        group: u64,
+    },
     /// A field holds a value outside its valid range.
     BadField {
+        /// The field's name in `docs/format.md` (`"chunk_size"`, …), or
+        /// `"slot"` for a slot too short to decode.
         field: &'static str,
+        /// The value it holds (the length, for a short slot).
         value: u64,
+        /// The rule the value breaks, for the message.
         reason: &'static str,
     },
 }

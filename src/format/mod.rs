@@ -84,41 +84,90 @@ pub const MAX_GENERATION: u64 = 1 << 62;
 /// Bytes per entry in the page-checksum table.
 pub const CHECKSUM_ENTRY_LEN: u64 = 4;
 
-/// Field offsets inside a header slot (see the table in `docs/format.md`).
+/// Field offsets inside a header slot, in bytes from the slot's start (see
+/// the table in `docs/format.md`, Header slot). Integers are little-endian.
 pub mod slot {
+    /// `magic`, 8 bytes: [`MAGIC`](super::MAGIC).
     pub const MAGIC: usize = 0;
+    /// `format_version`, u32: `2`, or `1` for a version-1 slot.
     pub const FORMAT_VERSION: usize = 8;
+    /// `byte_order_mark`, u32: must read as
+    /// [`BYTE_ORDER_MARK`](super::BYTE_ORDER_MARK).
     pub const BYTE_ORDER_MARK: usize = 12;
+    /// `page_size`, u32: must be 4096 ([`PAGE_SIZE`](super::PAGE_SIZE)).
     pub const PAGE_SIZE: usize = 16;
+    /// `flags`, u32: [`FLAG_APPEND_ONLY`](super::FLAG_APPEND_ONLY) (and in
+    /// version 1 [`FLAG_CHECKED`](super::FLAG_CHECKED)); any other set bit
+    /// is rejected.
     pub const FLAGS: usize = 20;
+    /// `record_size`, u32: bytes per record, `1 ..= 16 MiB`.
     pub const RECORD_SIZE: usize = 24;
+    /// `record_align`, u32: a power of two, `<= 4096`, dividing
+    /// `record_size`.
     pub const RECORD_ALIGN: usize = 28;
+    /// `records_per_page`, u32: records per group, derived from
+    /// `record_size` ([`Packing`](super::Packing)).
     pub const RECORDS_PER_PAGE: usize = 32;
+    /// `pages_per_group`, u32: pages per group, derived from `record_size`.
     pub const PAGES_PER_GROUP: usize = 36;
+    /// `chunk_size`, u64: the growth unit asked for at creation, a multiple
+    /// of 65536 in `65536 ..= 2^40`.
     pub const CHUNK_SIZE: usize = 40;
+    /// `generation`, u64: the last commit this header includes,
+    /// `1 ..= 2^62`.
     pub const GENERATION: usize = 48;
+    /// `record_count`, u64: records committed as of `generation`,
+    /// `<= capacity`.
     pub const RECORD_COUNT: usize = 56;
+    /// `capacity`, u64: records the data region holds, a multiple of
+    /// `records_per_page`.
     pub const CAPACITY: usize = 64;
+    /// `schema_offset`, u64: start of the schema block, always 4096.
     pub const SCHEMA_OFFSET: usize = 72;
+    /// `schema_len`, u32: bytes of the schema block, `16 ..= 65536`.
     pub const SCHEMA_LEN: usize = 80;
+    /// `schema_crc`, u32: CRC32 of the schema block's `schema_len` bytes.
     pub const SCHEMA_CRC: usize = 84;
+    /// `data_offset`, u64: start of the data region, derived from
+    /// `schema_len` ([`Layout::data_offset_for`](super::Layout::data_offset_for)).
     pub const DATA_OFFSET: usize = 88;
+    /// `table_offset`, u64: start of the page-checksum table,
+    /// `data_offset + capacity_groups * group_bytes`.
     pub const TABLE_OFFSET: usize = 96;
+    /// `table_len`, u64: bytes of the table,
+    /// `round_up(capacity_groups * 4, 4096)`.
     pub const TABLE_LEN: usize = 104;
+    /// `tail_crc`, u32: CRC32 of the committed records of the partly filled
+    /// last group; 0 when `record_count % records_per_page == 0`.
     pub const TAIL_CRC: usize = 112;
+    /// Version 1: `list_len`, u16, entries of a checked commit's group list
+    /// (`<= 160`). Version 2: the start of 8 reserved zero bytes
+    /// (`116..124`).
     pub const LIST_LEN: usize = 116;
+    /// Version 1: a reserved u16, zero. Version 2: reserved, zero.
     pub const RESERVED: usize = 118;
+    /// Length in bytes of the version-1 reserved field at [`RESERVED`].
     pub const RESERVED_LEN: usize = 2;
+    /// Version 1: `list_crc`, u32, the CRC32 of the group list (zero
+    /// without `FLAG_CHECKED`). Version 2: reserved, zero.
     pub const LIST_CRC: usize = 120;
     /// Version 1: the slot CRC over `0..124`. Version 2 keeps a CRC of the
     /// same bytes here (`prefix_crc`), so a version-1 reader sees a valid
     /// slot of an unknown version and refuses the file instead of falling
     /// back to an older slot.
     pub const CRC: usize = 124;
-    /// Version 2 only, from here on.
+    /// Version 2 only, from here on. `header_seq`, u64: counts header
+    /// writes (checkpoints, growth, repair), `1 ..= 2^62`;
+    /// `header_seq % 2` is the slot index.
     pub const HEADER_SEQ: usize = 128;
+    /// `store_id`, u64: random, non-zero, fixed for the file's life; every
+    /// log frame carries it.
     pub const STORE_ID: usize = 136;
+    /// 108 reserved bytes (`144..252`), all zero.
     pub const V2_RESERVED: usize = 144;
+    /// `slot_crc`, u32: CRC32 of bytes `0..124` followed by bytes
+    /// `128..252` (`prefix_crc` left out). The slot ends after it, at
+    /// [`SLOT_LEN`](super::SLOT_LEN) (256).
     pub const V2_CRC: usize = 252;
 }
 
@@ -147,8 +196,13 @@ pub fn round_up(v: u64, m: u64) -> Option<u64> {
 /// takes a group of `pages_per_group` whole pages to itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packing {
+    /// Bytes per record, `1 ..= MAX_RECORD_SIZE`.
     pub record_size: u64,
+    /// Records per group: `PAGE_SIZE / record_size` for records up to a
+    /// page, else 1. Never 0.
     pub records_per_group: u64,
+    /// Pages per group: 1 for records up to a page, else
+    /// `ceil(record_size / PAGE_SIZE)`.
     pub pages_per_group: u64,
 }
 
@@ -212,12 +266,22 @@ impl Packing {
 /// Where everything lives for a given schema length, packing and capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// How records are packed into groups.
     pub packing: Packing,
+    /// Bytes of the schema block (`16 ..= MAX_SCHEMA_LEN`).
     pub schema_len: u32,
+    /// Byte offset of the data region: the page after the schema block's
+    /// last page ([`Layout::data_offset_for`]).
     pub data_offset: u64,
     /// Capacity in groups.
     pub capacity_groups: u64,
+    /// Byte offset of the page-checksum table:
+    /// `data_offset + capacity_groups * group_bytes`, right after the data
+    /// region.
     pub table_offset: u64,
+    /// Bytes of the table: `capacity_groups * 4` rounded up to whole pages.
+    /// The file needs `table_offset + table_len` bytes, at most
+    /// `MAX_FILE_LEN`.
     pub table_len: u64,
 }
 
