@@ -18,15 +18,28 @@ pub const SCHEMA_HEADER_LEN: usize = 16;
 /// Fixed bytes of a field entry before its name.
 pub const FIELD_ENTRY_LEN: usize = 12;
 
-/// Field offsets inside the schema block header and a field entry.
+/// Field offsets inside the schema block header (from the block's start)
+/// and inside a field entry (`F_*`, from the entry's start), in bytes
+/// (`docs/format.md`, Schema block). Integers are little-endian.
 pub mod block {
+    /// Block magic, 4 bytes: [`SCHEMA_MAGIC`](super::SCHEMA_MAGIC) (`"RSCH"`).
     pub const MAGIC: usize = 0;
+    /// `record_size`, u32: equals the header's.
     pub const RECORD_SIZE: usize = 4;
+    /// `record_align`, u32: equals the header's.
     pub const RECORD_ALIGN: usize = 8;
+    /// `field_count`, u32: field entries that follow (0 allowed: opaque
+    /// records).
     pub const FIELD_COUNT: usize = 12;
+    /// Entry `offset`, u32: the field's byte offset in the record, a
+    /// multiple of its element size.
     pub const F_OFFSET: usize = 0;
+    /// Entry `count`, u32: elements, `>= 1`.
     pub const F_COUNT: usize = 4;
+    /// Entry `type`, u8: a type code (1 ..= 19; version 1: 1 ..= 13).
     pub const F_TYPE: usize = 8;
+    /// Entry `name_len`, u8: bytes of the name that follows the entry's
+    /// 12 fixed bytes, `1 ..= 64`.
     pub const F_NAME_LEN: usize = 9;
     /// `null_bit: u16` (format version 2; `reserved`, always 0, in version 1).
     pub const F_NULL_BIT: usize = 10;

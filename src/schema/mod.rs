@@ -27,9 +27,13 @@ pub const MAX_NAME_LEN: usize = 64;
 /// 1970-01-01T00:00:00Z (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TimeUnit {
+    /// Seconds (`timestamp[s]`, type code 14).
     Seconds,
+    /// Milliseconds (`timestamp[ms]`, type code 15).
     Millis,
+    /// Microseconds (`timestamp[us]`, type code 16).
     Micros,
+    /// Nanoseconds (`timestamp[ns]`, type code 17).
     Nanos,
 }
 
@@ -52,6 +56,8 @@ impl TimeUnit {
         }
     }
 
+    /// The unit whose [`suffix`](TimeUnit::suffix) is `s`; `None` for any
+    /// other string.
     pub fn from_suffix(s: &str) -> Option<TimeUnit> {
         TimeUnit::ALL.into_iter().find(|u| u.suffix() == s)
     }
@@ -60,15 +66,25 @@ impl TimeUnit {
 /// The element type of a field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FieldType {
+    /// Unsigned 8-bit integer (`u8`, type code 1).
     U8,
+    /// Unsigned 16-bit integer (`u16`, type code 2).
     U16,
+    /// Unsigned 32-bit integer (`u32`, type code 3).
     U32,
+    /// Unsigned 64-bit integer (`u64`, type code 4).
     U64,
+    /// Two's complement 8-bit integer (`i8`, type code 5).
     I8,
+    /// Two's complement 16-bit integer (`i16`, type code 6).
     I16,
+    /// Two's complement 32-bit integer (`i32`, type code 7).
     I32,
+    /// Two's complement 64-bit integer (`i64`, type code 8).
     I64,
+    /// IEEE 754 binary32 (`f32`, type code 9).
     F32,
+    /// IEEE 754 binary64 (`f64`, type code 10).
     F64,
     /// One byte, 0 or 1.
     Bool,
@@ -137,6 +153,8 @@ impl FieldType {
         }
     }
 
+    /// The type with on-disk type code `code` (1 ..= 19, the table in
+    /// `docs/format.md`); `None` for an unknown code.
     pub fn from_code(code: u8) -> Option<FieldType> {
         FieldType::ALL.into_iter().find(|t| t.code() == code)
     }
@@ -181,6 +199,8 @@ impl FieldType {
         }
     }
 
+    /// The type whose spec [`name`](FieldType::name) is `s` exactly (`u32`,
+    /// `timestamp[ms]`, …; no length suffix); `None` otherwise.
     pub fn from_name(s: &str) -> Option<FieldType> {
         FieldType::ALL.into_iter().find(|t| t.name() == s)
     }
@@ -214,7 +234,10 @@ impl FieldType {
 /// One field of a record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Field {
+    /// The field's name: 1 to 64 bytes matching `[A-Za-z_][A-Za-z0-9_]*`,
+    /// unique in the schema.
     pub name: String,
+    /// The type of each element.
     pub ty: FieldType,
     /// Number of elements (1 for a scalar; N for `str[N]`, `bytes[N]`, `f32[N]`).
     pub count: u32,
@@ -268,25 +291,48 @@ impl Field {
 /// The layout of a record: size, alignment and fields sorted by offset.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Schema {
+    /// Bytes per record, `1 ..= MAX_RECORD_SIZE` (16 MiB).
     pub record_size: u32,
+    /// Alignment of a record in bytes: a power of two, at most 4096, that
+    /// divides `record_size` and is at least every field's element size.
     pub record_align: u32,
+    /// The fields in increasing offset order, without overlap; bytes no
+    /// field covers are padding. May be empty (opaque records).
     pub fields: Vec<Field>,
 }
 
 /// Why a schema (block, spec or Rust description) is not acceptable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
+    /// The stored schema block is malformed (bad magic, lengths or padding
+    /// that do not add up), or a schema would encode to more than
+    /// `MAX_SCHEMA_LEN` bytes. The text says which rule.
     #[error("schema block: {0}")]
     Block(String),
+    /// A field breaks a rule: its name (syntax, uniqueness), count,
+    /// offset (alignment, overlap, end past the record), or nullability
+    /// (validity field and bits).
     #[error("field {field:?}: {reason}")]
-    Field { field: String, reason: String },
+    Field {
+        /// The field's name (as stored, possibly invalid).
+        field: String,
+        /// The rule it breaks, for the message.
+        reason: String,
+    },
+    /// The record's size or alignment is out of range (size
+    /// `1 ..= MAX_RECORD_SIZE`; alignment a power of two `<= 4096` dividing
+    /// the size). The text gives the value.
     #[error("record: {0}")]
     Record(String),
     /// A textual spec could not be parsed; `at` is the byte position in the spec.
     #[error("schema spec at byte {at} ({part:?}): {reason}")]
     Spec {
+        /// Byte offset in the spec of the comma-separated part at fault
+        /// (0 for the spec as a whole).
         at: usize,
+        /// That part of the spec, as written.
         part: String,
+        /// What is wrong with it, for the message.
         reason: String,
     },
 }
