@@ -5,6 +5,16 @@
 //! crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+mod file;
+mod wait;
+
+#[cfg(target_os = "linux")]
+pub(crate) use file::ofd;
+pub(crate) use file::{
+    data_extent, drop_cache, fadvise, preallocate, rename_noreplace, start_writeback, Fadvise,
+};
+pub(crate) use wait::{wait_on, wake_all};
+
 use crate::record::FixedStr;
 use memmap2::{Mmap, MmapOptions, MmapRaw};
 use std::fs::File;
@@ -206,55 +216,6 @@ impl std::ops::Deref for RecordMap {
     fn deref(&self) -> &[u8] {
         &self.map
     }
-}
-
-/// Makes `[from, to)` of `file` allocated, extending its length to `to`.
-///
-/// On Linux this is `fallocate(2)`, so a full disk fails here with `ENOSPC`
-/// instead of later. Where fallocate is unsupported (or on other systems)
-/// the file is extended with `set_len`, which may leave it sparse.
-pub(crate) fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
-    debug_assert!(to >= from);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let off =
-            libc::off_t::try_from(from).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-        let len = libc::off_t::try_from(to - from)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-        // SAFETY: fallocate only reads its integer arguments; the fd is valid
-        // for the lifetime of `file`, which outlives the call.
-        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, off, len) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {}
-            _ => return Err(e),
-        }
-    }
-    if file.metadata()?.len() < to {
-        file.set_len(to)?;
-    }
-    Ok(())
-}
-
-/// Drops `file`'s clean cached pages (a hint; errors are ignored). The log
-/// uses it so that its pages are cached again, on the next small write, as
-/// small folios: a 4 KiB write plus `fdatasync` into a page cached as part
-/// of a 2 MiB folio (after large writes or readahead) costs measurably more
-/// (docs/benchmarks.md).
-pub(crate) fn drop_cache(file: &File) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: posix_fadvise only reads its integer arguments; the fd is
-        // valid for the lifetime of `file`, which outlives the call.
-        let _ = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = file;
 }
 
 // SAFETY: `FixedStr<N>` is `#[repr(transparent)]` over `[u8; N]`, which is
@@ -628,54 +589,6 @@ impl SharedMap {
     }
 }
 
-/// Sleeps until `word` may differ from `expected` or `timeout` passes.
-/// Linux: a shared futex wait (the word lives in a shared mapping, so
-/// writers in other processes wake it). Elsewhere: a short sleep.
-pub(crate) fn wait_on(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
-    #[cfg(target_os = "linux")]
-    {
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // FUTEX_WAIT (not PRIVATE: other processes' wakes reach it) only
-        // reads the word and sleeps; spurious returns are fine, callers loop.
-        // SAFETY: `word` is a valid aligned atomic that outlives the call,
-        // `ts` a valid relative timeout.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT,
-                expected,
-                &ts as *const libc::timespec,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        if word.load(Ordering::Acquire) == expected {
-            std::thread::sleep(timeout.min(std::time::Duration::from_micros(200)));
-        }
-    }
-}
-
-/// Wakes every process waiting in `wait_on(word, …)`.
-pub(crate) fn wake_all(word: &AtomicU32) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: as in `wait_on`; FUTEX_WAKE does not access memory beyond
-        // using the address as a key.
-        unsafe {
-            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = word;
-    }
-}
-
 impl<const LEN: usize> AtomicMap<LEN> {
     /// Maps the first `LEN` bytes of `file` (at least `LEN` long) shared and
     /// read-only (`PROT_READ`). Only plain 64- and 32-bit loads may go
@@ -688,293 +601,85 @@ impl<const LEN: usize> AtomicMap<LEN> {
     }
 }
 
-/// Renames `from` to `to` unless `to` exists (`ErrorKind::AlreadyExists`
-/// then). Linux: `renameat2(RENAME_NOREPLACE)`; where the file system or
-/// system lacks it, a hard link followed by removing `from` (the file
-/// briefly has two names). Elsewhere: the hard link.
-pub(crate) fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
+/// `madvise(base, len, advice)` for a page-aligned range of a live shared,
+/// read-only file mapping (Unix; a no-op elsewhere). Best effort: a refusal
+/// is logged.
+fn madvise(base: *const u8, len: usize, advice: i32) {
+    #[cfg(unix)]
     {
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &std::path::Path| {
-            std::ffi::CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-        };
-        let (f, t) = (c(from)?, c(to)?);
-        // SAFETY: both pointers are NUL-terminated strings that outlive the
-        // call; renameat2 only reads them.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                libc::AT_FDCWD,
-                f.as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {}
-            _ => return Err(e),
+        // SAFETY: callers pass a page-aligned range inside a live mapping of
+        // a file, shared and read-only; no advice given here writes memory.
+        let rc = unsafe { libc::madvise(base as *mut libc::c_void, len, advice) };
+        if rc != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), advice, "madvise refused");
         }
     }
-    std::fs::hard_link(from, to)?;
-    let _ = std::fs::remove_file(from);
-    Ok(())
+    #[cfg(not(unix))]
+    let _ = (base, len, advice);
 }
 
-/// Byte-range locks that belong to an open file description (Linux
-/// `F_OFD_SETLK`): unlike `flock`, several can be held on one file at
-/// different offsets, and unlike classic POSIX locks they are not dropped
-/// when the process closes some other descriptor of the file. Offsets may
-/// lie far past the end of the file; nothing is read or written there.
-/// `coord` uses them on the data file to make every handle of a store agree
-/// on one coordination file.
-#[cfg(target_os = "linux")]
-pub(crate) mod ofd {
-    use std::fs::File;
-    use std::io;
-    use std::os::fd::AsRawFd;
-
-    fn flock(kind: libc::c_int, start: i64, len: i64) -> io::Result<libc::flock> {
-        let start = libc::off_t::try_from(start)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
-        let len = libc::off_t::try_from(len)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
-        // SAFETY: `flock` is a plain C struct of integers; all zeros is a
-        // valid value (l_pid must be 0 for OFD requests).
-        let mut l: libc::flock = unsafe { std::mem::zeroed() };
-        l.l_type = kind as libc::c_short;
-        l.l_whence = libc::SEEK_SET as libc::c_short;
-        l.l_start = start;
-        l.l_len = len;
-        Ok(l)
-    }
-
-    fn fcntl(file: &File, cmd: libc::c_int, l: &mut libc::flock) -> io::Result<()> {
-        // SAFETY: the fd is valid for the lifetime of `file`; `l` is a valid,
-        // exclusively borrowed `struct flock` the kernel reads (and, for
-        // GETLK, writes) and that outlives the call.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, l as *mut libc::flock) };
-        if rc == -1 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Takes a shared lock on byte `at` without waiting; `Ok(false)` if an
-    /// exclusive lock of another description holds it.
-    pub(crate) fn try_lock_shared(file: &File, at: i64) -> io::Result<bool> {
-        let mut l = flock(libc::F_RDLCK, at, 1)?;
-        match fcntl(file, libc::F_OFD_SETLK, &mut l) {
-            Ok(()) => Ok(true),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Releases this description's lock on byte `at`.
-    pub(crate) fn unlock(file: &File, at: i64) -> io::Result<()> {
-        let mut l = flock(libc::F_UNLCK, at, 1)?;
-        fcntl(file, libc::F_OFD_SETLK, &mut l)
-    }
-
-    /// The offset of some lock another open file description holds on
-    /// `[start, start + len)`, if any (this description's own are not
-    /// reported).
-    pub(crate) fn other_lock(file: &File, start: i64, len: i64) -> io::Result<Option<i64>> {
-        if len <= 0 {
-            return Ok(None);
-        }
-        let mut l = flock(libc::F_WRLCK, start, len)?;
-        fcntl(file, libc::F_OFD_GETLK, &mut l)?;
-        Ok((l.l_type != libc::F_UNLCK as libc::c_short).then_some(l.l_start as i64))
-    }
-}
-
-/// The first data extent of `file` at or after `offset`: `Some((start,
-/// end))` with `start >= offset` the first byte that is not in a hole and
-/// `end` the end of that run of data, or `None` if only holes (or the end of
-/// the file) follow. Every byte of a hole reads as zero. Where holes cannot
-/// be found (no `SEEK_DATA`), everything from `offset` is data. `verify`
-/// uses it to hash the pages of a sparse file without reading its holes.
-/// Moves the file's offset, which recmap never uses (all its I/O is
-/// positional).
-pub(crate) fn data_extent(file: &File, offset: u64) -> io::Result<Option<(u64, u64)>> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let Ok(off) = libc::off_t::try_from(offset) else {
-            return Ok(None);
-        };
-        // SAFETY: lseek only reads its integer arguments; the fd is valid
-        // for the lifetime of `file`, which outlives the call.
-        let start = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_DATA) };
-        if start < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENXIO) => Ok(None),
-                Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(Some((offset, u64::MAX))),
-                _ => Err(e),
-            };
-        }
-        // SAFETY: as above.
-        let end = unsafe { libc::lseek(file.as_raw_fd(), start, libc::SEEK_HOLE) };
-        if end < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Some((start as u64, end as u64)))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = file;
-        Ok(Some((offset, u64::MAX)))
-    }
-}
-
-/// Starts writing `[offset, offset + len)` of `file` back to the device
-/// without waiting for it (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`),
-/// so a later `fdatasync` of a bulk write waits only for what is still in
-/// flight: the device works while the writer copies the next batch. Not a
-/// durability step (it promises nothing, and errors are left to the sync
-/// that follows, which reports them); a no-op elsewhere.
-pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let (Ok(off), Ok(n)) = (
-            libc::off64_t::try_from(offset),
-            libc::off64_t::try_from(len),
-        ) else {
-            return;
-        };
-        // SAFETY: sync_file_range only reads its integer arguments; the fd
-        // is valid for the lifetime of `file`, which outlives the call.
-        let _ =
-            unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) };
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (file, offset, len);
-    }
-}
-
-/// Applies an access pattern to a mapping's address range and to its file
-/// (see `crate::access`). Best effort: failures are logged.
-fn advise_pattern(
-    advise: impl FnOnce(memmap2::Advice) -> io::Result<()>,
-    file: &File,
-    pattern: crate::access::AccessPattern,
-) {
+/// Applies an access pattern to the mapping `[base, base + len)` of `file`
+/// and to the file itself (see `crate::access`).
+fn set_pattern(base: *const u8, len: usize, file: &File, pattern: crate::access::AccessPattern) {
     use crate::access::AccessPattern as P;
-    let (m, f) = match pattern {
-        P::Random => (memmap2::Advice::Random, Fadvise::Random),
-        P::Sequential => (memmap2::Advice::Sequential, Fadvise::Sequential),
-        P::Normal => (memmap2::Advice::Normal, Fadvise::Normal),
+    #[cfg(unix)]
+    let m = match pattern {
+        P::Random => libc::MADV_RANDOM,
+        P::Sequential => libc::MADV_SEQUENTIAL,
+        P::Normal => libc::MADV_NORMAL,
     };
-    if let Err(e) = advise(m) {
-        tracing::debug!(error = %e, ?pattern, "madvise refused");
-    }
+    #[cfg(not(unix))]
+    let m = 0;
+    madvise(base, len, m);
+    let f = match pattern {
+        P::Random => Fadvise::Random,
+        P::Sequential => Fadvise::Sequential,
+        P::Normal => Fadvise::Normal,
+    };
     fadvise(file, 0, 0, f);
 }
 
-/// `posix_fadvise` advice (Linux; a no-op elsewhere).
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Fadvise {
-    Normal,
-    Random,
-    Sequential,
-    WillNeed,
-    DontNeed,
-}
-
-/// `posix_fadvise(file, offset, len, advice)`, best effort (`len` 0: to the
-/// end of the file).
-pub(crate) fn fadvise(file: &File, offset: u64, len: u64, advice: Fadvise) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let a = match advice {
-            Fadvise::Normal => libc::POSIX_FADV_NORMAL,
-            Fadvise::Random => libc::POSIX_FADV_RANDOM,
-            Fadvise::Sequential => libc::POSIX_FADV_SEQUENTIAL,
-            Fadvise::WillNeed => libc::POSIX_FADV_WILLNEED,
-            Fadvise::DontNeed => libc::POSIX_FADV_DONTNEED,
-        };
-        let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
-            return;
-        };
-        // SAFETY: posix_fadvise only reads its integer arguments; the fd is
-        // valid for the lifetime of `file`, which outlives the call.
-        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, n, a) };
-        if rc != 0 {
-            tracing::debug!(errno = rc, ?advice, "posix_fadvise refused");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (file, offset, len, advice);
-    }
-}
-
-/// The page-aligned part of `[offset, offset + len)` inside a mapping of
-/// `map_len` bytes, as (offset, len); `None` if empty.
-fn page_range(offset: u64, len: u64, map_len: usize) -> Option<(usize, usize)> {
+/// `advice` for bytes `[offset, offset + len)` of the mapping `[base, base +
+/// map_len)` of `file` (from the file's offset 0) and of the file:
+/// `WillNeed` reads ahead, `DontNeed` drops this process's page-table
+/// entries for it (the next access maps the same file contents again) and
+/// lets the kernel evict the clean cached pages.
+fn advise_range(
+    base: *const u8,
+    map_len: usize,
+    file: &File,
+    offset: u64,
+    len: u64,
+    advice: crate::access::Advice,
+) {
     let page = crate::format::PAGE_SIZE;
     let start = offset / page * page;
     let end = offset.saturating_add(len).min(map_len as u64);
-    (end > start).then(|| (start as usize, (end - start) as usize))
+    if end <= start {
+        return;
+    }
+    let (at, n) = (start as usize, (end - start) as usize);
+    #[cfg(unix)]
+    let (m, f) = match advice {
+        crate::access::Advice::WillNeed => (libc::MADV_WILLNEED, Fadvise::WillNeed),
+        crate::access::Advice::DontNeed => (libc::MADV_DONTNEED, Fadvise::DontNeed),
+    };
+    #[cfg(not(unix))]
+    let (m, f) = (
+        0,
+        match advice {
+            crate::access::Advice::WillNeed => Fadvise::WillNeed,
+            crate::access::Advice::DontNeed => Fadvise::DontNeed,
+        },
+    );
+    madvise(base.wrapping_add(at), n, m);
+    fadvise(file, at as u64, n as u64, f);
 }
 
 impl RecordMap {
     /// Applies `pattern` to this mapping and `file` (see `crate::access`).
     pub(crate) fn set_pattern(&self, file: &File, pattern: crate::access::AccessPattern) {
-        advise_pattern(|a| self.map.advise(a), file, pattern);
-    }
-
-    /// `advice` for bytes `[offset, offset + len)` of the mapping and of
-    /// `file` (the mapping is of the file from offset 0).
-    pub(crate) fn advise_range(
-        &self,
-        file: &File,
-        offset: u64,
-        len: u64,
-        advice: crate::access::Advice,
-    ) {
-        let Some((at, n)) = page_range(offset, len, self.map.len()) else {
-            return;
-        };
-        let r = match advice {
-            crate::access::Advice::WillNeed => {
-                self.map.advise_range(memmap2::Advice::WillNeed, at, n)
-            }
-            // SAFETY: a shared, read-only, file-backed mapping: MADV_DONTNEED
-            // only drops this process's page-table entries for the range;
-            // the next access maps the file's (cached or re-read) pages again,
-            // with the same contents. No reference into the range changes.
-            crate::access::Advice::DontNeed => unsafe {
-                self.map
-                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n)
-            },
-        };
-        if let Err(e) = r {
-            tracing::debug!(error = %e, ?advice, "madvise refused");
-        }
-        fadvise(file, at as u64, n as u64, fadvise_of(advice));
-    }
-}
-
-impl SharedMap {
-    /// Applies `pattern` to this mapping and `file` (see `crate::access`).
-    pub(crate) fn set_pattern(&self, file: &File, pattern: crate::access::AccessPattern) {
-        advise_pattern(|a| self.raw.advise(a), file, pattern);
+        set_pattern(self.map.as_ptr(), self.map.len(), file, pattern);
     }
 
     /// `advice` for bytes `[offset, offset + len)` of the mapping and `file`.
@@ -985,32 +690,25 @@ impl SharedMap {
         len: u64,
         advice: crate::access::Advice,
     ) {
-        let Some((at, n)) = page_range(offset, len, self.len) else {
-            return;
-        };
-        let r = match advice {
-            crate::access::Advice::WillNeed => {
-                self.raw.advise_range(memmap2::Advice::WillNeed, at, n)
-            }
-            // SAFETY: a shared, read-only, file-backed mapping that is never
-            // lent as `&[u8]` except for bytes that never change; dropping its
-            // page-table entries refaults the same file contents.
-            crate::access::Advice::DontNeed => unsafe {
-                self.raw
-                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n)
-            },
-        };
-        if let Err(e) = r {
-            tracing::debug!(error = %e, ?advice, "madvise refused");
-        }
-        fadvise(file, at as u64, n as u64, fadvise_of(advice));
+        advise_range(self.map.as_ptr(), self.map.len(), file, offset, len, advice);
     }
 }
 
-fn fadvise_of(advice: crate::access::Advice) -> Fadvise {
-    match advice {
-        crate::access::Advice::WillNeed => Fadvise::WillNeed,
-        crate::access::Advice::DontNeed => Fadvise::DontNeed,
+impl SharedMap {
+    /// Applies `pattern` to this mapping and `file` (see `crate::access`).
+    pub(crate) fn set_pattern(&self, file: &File, pattern: crate::access::AccessPattern) {
+        set_pattern(self.raw.as_ptr(), self.len, file, pattern);
+    }
+
+    /// `advice` for bytes `[offset, offset + len)` of the mapping and `file`.
+    pub(crate) fn advise_range(
+        &self,
+        file: &File,
+        offset: u64,
+        len: u64,
+        advice: crate::access::Advice,
+    ) {
+        advise_range(self.raw.as_ptr(), self.len, file, offset, len, advice);
     }
 }
 
