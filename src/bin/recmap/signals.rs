@@ -35,11 +35,11 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// terminates the process as usual). Unix; elsewhere Ctrl-C keeps its
 /// default effect.
 pub fn catch_interrupt() {
+    // `SA_RESETHAND` restores the default disposition after the first
+    // delivery.
     #[cfg(unix)]
-    // SAFETY: `sa` is a zeroed, then filled, `sigaction` that lives across
-    // the call; the handler only performs an atomic store, which is
-    // async-signal-safe; `SA_RESETHAND` restores the default disposition
-    // after the first delivery.
+    // SAFETY: `sa` is a zeroed, then filled, `sigaction` that outlives the
+    // call; the handler only does an atomic store (async-signal-safe).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
