@@ -13,8 +13,11 @@
 //! machine's disk) under `Normal`, so cold random gets read megabytes each;
 //! under `Random` a fault reads its page. Pages already cached are mapped the
 //! same either way, so warm gets cost the same (`docs/benchmarks.md`,
-//! "Access hints"). Scans that start cold should say so: `Sequential` for
-//! the handle, or [`Advice::WillNeed`] for the range about to be read.
+//! "Access hints"). Scans read ahead of themselves instead: `Store::iter`
+//! and a snapshot's `read_range`/`iter` ask for the next MiBs where they are
+//! not cached (one `mincore` a MiB); other ways of scanning cold can say
+//! so with `Sequential` for the handle or [`Advice::WillNeed`] for the range
+//! about to be read.
 
 /// How a handle expects to read its records (`Options::access`,
 /// `Store::set_access`, `Reader::set_access`).

@@ -81,6 +81,7 @@ impl<'r> RawSnapshot<'r> {
             });
         }
         let n = ((dst.len() / size) as u64).min(self.len().saturating_sub(first));
+        r.prefetch_for(first, first + n);
         let p = r.packing();
         let mut i = first;
         while i < first + n {

@@ -712,32 +712,44 @@ impl SharedMap {
     }
 }
 
+/// True if the page holding byte `offset` of the mapping `[base, base +
+/// map_len)` is in the page cache (`mincore`), or if that cannot be told
+/// (then prefetching is not worth it either). Offsets past the mapping count
+/// as resident.
+fn resident(base: *const u8, map_len: usize, offset: u64) -> bool {
+    let page = crate::format::PAGE_SIZE as usize;
+    let Ok(at) = usize::try_from(offset / page as u64 * page as u64) else {
+        return true;
+    };
+    if at >= map_len {
+        return true;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let mut v = 0u8;
+        // SAFETY: `at` is a page-aligned offset inside the live mapping
+        // (checked above), so `[base + at, + page)` lies in it; mincore writes
+        // one byte per page of that range, into `v`.
+        let rc = unsafe { libc::mincore(base.add(at) as *mut libc::c_void, page, &mut v) };
+        rc != 0 || v & 1 == 1
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = base;
+        true
+    }
+}
+
 impl RecordMap {
-    /// True if the page holding byte `offset` of the mapping is in the page
-    /// cache (`mincore`), or if that cannot be told (then prefetching is
-    /// not worth it either). Offsets past the mapping count as resident.
+    /// See [`resident`].
     pub(crate) fn resident(&self, offset: u64) -> bool {
-        let page = crate::format::PAGE_SIZE as usize;
-        let Ok(at) = usize::try_from(offset / page as u64 * page as u64) else {
-            return true;
-        };
-        if at >= self.map.len() {
-            return true;
-        }
-        #[cfg(target_os = "linux")]
-        {
-            let mut v = 0u8;
-            // SAFETY: `at` is a page-aligned offset inside the live mapping
-            // (checked above), so `[ptr, ptr + page)` lies in it; mincore
-            // writes one byte per page of that range, into `v`.
-            let rc = unsafe {
-                libc::mincore(self.map.as_ptr().add(at) as *mut libc::c_void, page, &mut v)
-            };
-            rc != 0 || v & 1 == 1
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            true
-        }
+        resident(self.map.as_ptr(), self.map.len(), offset)
+    }
+}
+
+impl SharedMap {
+    /// See [`resident`].
+    pub(crate) fn resident(&self, offset: u64) -> bool {
+        resident(self.raw.as_ptr(), self.len, offset)
     }
 }
