@@ -60,7 +60,7 @@ pub use bytemuck;
 pub use error::{Error, Result};
 pub use reader::{RawReader, Reader, READ_TXN_TRIES};
 pub use record::{Bool, FieldDef, FieldKind, FixedStr, Record};
-pub use schema::{Field, FieldType, Schema, SchemaError};
+pub use schema::{Field, FieldType, Schema, SchemaError, TimeUnit, PADDING_PREFIX};
 pub use shared::remove_shared;
 pub use snapshot::{RawSnapshot, Snapshot, SnapshotIter};
 pub use store::{

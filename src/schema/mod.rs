@@ -23,6 +23,9 @@ use crate::format::{MAX_RECORD_SIZE, MAX_SCHEMA_LEN, PAGE_SIZE};
 /// Longest field name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// The name prefix of explicit padding fields (see [`Field::is_padding`]).
+pub const PADDING_PREFIX: &str = "_pad";
+
 /// The unit of a [`FieldType::Timestamp`]: an `i64` count of these since
 /// 1970-01-01T00:00:00Z (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -271,6 +274,14 @@ impl Field {
     /// True if the field may be null.
     pub fn is_nullable(&self) -> bool {
         self.nullable.is_some()
+    }
+
+    /// True for an explicit padding field: a `bytes[N]` field whose name
+    /// starts with `_pad` (`_pad0: [u8; 2]` in a `record!`). Its bytes carry
+    /// no data: the command-line tool expects no input column for it and
+    /// writes zeros, and a typed open treats it as the gap it fills.
+    pub fn is_padding(&self) -> bool {
+        self.ty == FieldType::Bytes && self.name.starts_with(PADDING_PREFIX)
     }
 
     /// The entry's on-disk `null_bit` (0 = not nullable, `b + 1` for bit `b`).
