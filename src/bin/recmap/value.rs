@@ -20,6 +20,7 @@
 mod fast;
 mod format;
 mod parse;
+pub mod temporal;
 
 pub use fast::{load8, FastCell};
 

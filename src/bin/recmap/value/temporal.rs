@@ -1,0 +1,248 @@
+//! `timestamp[unit]` and `date` values as text: RFC 3339 / ISO 8601 parsed
+//! and printed by `jiff`, and the stored integers (`i64` units since the
+//! Unix epoch in UTC; `i32` days since 1970-01-01).
+//!
+//! Accepted text for a timestamp: a date and time with an offset
+//! (`2013-01-01T06:00:00Z`, `2013-01-01 06:00:00+01:00`), a date and time
+//! without one (taken as UTC, as pandas writes naive datetimes:
+//! `2013-01-01 06:00:00`), a bare date (midnight UTC), or a plain integer
+//! (the stored count in the field's unit). A date: `2013-01-01`, or a plain
+//! integer (days since the epoch).
+//!
+//! Invariants: a value is never rounded or truncated: text with more
+//! precision than the unit (`…:00.5Z` into `timestamp[s]`) and instants
+//! outside the `i64` range of the unit are errors; printing writes what
+//! parsing reads back to the same integer (RFC 3339 in UTC with `Z` and as
+//! many fractional digits as needed; outside the years jiff represents,
+//! −9999..=9999, the plain integer).
+
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::Offset;
+use jiff::Timestamp;
+use recmap::TimeUnit;
+use std::io::Write;
+
+/// Nanoseconds in one `unit`.
+fn nanos_per(unit: TimeUnit) -> i128 {
+    match unit {
+        TimeUnit::Seconds => 1_000_000_000,
+        TimeUnit::Millis => 1_000_000,
+        TimeUnit::Micros => 1_000,
+        TimeUnit::Nanos => 1,
+    }
+}
+
+fn show(t: &[u8]) -> String {
+    let s = String::from_utf8_lossy(t);
+    if s.chars().count() > 40 {
+        format!("{:?}…", s.chars().take(40).collect::<String>())
+    } else {
+        format!("{s:?}")
+    }
+}
+
+/// A plain decimal integer (optional sign), or `None` for any other text.
+fn plain_int(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The instant `s` names, if it is a timestamp in one of the accepted
+/// text forms (not a plain integer).
+pub fn parse_instant(s: &str) -> Option<Timestamp> {
+    // Cheap shape check first: every accepted form starts `YYYY-MM-DD`
+    // (or a sign and six year digits); this keeps inference fast on
+    // columns that are not dates at all.
+    let b = s.as_bytes();
+    let dated = (b.len() >= 10 && b[4] == b'-' && b[..4].iter().all(u8::is_ascii_digit))
+        || (b.len() >= 13 && matches!(b[0], b'+' | b'-') && b[7] == b'-');
+    if !dated {
+        return None;
+    }
+    if let Ok(ts) = s.parse::<Timestamp>() {
+        return Some(ts);
+    }
+    // No offset: a naive date-time (or a bare date) in UTC.
+    let dt: DateTime = s.parse().ok()?;
+    Offset::UTC.to_timestamp(dt).ok()
+}
+
+/// Parses a timestamp for a field of `unit` into the stored `i64`.
+pub fn parse_timestamp(text: &[u8], unit: TimeUnit) -> Result<i64, String> {
+    let t = text.trim_ascii();
+    let s = std::str::from_utf8(t).map_err(|_| format!("not a timestamp: {}", show(text)))?;
+    if s.is_empty() {
+        return Err(format!(
+            "empty value, expected a timestamp (timestamp[{}])",
+            unit.suffix()
+        ));
+    }
+    if let Some(v) = plain_int(s) {
+        return Ok(v);
+    }
+    let ts = parse_instant(s).ok_or_else(|| {
+        format!(
+            "not a timestamp (expected RFC 3339 such as 2013-01-01T06:00:00Z): {}",
+            show(t)
+        )
+    })?;
+    let ns = ts.as_nanosecond();
+    let per = nanos_per(unit);
+    if ns % per != 0 {
+        return Err(format!(
+            "{} has more precision than timestamp[{}]",
+            show(t),
+            unit.suffix()
+        ));
+    }
+    i64::try_from(ns / per)
+        .map_err(|_| format!("{} is out of range for timestamp[{}]", show(t), unit.suffix()))
+}
+
+/// The finest unit `ts` needs to be stored exactly (`s` for whole seconds).
+pub fn unit_needed(ts: Timestamp) -> TimeUnit {
+    let sub = ts.subsec_nanosecond();
+    if sub == 0 {
+        TimeUnit::Seconds
+    } else if sub % 1_000_000 == 0 {
+        TimeUnit::Millis
+    } else if sub % 1_000 == 0 {
+        TimeUnit::Micros
+    } else {
+        TimeUnit::Nanos
+    }
+}
+
+/// True if `ts` fits an `i64` count of `unit`.
+pub fn fits(ts: Timestamp, unit: TimeUnit) -> bool {
+    i64::try_from(ts.as_nanosecond() / nanos_per(unit)).is_ok()
+}
+
+/// The date `s` names (`YYYY-MM-DD`), if it is one.
+pub fn parse_civil_date(s: &str) -> Option<Date> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn epoch_days(d: Date) -> i32 {
+    let ts = Offset::UTC
+        .to_timestamp(d.to_datetime(Time::midnight()))
+        .expect("every civil date is a valid instant in UTC");
+    ts.as_second().div_euclid(86_400) as i32
+}
+
+/// Parses a date into the stored `i32` (days since 1970-01-01).
+pub fn parse_date(text: &[u8]) -> Result<i32, String> {
+    let t = text.trim_ascii();
+    let s = std::str::from_utf8(t).map_err(|_| format!("not a date: {}", show(text)))?;
+    if s.is_empty() {
+        return Err("empty value, expected a date (YYYY-MM-DD)".into());
+    }
+    if let Some(v) = plain_int(s) {
+        return i32::try_from(v).map_err(|_| format!("{} is out of range for date", show(t)));
+    }
+    parse_civil_date(s)
+        .map(epoch_days)
+        .ok_or_else(|| format!("not a date (expected YYYY-MM-DD): {}", show(t)))
+}
+
+/// Writes a stored timestamp as RFC 3339 in UTC (or the integer, outside
+/// the years jiff represents).
+pub fn write_timestamp(v: i64, unit: TimeUnit, out: &mut Vec<u8>) {
+    let r = match Timestamp::from_nanosecond(v as i128 * nanos_per(unit)) {
+        Ok(ts) => write!(out, "{ts}"),
+        Err(_) => write!(out, "{v}"),
+    };
+    r.expect("writing to a Vec cannot fail");
+}
+
+/// Writes a stored date as `YYYY-MM-DD` (or the integer, outside the
+/// years jiff represents).
+pub fn write_date(v: i32, out: &mut Vec<u8>) {
+    let r = match Timestamp::from_second(v as i64 * 86_400) {
+        Ok(ts) => write!(out, "{}", Offset::UTC.to_datetime(ts).date()),
+        Err(_) => write!(out, "{v}"),
+    };
+    r.expect("writing to a Vec cannot fail");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(text: &str, unit: TimeUnit) -> Result<i64, String> {
+        parse_timestamp(text.as_bytes(), unit)
+    }
+
+    fn show_ts(v: i64, unit: TimeUnit) -> String {
+        let mut out = Vec::new();
+        write_timestamp(v, unit, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn timestamps_in_every_form() {
+        use TimeUnit::*;
+        assert_eq!(ts("2013-01-01T06:00:00Z", Seconds), Ok(1_357_020_000));
+        assert_eq!(ts("2013-01-01 06:00:00", Seconds), Ok(1_357_020_000));
+        assert_eq!(ts("2013-01-01 07:00:00+01:00", Seconds), Ok(1_357_020_000));
+        assert_eq!(ts("2013-01-01", Seconds), Ok(1_356_998_400));
+        assert_eq!(ts("1357020000", Seconds), Ok(1_357_020_000));
+        assert_eq!(ts("1970-01-01T00:00:00.001Z", Millis), Ok(1));
+        assert_eq!(ts("1969-12-31T23:59:59.999999999Z", Nanos), Ok(-1));
+        assert!(ts("2013-01-01T06:00:00.5Z", Seconds)
+            .unwrap_err()
+            .contains("more precision"));
+        assert!(ts("2300-01-01T00:00:00Z", Nanos)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(ts("2013-13-01", Seconds)
+            .unwrap_err()
+            .contains("not a timestamp"));
+        assert!(ts("yesterday", Seconds)
+            .unwrap_err()
+            .contains("not a timestamp"));
+        assert!(ts("", Millis).unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_text() {
+        use TimeUnit::*;
+        for (v, unit) in [
+            (0, Seconds),
+            (1_357_020_000, Seconds),
+            (-1, Nanos),
+            (1_357_020_000_123, Millis),
+            (i64::MAX, Nanos),
+            (i64::MIN, Nanos),
+            (i64::MAX, Seconds),
+            (-62_000_000_000, Seconds),
+        ] {
+            let text = show_ts(v, unit);
+            assert_eq!(ts(&text, unit), Ok(v), "{v} {unit:?} -> {text}");
+        }
+        assert_eq!(show_ts(1_357_020_000, Seconds), "2013-01-01T06:00:00Z");
+        assert_eq!(show_ts(1_500, Millis), "1970-01-01T00:00:01.5Z");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date(b"1970-01-01"), Ok(0));
+        assert_eq!(parse_date(b"1969-12-31"), Ok(-1));
+        assert_eq!(parse_date(b"2013-01-01"), Ok(15_706));
+        assert_eq!(parse_date(b"15706"), Ok(15_706));
+        assert!(parse_date(b"2013-02-30").is_err());
+        assert!(parse_date(b"2013-01-01T00:00:00Z").is_err());
+        for v in [0, -1, 15_706, 2_932_896, -719_528, i32::MAX, i32::MIN] {
+            let mut out = Vec::new();
+            write_date(v, &mut out);
+            assert_eq!(parse_date(&out), Ok(v), "{}", String::from_utf8_lossy(&out));
+        }
+    }
+}
