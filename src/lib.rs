@@ -58,7 +58,7 @@ mod typed;
 pub use access::{AccessPattern, Advice};
 pub use bytemuck;
 pub use error::{Error, Result};
-pub use reader::{RawReader, Reader, READ_TXN_TRIES};
+pub use reader::{PageSums, RawReader, Reader, READ_TXN_TRIES};
 pub use record::{Bool, FieldDef, FieldKind, FixedStr, Record};
 pub use schema::{Field, FieldType, Schema, SchemaError, TimeUnit, PADDING_PREFIX};
 pub use shared::remove_shared;

@@ -38,6 +38,10 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Page checksums through a reader (`PageSums`), `info`, `writer_pid`.
+mod verify;
+pub use verify::PageSums;
+
 /// Spins on an odd stripe before checking whether the writer is alive.
 const SPINS_BEFORE_CHECK: u32 = 1 << 16;
 /// Attempts `read_txn` makes before returning `SnapshotExpired`.
