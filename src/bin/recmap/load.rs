@@ -53,6 +53,13 @@ Input formats:
 The format defaults to the input's extension (.csv, .jsonl/.ndjson/.json,
 .bin), else csv. No INPUT or `-` reads stdin.
 
+Values: integers also as exact integral floats (517.0, 1e3: pandas writes
+integer columns with missing values so); timestamp[s|ms|us|ns] as RFC 3339
+(2013-01-01T06:00:00Z; without an offset UTC; a bare date is midnight) or
+the integer count; date as YYYY-MM-DD. A nullable field (`dep_delay:f32?`)
+is null for a CSV cell that is empty, NA or NULL (--null TOKEN replaces
+that set), a JSON null or an absent JSON key.
+
 A bad row (wrong column count, bad number, integer out of range, string too
 long, unknown or missing field, bool not true/false/1/0) stops the load with
 FILE:LINE: field NAME: reason, commits nothing and exits 1. With --batch ROWS
@@ -100,6 +107,10 @@ pub struct Args {
     /// Skip the first N data rows of the input (to resume a --batch load).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub skip: u64,
+    /// A CSV cell that means null in a nullable field (repeatable; replaces
+    /// the default set: the empty cell, NA and NULL). JSON's null is always null.
+    #[arg(long = "null", value_name = "TOKEN")]
+    pub null_tokens: Vec<String>,
     /// No progress and no summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -234,7 +245,11 @@ pub fn run(a: Args) -> CliResult {
     if let Some(m) = value::unsupported(store.schema()) {
         return Err(Failure::usage(format!("{}: {m}", a.path.display())));
     }
-    let codec = Codec::new(store.schema());
+    let codec = if a.null_tokens.is_empty() {
+        Codec::new(store.schema())
+    } else {
+        Codec::with_null_tokens(store.schema(), a.null_tokens.iter().map(|t| t.as_bytes()))
+    };
     let rs = codec.record_size;
     let cap = ((4 << 20) / rs).max(1);
     let mut l = Loader {

@@ -7,15 +7,23 @@
 //! round-trips; exponent form below 1e-5 and from 1e16 up; `NaN`, `inf`,
 //! `-inf`); bools `true`/`false` (input also `1`/`0`); `str[N]` as UTF-8 text
 //! of at most N bytes without NUL; `bytes[N]` as hex of at most N bytes
-//! (zero-padded); arrays like `f32[3]` as `1;2;3` in CSV and `[1,2,3]` in JSON.
+//! (zero-padded); arrays like `f32[3]` as `1;2;3` in CSV and `[1,2,3]` in
+//! JSON; `timestamp[unit]` and `date` as RFC 3339 text (strings in JSON;
+//! see `temporal`). Integer fields also take exact integral floats
+//! (`517.0`, `1e3`). A null is a null token in CSV (default: the empty
+//! cell, `NA`, `NULL`) and `null` in JSON; it is written back as the empty
+//! cell and `null`.
 //!
 //! This module owns the per-field codecs ([`Codec`], [`FieldCodec`]) and
-//! which schemas the CLI can handle ([`unsupported`]). The work is split by
-//! concern: `parse` turns text and JSON into field bytes, with every error
-//! message; `fast` is the CSV loader's hot path for plain numbers, which
-//! must give exactly the bytes `parse` gives or decline; `format` writes
-//! field bytes back as text and JSON, in forms `parse` reads back to the
-//! same bytes.
+//! which schemas the CLI can handle ([`unsupported`]). Invariant: a
+//! nullable field's parse either stores a value and sets its validity bit
+//! or stores zeros and clears it; nothing else touches the bitmap, and
+//! padding bytes are never written. The work is split by concern: `parse`
+//! turns text and JSON into field bytes, with every error message; `fast`
+//! is the CSV loader's hot path for plain numbers, which must give exactly
+//! the bytes `parse` gives or decline; `format` writes field bytes back as
+//! text and JSON, in forms `parse` reads back to the same bytes;
+//! `temporal` owns the date and time forms (through jiff).
 
 mod fast;
 mod format;
@@ -25,6 +33,11 @@ pub mod temporal;
 pub use fast::{load8, FastCell};
 
 use recmap::{FieldType, Schema};
+use std::sync::Arc;
+
+/// The CSV cells that mean "missing" by default: the empty field, `NA` and
+/// `NULL` (what pandas writes and reads by default, and SQL's name).
+pub const DEFAULT_NULL_TOKENS: [&str; 3] = ["", "NA", "NULL"];
 
 /// How to read and write one field.
 #[derive(Clone, Debug)]
@@ -33,48 +46,55 @@ pub struct FieldCodec {
     ty: FieldType,
     count: usize,
     offset: usize,
+    /// A nullable field's validity bit: (byte offset in the record, mask).
+    null: Option<(usize, u8)>,
+    /// The cells that mean null (for every field: a non-nullable field
+    /// names them in its error).
+    null_tokens: Arc<[Box<[u8]>]>,
 }
 
-/// Codecs for every field of a schema, in offset order.
+/// Codecs for the data fields of a schema, in offset order: every field
+/// but the validity bitmap and explicit padding (`_pad*` bytes), which
+/// have no input column and no output value: the loader keeps their bytes
+/// zero apart from the validity bits each nullable field sets or clears.
 #[derive(Clone, Debug)]
 pub struct Codec {
     pub fields: Vec<FieldCodec>,
     pub record_size: usize,
 }
 
-/// Why this command cannot read or write records of `schema` yet: the
-/// format-version-2 additions (nullable fields, `timestamp[...]`, `date`,
-/// `validity[N]`) have no CLI value forms so far.
+/// Why this command cannot read or write records of `schema`: `None`, as
+/// every field type has a text and a JSON form (kept as the one place to
+/// refuse a type the CLI cannot handle).
 pub fn unsupported(schema: &Schema) -> Option<String> {
-    schema.fields.iter().find_map(|f| {
-        if f.is_nullable() {
-            Some(format!(
-                "field {:?}: nullable fields ({}) are not supported by this command yet",
-                f.name,
-                f.type_spec()
-            ))
-        } else if f.ty.min_format_version() > 1 {
-            Some(format!("field {:?}: {}", f.name, unsupported_type(f.ty)))
-        } else {
-            None
-        }
-    })
-}
-
-fn unsupported_type(ty: FieldType) -> String {
-    format!("type {} is not supported by this command yet", ty.name())
+    let _ = schema;
+    None
 }
 
 impl Codec {
+    /// Codecs with the default null tokens ([`DEFAULT_NULL_TOKENS`]).
     pub fn new(schema: &Schema) -> Codec {
+        Codec::with_null_tokens(schema, DEFAULT_NULL_TOKENS.iter().map(|t| t.as_bytes()))
+    }
+
+    /// Codecs in which a CSV cell equal to one of `tokens` (exactly, no
+    /// trimming) is a null.
+    pub fn with_null_tokens<'a>(
+        schema: &Schema,
+        tokens: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Codec {
+        let null_tokens: Arc<[Box<[u8]>]> = tokens.into_iter().map(Box::from).collect();
         let fields = schema
             .fields
             .iter()
+            .filter(|f| f.ty != FieldType::Validity && !f.is_padding())
             .map(|f| FieldCodec {
                 name: f.name.clone(),
                 ty: f.ty,
                 count: f.count as usize,
                 offset: f.offset as usize,
+                null: schema.validity_bit(f).map(|(at, mask)| (at as usize, mask)),
+                null_tokens: null_tokens.clone(),
             })
             .collect();
         Codec {
@@ -105,6 +125,39 @@ impl FieldCodec {
 
     fn is_array(&self) -> bool {
         self.count != 1 && !self.ty.needs_len()
+    }
+
+    /// True if the field may be null.
+    pub fn is_nullable(&self) -> bool {
+        self.null.is_some()
+    }
+
+    /// True if `text` is one of the null tokens.
+    #[inline]
+    fn is_null_token(&self, text: &[u8]) -> bool {
+        self.null_tokens.iter().any(|t| **t == *text)
+    }
+
+    /// Stores a null: the value's bytes zeroed and the validity bit cleared.
+    /// Only for a nullable field.
+    pub fn set_null(&self, rec: &mut [u8]) {
+        let (at, mask) = self.null.expect("set_null on a nullable field");
+        rec[self.offset..self.offset + self.size()].fill(0);
+        rec[at] &= !mask;
+    }
+
+    /// Marks a nullable field's value present (nothing for other fields).
+    #[inline(always)]
+    fn set_valid(&self, rec: &mut [u8]) {
+        if let Some((at, mask)) = self.null {
+            rec[at] |= mask;
+        }
+    }
+
+    /// False if the field is null in `rec`.
+    #[inline]
+    pub fn is_present(&self, rec: &[u8]) -> bool {
+        self.null.is_none_or(|(at, mask)| rec[at] & mask != 0)
     }
 }
 

@@ -2,8 +2,9 @@
 //! skipped).
 //!
 //! Invariant: a row is accepted only when its object names every field of
-//! the schema and no other, and every value converts; otherwise it is
-//! rejected with the line number and the field at fault.
+//! the schema (a nullable one may be absent: a null) and no other, and
+//! every value converts; otherwise it is rejected with the line number and
+//! the field at fault.
 
 use super::{Loader, Loc};
 use crate::common::Failure;
@@ -65,11 +66,15 @@ impl Loader {
                             seen[f] = true;
                         }
                         if res.is_ok() {
-                            if let Some(m) = seen.iter().position(|s| !s) {
-                                res = Err(format!(
-                                    "field {}: missing field",
-                                    self.codec.fields[m].name
-                                ));
+                            // An absent key is a null in a nullable field.
+                            for (m, fc) in self.codec.fields.iter().enumerate() {
+                                if !seen[m] {
+                                    if !fc.is_nullable() {
+                                        res = Err(format!("field {}: missing field", fc.name));
+                                        break;
+                                    }
+                                    fc.set_null(rec);
+                                }
                             }
                         }
                         res

@@ -19,6 +19,9 @@ use recmap::FieldType;
 pub struct FastCell {
     kind: FastKind,
     offset: usize,
+    /// A nullable field's validity bit (byte, mask), set with every value
+    /// taken here (nulls always take the general path).
+    null: Option<(usize, u8)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,15 +54,44 @@ impl FastCell {
             (FieldType::F64, 1) => FastKind::F64,
             _ => FastKind::Slow,
         };
-        FastCell {
+        let mut cell = FastCell {
             kind,
             offset: f.offset,
+            null: f.null,
+        };
+        // A null token this path would take as a number (`--null -999`)
+        // must reach the general path, which sees it as a null.
+        if f.null.is_some() {
+            let mut scratch = vec![0u8; f.offset + 8];
+            if f.null_tokens
+                .iter()
+                .any(|t| cell.parse_value(t, &mut scratch))
+            {
+                cell.kind = FastKind::Slow;
+            }
         }
+        cell
     }
 
     /// Parses `text` into `rec`; false means "use the general path".
     #[inline(always)]
     pub fn parse(&self, text: &[u8], rec: &mut [u8]) -> bool {
+        let ok = self.parse_value(text, rec);
+        if ok {
+            self.set_valid(rec);
+        }
+        ok
+    }
+
+    #[inline(always)]
+    fn set_valid(&self, rec: &mut [u8]) {
+        if let Some((at, mask)) = self.null {
+            rec[at] |= mask;
+        }
+    }
+
+    #[inline(always)]
+    fn parse_value(&self, text: &[u8], rec: &mut [u8]) -> bool {
         let out = &mut rec[self.offset..];
         match self.kind {
             FastKind::U64 => fast_uint(text)
@@ -141,6 +173,13 @@ impl FastCell {
     /// longer or unusual form, or a value out of range.
     #[inline(always)]
     pub fn parse_at(&self, buf: &[u8], p: usize, rec: &mut [u8]) -> Option<usize> {
+        let end = self.parse_at_value(buf, p, rec)?;
+        self.set_valid(rec);
+        Some(end)
+    }
+
+    #[inline(always)]
+    fn parse_at_value(&self, buf: &[u8], p: usize, rec: &mut [u8]) -> Option<usize> {
         let out = &mut rec[self.offset..];
         let end = match self.kind {
             FastKind::U64 => {

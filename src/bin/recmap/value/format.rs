@@ -6,6 +6,7 @@
 //! floats become strings and integral floats get a `.0`; a `str[N]` ends
 //! at its first NUL.
 
+use super::temporal::{write_date, write_timestamp};
 use super::{Codec, FieldCodec};
 use recmap::FieldType;
 use std::io::Write;
@@ -69,6 +70,17 @@ fn json_float(out: &mut Vec<u8>, json: bool, finite: bool, write: impl FnOnce(&m
     }
 }
 
+/// Writes text, in JSON as a string (temporal values have no JSON type).
+fn quoted(out: &mut Vec<u8>, json: bool, write: impl FnOnce(&mut Vec<u8>)) {
+    if json {
+        out.push(b'"');
+    }
+    write(out);
+    if json {
+        out.push(b'"');
+    }
+}
+
 fn le<const N: usize>(b: &[u8]) -> [u8; N] {
     b[..N].try_into().expect("slice of N bytes")
 }
@@ -96,10 +108,17 @@ fn fmt_scalar(ty: FieldType, b: &[u8], out: &mut Vec<u8>, json: bool) {
         }
         // Any non-zero byte reads as true (as the typed API's `Bool`).
         FieldType::Bool => write!(out, "{}", b[0] != 0),
-        // Format version 2 types: the stored integers until the CLI has
-        // their text forms (commands refuse such schemas, see `unsupported`).
-        FieldType::Timestamp(_) => write!(out, "{}", i64::from_le_bytes(le(b))),
-        FieldType::Date => write!(out, "{}", i32::from_le_bytes(le(b))),
+        FieldType::Timestamp(unit) => {
+            quoted(out, json, |out| {
+                write_timestamp(i64::from_le_bytes(le(b)), unit, out)
+            });
+            Ok(())
+        }
+        FieldType::Date => {
+            quoted(out, json, |out| write_date(i32::from_le_bytes(le(b)), out));
+            Ok(())
+        }
+        // Not a data field (the codec has none); its bits, if ever asked.
         FieldType::Validity => write!(out, "{}", b[0]),
         FieldType::Str | FieldType::Bytes => unreachable!("handled as a whole field"),
     };
@@ -121,8 +140,12 @@ fn str_bytes(b: &[u8]) -> &[u8] {
 }
 
 impl FieldCodec {
-    /// Appends this field of `rec` as a CSV cell's text (unquoted).
+    /// Appends this field of `rec` as a CSV cell's text (unquoted); a null
+    /// is the empty cell.
     pub fn write_text(&self, rec: &[u8], out: &mut Vec<u8>) {
+        if !self.is_present(rec) {
+            return;
+        }
         let b = &rec[self.offset..self.offset + self.size()];
         match self.ty {
             FieldType::Str => out.extend_from_slice(str_bytes(b)),
@@ -139,8 +162,12 @@ impl FieldCodec {
         }
     }
 
-    /// Appends this field of `rec` as a JSON value.
+    /// Appends this field of `rec` as a JSON value (`null` for a null).
     pub fn write_json(&self, rec: &[u8], out: &mut Vec<u8>) {
+        if !self.is_present(rec) {
+            out.extend_from_slice(b"null");
+            return;
+        }
         let b = &rec[self.offset..self.offset + self.size()];
         match self.ty {
             FieldType::Str => write_json_str(&String::from_utf8_lossy(str_bytes(b)), out),

@@ -9,7 +9,8 @@
 //! value is shown to at most 40 characters.
 
 use super::fast::{fast_f32, fast_f64};
-use super::{unsupported_type, FieldCodec};
+use super::temporal::{parse_date, parse_timestamp};
+use super::FieldCodec;
 use recmap::FieldType;
 use serde_json::Value;
 
@@ -89,7 +90,7 @@ fn parse_int_slow(text: &[u8], ty: FieldType) -> Result<i128, String> {
         if s.is_empty() {
             return Err(format!("empty value, expected an integer ({})", ty.name()));
         }
-        return Err(format!("not an integer: {}", show(text)));
+        return integral_float(s, neg, digits, ty);
     }
     let mut v: u64 = 0;
     for &d in digits {
@@ -102,6 +103,89 @@ fn parse_int_slow(text: &[u8], ty: FieldType) -> Result<i128, String> {
     let (min, max) = int_range(ty);
     if v < min || v > max {
         return Err(out_of_range(s, ty));
+    }
+    Ok(v)
+}
+
+/// An integer written as a float (`517.0`, `1e3`, `-2.50e1`: pandas writes
+/// integer columns that hold a missing value so): its exact value when it
+/// has no fractional part, else the error. Decided on the decimal digits,
+/// never through a binary float, so `9007199254740993.0` stays exact.
+#[cold]
+fn integral_float(s: &[u8], neg: bool, digits: &[u8], ty: FieldType) -> Result<i128, String> {
+    let not_int = || format!("not an integer: {}", show(s));
+    let (mant, exp) = match digits.iter().position(|&c| c == b'e' || c == b'E') {
+        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
+        None => (digits, None),
+    };
+    let (int_part, frac) = match mant.iter().position(|&c| c == b'.') {
+        Some(i) => (&mant[..i], &mant[i + 1..]),
+        None => (mant, &mant[mant.len()..]),
+    };
+    let all_digits = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
+    if (int_part.is_empty() && frac.is_empty()) || !all_digits(int_part) || !all_digits(frac) {
+        return Err(not_int());
+    }
+    let mut e10: i64 = match exp {
+        None => 0,
+        Some(e) => {
+            let (eneg, ed) = match e.first() {
+                Some(b'-') => (true, &e[1..]),
+                Some(b'+') => (false, &e[1..]),
+                _ => (false, e),
+            };
+            if ed.is_empty() || !all_digits(ed) {
+                return Err(not_int());
+            }
+            // Beyond 4 exponent digits the value is 0 or out of every range.
+            let v: i64 = std::str::from_utf8(&ed[..ed.len().min(5)])
+                .expect("ASCII digits")
+                .parse()
+                .expect("at most 5 digits");
+            if eneg {
+                -v
+            } else {
+                v
+            }
+        }
+    };
+    // The value is `digits × 10^e10`; trailing zeros move into e10.
+    let mut all: Vec<u8> = int_part.iter().chain(frac).copied().collect();
+    e10 -= frac.len() as i64;
+    while e10 < 0 && all.last() == Some(&b'0') {
+        all.pop();
+        e10 += 1;
+    }
+    let first = all.iter().position(|&c| c != b'0').unwrap_or(all.len());
+    let sig = &all[first..];
+    if sig.is_empty() {
+        return Ok(0);
+    }
+    if e10 < 0 {
+        return Err(format!(
+            "{} has a fractional part, expected an integer ({})",
+            show(s),
+            ty.name()
+        ));
+    }
+    let out_of_range = || out_of_range(s, ty);
+    if sig.len() as i64 + e10 > 39 {
+        return Err(out_of_range());
+    }
+    let mut v: i128 = 0;
+    for &d in sig {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((d - b'0') as i128))
+            .ok_or_else(out_of_range)?;
+    }
+    for _ in 0..e10 {
+        v = v.checked_mul(10).ok_or_else(out_of_range)?;
+    }
+    let v = if neg { -v } else { v };
+    let (min, max) = int_range(ty);
+    if v < min || v > max {
+        return Err(out_of_range());
     }
     Ok(v)
 }
@@ -177,9 +261,12 @@ fn parse_scalar(ty: FieldType, text: &[u8], out: &mut [u8]) -> Result<(), String
         FieldType::F32 => out.copy_from_slice(&parse_f32(text)?.to_le_bytes()),
         FieldType::F64 => out.copy_from_slice(&parse_f64(text)?.to_le_bytes()),
         FieldType::Bool => out[0] = parse_bool(text)?,
-        FieldType::Timestamp(_) | FieldType::Date | FieldType::Validity => {
-            return Err(unsupported_type(ty))
+        FieldType::Timestamp(unit) => {
+            out.copy_from_slice(&parse_timestamp(text, unit)?.to_le_bytes())
         }
+        FieldType::Date => out.copy_from_slice(&parse_date(text)?.to_le_bytes()),
+        // Not a data field: the codec never parses into it.
+        FieldType::Validity => return Err("the validity bitmap takes no value".into()),
         FieldType::Str | FieldType::Bytes => unreachable!("handled as a whole field"),
     }
     Ok(())
@@ -248,9 +335,52 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 impl FieldCodec {
-    /// Parses a CSV cell into this field's bytes of `rec`.
+    /// Parses a CSV cell into this field's bytes of `rec` (for a nullable
+    /// field, a null token stores a null; any value sets its validity bit).
     #[inline]
     pub fn parse_text(&self, text: &[u8], rec: &mut [u8]) -> Result<(), String> {
+        if self.null.is_some() {
+            if self.is_null_token(text) {
+                self.set_null(rec);
+                return Ok(());
+            }
+            self.parse_value_text(text, rec)?;
+            self.set_valid(rec);
+            return Ok(());
+        }
+        self.parse_value_text(text, rec)
+            .map_err(|e| self.not_nullable(text, e))
+    }
+
+    /// The error for a missing value in a field that is not nullable.
+    #[cold]
+    fn not_nullable(&self, text: &[u8], e: String) -> String {
+        if self.is_null_token(text) || text.trim_ascii().is_empty() {
+            let what = if text.trim_ascii().is_empty() {
+                "empty value".to_string()
+            } else {
+                format!("missing value {}", show(text))
+            };
+            format!(
+                "{what}, but the field is not nullable (declare it {}:{}? to store nulls)",
+                self.name,
+                self.type_spec()
+            )
+        } else {
+            e
+        }
+    }
+
+    /// The field's type as a spec writes it (`u32`, `str[8]`, `f32[3]`).
+    fn type_spec(&self) -> String {
+        if self.ty.needs_len() || self.count != 1 {
+            format!("{}[{}]", self.ty.name(), self.count)
+        } else {
+            self.ty.name().to_string()
+        }
+    }
+
+    fn parse_value_text(&self, text: &[u8], rec: &mut [u8]) -> Result<(), String> {
         let out = &mut rec[self.offset..self.offset + self.size()];
         match self.ty {
             FieldType::Str => put_str(text, out),
@@ -277,10 +407,18 @@ impl FieldCodec {
 
     fn parse_json_scalar(&self, v: &Value, out: &mut [u8]) -> Result<(), String> {
         let ty = self.ty;
-        if ty.min_format_version() > 1 {
-            return Err(unsupported_type(ty));
-        }
         match (ty, v) {
+            (FieldType::Timestamp(_) | FieldType::Date, Value::String(s)) => {
+                parse_scalar(ty, s.as_bytes(), out)
+            }
+            (FieldType::Timestamp(_) | FieldType::Date, Value::Number(n)) => {
+                parse_scalar(ty, n.as_str().as_bytes(), out)
+            }
+            (FieldType::Timestamp(_) | FieldType::Date, _) => Err(format!(
+                "expected a {} string, got {}",
+                ty.name(),
+                json_kind(v)
+            )),
             (FieldType::Bool, Value::Bool(b)) => {
                 out[0] = *b as u8;
                 Ok(())
@@ -317,8 +455,29 @@ impl FieldCodec {
         }
     }
 
-    /// Parses a JSON value into this field's bytes of `rec`.
+    /// Parses a JSON value into this field's bytes of `rec` (`null` stores
+    /// a null in a nullable field).
     pub fn parse_json(&self, v: &Value, rec: &mut [u8]) -> Result<(), String> {
+        match (v, self.null) {
+            (Value::Null, Some(_)) => {
+                self.set_null(rec);
+                Ok(())
+            }
+            (Value::Null, None) => Err(format!(
+                "null, but the field is not nullable (declare it {}:{}? to store nulls)",
+                self.name,
+                self.type_spec()
+            )),
+            (_, Some(_)) => {
+                self.parse_json_value(v, rec)?;
+                self.set_valid(rec);
+                Ok(())
+            }
+            (_, None) => self.parse_json_value(v, rec),
+        }
+    }
+
+    fn parse_json_value(&self, v: &Value, rec: &mut [u8]) -> Result<(), String> {
         let out = &mut rec[self.offset..self.offset + self.size()];
         match (self.ty, v) {
             (FieldType::Str, Value::String(s)) => put_str(s.as_bytes(), out),
@@ -369,7 +528,7 @@ mod tests {
         assert!(c.fields[0]
             .parse_text(b"1.5", &mut rec)
             .unwrap_err()
-            .contains("not an integer"));
+            .contains("has a fractional part"));
         c.fields[1]
             .parse_text(b"-9223372036854775808", &mut rec)
             .unwrap();
@@ -412,5 +571,130 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"s":"ab","h":"0aff00","b":true,"v":[0.5,-2.0]}"#
         );
+    }
+
+    #[test]
+    fn integral_floats_into_integers() {
+        let c = codec("a:u16,b:i64,c:u64");
+        let mut rec = vec![0u8; c.record_size];
+        let get_a = |rec: &[u8]| u16::from_le_bytes([rec[0], rec[1]]);
+        for (text, want) in [
+            ("517.0", 517),
+            ("517.", 517),
+            ("1e3", 1000),
+            ("1E+3", 1000),
+            ("5170e-1", 517),
+            ("0.0", 0),
+            ("-0.0", 0),
+            ("65535.000", 65535),
+            ("0.00e5", 0),
+        ] {
+            c.fields[0].parse_text(text.as_bytes(), &mut rec).unwrap();
+            assert_eq!(get_a(&rec), want, "{text}");
+        }
+        for (text, why) in [
+            ("517.5", "fractional part"),
+            ("1e-3", "fractional part"),
+            (".5", "fractional part"),
+            ("65536.0", "out of range"),
+            ("-1.0", "out of range"),
+            ("1e40", "out of range"),
+            ("1e99999999", "out of range"),
+            ("1.0.0", "not an integer"),
+            ("1e", "not an integer"),
+            ("e3", "not an integer"),
+            ("nan", "not an integer"),
+            ("inf", "not an integer"),
+        ] {
+            let e = c.fields[0]
+                .parse_text(text.as_bytes(), &mut rec)
+                .unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+        // Exact beyond f64's 53 bits, and i64's extremes.
+        c.fields[1]
+            .parse_text(b"9007199254740993.0", &mut rec)
+            .unwrap();
+        assert_eq!(
+            i64::from_le_bytes(rec[8..16].try_into().unwrap()),
+            9007199254740993
+        );
+        c.fields[1]
+            .parse_text(b"-9.223372036854775808e18", &mut rec)
+            .unwrap();
+        assert_eq!(i64::from_le_bytes(rec[8..16].try_into().unwrap()), i64::MIN);
+        assert!(c.fields[1]
+            .parse_text(b"9.223372036854775808e18", &mut rec)
+            .unwrap_err()
+            .contains("out of range"));
+        c.fields[2]
+            .parse_text(b"1.8446744073709551615e19", &mut rec)
+            .unwrap();
+        assert_eq!(
+            u64::from_le_bytes(rec[16..24].try_into().unwrap()),
+            u64::MAX
+        );
+        // JSON numbers take the same path.
+        c.fields[0]
+            .parse_json(&serde_json::from_str("517.0").unwrap(), &mut rec)
+            .unwrap();
+        assert_eq!(get_a(&rec), 517);
+    }
+
+    #[test]
+    fn nulls_clear_and_values_set_the_validity_bit() {
+        use super::super::{Codec, FastCell};
+        let schema = recmap::Schema::parse("a:u32?,b:f64,s:str[4]?,t:timestamp[ms]?").unwrap();
+        let c = Codec::new(&schema);
+        // The validity field is not a data field.
+        assert_eq!(c.names(), "a, b, s, t");
+        let (at, _) = schema.validity_bit(&schema.fields[0]).unwrap();
+        let at = at as usize;
+        let mut rec = vec![0xffu8; c.record_size];
+        rec[at] = 0;
+        for cell in [&b""[..], b"NA", b"NULL"] {
+            rec[at] = 0xff;
+            c.fields[0].parse_text(cell, &mut rec).unwrap();
+            assert_eq!(rec[at] & 1, 0);
+            assert_eq!(&rec[0..4], &[0; 4], "a null's value bytes are zero");
+            assert!(!c.fields[0].is_present(&rec));
+        }
+        c.fields[0].parse_text(b"7", &mut rec).unwrap();
+        assert_eq!(rec[at] & 1, 1);
+        c.fields[2].parse_text(b"", &mut rec).unwrap();
+        assert_eq!(rec[at] & 2, 0);
+        c.fields[2].parse_text(b"ab", &mut rec).unwrap();
+        assert_eq!(rec[at] & 2, 2);
+        c.fields[3].parse_text(b"NA", &mut rec).unwrap();
+        assert_eq!(rec[at] & 4, 0);
+        c.fields[3]
+            .parse_json(&serde_json::json!("1970-01-01T00:00:01Z"), &mut rec)
+            .unwrap();
+        assert_eq!(rec[at] & 4, 4);
+        c.fields[3]
+            .parse_json(&serde_json::Value::Null, &mut rec)
+            .unwrap();
+        assert_eq!(rec[at] & 4, 0);
+        // Not nullable: a missing value says how to declare it nullable.
+        let e = c.fields[1].parse_text(b"NA", &mut rec).unwrap_err();
+        assert!(e.contains("not nullable") && e.contains("b:f64?"), "{e}");
+        let e = c.fields[1].parse_text(b"", &mut rec).unwrap_err();
+        assert!(e.contains("not nullable"), "{e}");
+        let e = c.fields[1]
+            .parse_json(&serde_json::Value::Null, &mut rec)
+            .unwrap_err();
+        assert!(e.contains("not nullable"), "{e}");
+        // The fast path sets the bit too, and leaves a numeric null token
+        // to the general path.
+        rec[at] = 0;
+        assert!(FastCell::new(&c.fields[0]).parse(b"9", &mut rec));
+        assert_eq!(rec[at] & 1, 1);
+        let c2 = Codec::with_null_tokens(&schema, [&b"-999"[..]]);
+        let fast = FastCell::new(&c2.fields[0]);
+        assert!(!fast.parse(b"-999", &mut rec));
+        c2.fields[0].parse_text(b"-999", &mut rec).unwrap();
+        assert_eq!(rec[at] & 1, 0);
+        let e = c2.fields[0].parse_text(b"NA", &mut rec).unwrap_err();
+        assert!(e.contains("not an integer"), "{e}");
     }
 }

@@ -98,8 +98,13 @@ pub fn parse_timestamp(text: &[u8], unit: TimeUnit) -> Result<i64, String> {
             unit.suffix()
         ));
     }
-    i64::try_from(ns / per)
-        .map_err(|_| format!("{} is out of range for timestamp[{}]", show(t), unit.suffix()))
+    i64::try_from(ns / per).map_err(|_| {
+        format!(
+            "{} is out of range for timestamp[{}]",
+            show(t),
+            unit.suffix()
+        )
+    })
 }
 
 /// The finest unit `ts` needs to be stored exactly (`s` for whole seconds).
