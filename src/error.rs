@@ -356,13 +356,34 @@ pub enum Error {
 }
 
 impl Error {
-    /// `SchemaMismatch` unless the stored layout equals the requested one.
+    /// `SchemaMismatch` unless the stored layout matches the requested one:
+    /// the same record size and alignment, and the same fields once
+    /// padding is set aside. Padding fields ([`Field::is_padding`], not
+    /// nullable) carry no data, so on either side they match the gaps they
+    /// fill on the other: a store made from `year:u16,dep_time:f32` opens
+    /// with a type declaring `_pad0: [u8; 2]` between the two, and a store
+    /// with that field opens with the spec without it. Every other field
+    /// must agree in name, type, count, offset and validity bit. (A
+    /// padding field of one side covers bytes no data field of its side
+    /// covers, and those are the other side's data fields: it lies in a
+    /// gap or on padding there.)
+    ///
+    /// [`Field::is_padding`]: crate::Field::is_padding
     pub(crate) fn check_schema(
         path: &std::path::Path,
         stored: &Schema,
         requested: &Schema,
     ) -> Result<()> {
-        if stored == requested {
+        fn data(s: &Schema) -> impl Iterator<Item = &crate::Field> {
+            s.fields
+                .iter()
+                .filter(|f| !f.is_padding() || f.is_nullable())
+        }
+        if stored == requested
+            || (stored.record_size == requested.record_size
+                && stored.record_align == requested.record_align
+                && data(stored).eq(data(requested)))
+        {
             return Ok(());
         }
         Err(Error::SchemaMismatch {
@@ -378,5 +399,88 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use crate::schema::Schema;
+    use std::path::Path;
+
+    fn check(stored: &str, requested: &str) -> bool {
+        let (s, r) = (
+            Schema::parse(stored).unwrap(),
+            Schema::parse(requested).unwrap(),
+        );
+        match Error::check_schema(Path::new("s.rmap"), &s, &r) {
+            Ok(()) => true,
+            Err(Error::SchemaMismatch { .. }) => false,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn padding_fields_match_gaps_both_ways() {
+        let gap = "year:u16,dep_time:f32";
+        let padded = "year:u16,_pad0:bytes[2],dep_time:f32";
+        assert!(
+            check(gap, padded),
+            "a padded type opens a store with the gap"
+        );
+        assert!(
+            check(padded, gap),
+            "a type with the gap opens a padded store"
+        );
+        // Tail padding, part of a gap, a padding field of another name, and
+        // padding on both sides that differs.
+        assert!(check("a:u64,b:u8", "a:u64,b:u8,_pad:bytes[7]"));
+        assert!(check("a:u8,b:u64", "a:u8,_pad1:bytes[3],b:u64"));
+        assert!(check(
+            "a:u8,_padx:bytes[7],b:u64",
+            "a:u8,_pad0:bytes[1],b:u64"
+        ));
+        // Nullable fields and their bitmap stay exact around the padding.
+        assert!(check(
+            "d:f32?,y:u16",
+            "d:f32?,y:u16,_valid:validity[1],_pad0:bytes[1]"
+        ));
+    }
+
+    #[test]
+    fn data_fields_still_match_exactly() {
+        // A real field where the store has a gap or padding.
+        assert!(!check(
+            "year:u16,dep_time:f32",
+            "year:u16,x:bytes[2],dep_time:f32"
+        ));
+        assert!(!check(
+            "year:u16,_pad0:bytes[2],dep_time:f32",
+            "year:u16,x:u16,dep_time:f32"
+        ));
+        // A different name, type, offset, nullability or size.
+        assert!(!check("year:u16,dep_time:f32", "year:u16,dep:f32"));
+        assert!(!check("year:u16,dep_time:f32", "year:i16,dep_time:f32"));
+        assert!(!check(
+            "year:u16,dep_time:f32",
+            "year:u16,_pad0:bytes[6],dep_time:f32"
+        ));
+        assert!(!check("year:u16,dep_time:f32", "year:u16,dep_time:f32?"));
+        assert!(!check("a:u64,b:u8", "a:u64,b:u8,_pad:bytes[15]"));
+        // A nullable padding field is data: its bit matters.
+        assert!(!check("x:u8?,_pad0:bytes[1]?", "x:u8?,_pad0:bytes[1]"));
+        // The message shows both layouts.
+        let e = Error::check_schema(
+            Path::new("s.rmap"),
+            &Schema::parse("year:u16,dep_time:f32").unwrap(),
+            &Schema::parse("year:u16,dep:f32").unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("stored:") && e.contains("dep_time: f32 @4"),
+            "{e}"
+        );
+        assert!(e.contains("requested:") && e.contains("dep: f32 @4"), "{e}");
     }
 }

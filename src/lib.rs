@@ -59,7 +59,12 @@ pub use access::{AccessPattern, Advice};
 pub use bytemuck;
 pub use error::{Error, Result};
 pub use reader::{PageSums, RawReader, Reader, READ_TXN_TRIES};
-pub use record::{Bool, FieldDef, FieldKind, FixedStr, Record};
+#[doc(hidden)]
+pub use record::__private;
+pub use record::{
+    Bool, Date, FieldDef, FieldKind, FixedStr, Record, TimestampMs, TimestampNs, TimestampS,
+    TimestampUs, Validity,
+};
 pub use schema::{Field, FieldType, Schema, SchemaError, TimeUnit, PADDING_PREFIX};
 pub use shared::remove_shared;
 pub use snapshot::{RawSnapshot, Snapshot, SnapshotIter};

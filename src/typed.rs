@@ -59,7 +59,8 @@ impl<T: Record> Store<T> {
         Options::new().open_read_only(path)
     }
 
-    /// Wraps a raw store whose schema must equal `T::schema()`.
+    /// Wraps a raw store whose schema must be `T::schema()`, up to padding
+    /// fields that fill gaps (the Padding section of [`record!`](crate::record)).
     pub fn from_raw(raw: RawStore) -> Result<Self> {
         Error::check_schema(raw.path(), raw.schema(), &T::schema())?;
         Ok(Store {
@@ -101,7 +102,8 @@ impl<T: Record> Store<T> {
     pub fn capacity(&self) -> u64 {
         self.raw.capacity()
     }
-    /// The stored schema (equal to `T::schema()`).
+    /// The stored schema: `T::schema()`, except that padding fields of
+    /// either may be gaps in the other.
     pub fn schema(&self) -> &Schema {
         self.raw.schema()
     }
