@@ -191,7 +191,8 @@ assert np.allclose(da[da.notna()].astype(np.float32), db[db.notna()].astype(np.f
 for c in ["tailnum", "note"]:
     assert ((a[c] == b[c]) | (a[c].isna() & b[c].isna())).all(), c
 for c in ["time_hour", "sched"]:
-    ta = pd.to_datetime(a[c], utc=True); tb = pd.to_datetime(b[c], utc=True)
+    ta = pd.to_datetime(a[c], utc=True, format="ISO8601")
+    tb = pd.to_datetime(b[c], utc=True, format="ISO8601")
     assert (ta == tb).all(), c
 assert (pd.to_datetime(a["day"]) == pd.to_datetime(b["day"])).all()
 print("same")

@@ -31,6 +31,9 @@ impl Field {
 impl Schema {
     /// Parses a spec like `id:u64,x:f64,name:str[16],t:timestamp[ms],d:f32?`.
     ///
+    /// Whitespace (newlines included) around names, types and commas is
+    /// ignored, and the spec may end with one comma.
+    ///
     /// Fields are laid out in order, each at the next offset aligned to its
     /// element size; the record is padded to its alignment (the largest
     /// element size), exactly as `#[repr(C)]` would.
@@ -67,7 +70,13 @@ impl Schema {
             fields.push(f);
             Ok(())
         };
-        for part in spec.split(',') {
+        // One trailing comma is allowed (`a:u8,\nb:u8,\n`, as a file lists
+        // one field a line): the empty part after it is not a field.
+        let body = match spec.trim_end().strip_suffix(',') {
+            Some(b) if !b.trim().is_empty() => b,
+            _ => spec,
+        };
+        for part in body.split(',') {
             let at = pos;
             pos += part.len() + 1;
             let serr = |reason: String| SchemaError::Spec {
@@ -274,5 +283,18 @@ mod tests {
         // `?` may follow a length or be spaced off.
         let s = Schema::parse("s: str[4] ?, b: bytes[2]?").unwrap();
         assert_eq!(s.spec(), "s:str[4]?,b:bytes[2]?,_valid:validity[1]");
+    }
+
+    #[test]
+    fn one_trailing_comma_and_newlines_are_accepted() {
+        let s = Schema::parse("a:u8,\n  b:u32 ,\n\n").unwrap();
+        assert_eq!(s.spec(), "a:u8,b:u32");
+        assert_eq!(Schema::parse("a:u8,").unwrap().spec(), "a:u8");
+        for bad in [",", " , ", "a:u8,,", "a:u8,,b:u8", ",a:u8"] {
+            assert!(Schema::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        // Positions still count from the start of the spec.
+        let e = Schema::parse("a:u8,\nb:u33,\n").unwrap_err();
+        assert!(matches!(e, SchemaError::Spec { at: 5, .. }), "{e}");
     }
 }

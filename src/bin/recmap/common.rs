@@ -142,15 +142,17 @@ pub fn init_tracing() {
 pub fn parse_spec(spec: &str, origin: &str) -> Result<Schema, Failure> {
     Schema::parse(spec).map_err(|e| match &e {
         SchemaError::Spec { at, part, reason } => {
-            let mut msg = format!("bad schema spec ({origin}) at byte {at}, in {part:?}: {reason}");
+            let start = at + (part.len() - part.trim_start().len());
+            let col = spec[..start.min(spec.len())].chars().count() + 1;
+            let mut msg = format!(
+                "bad schema spec ({origin}) at byte {at} (column {col}), in {part:?}: {reason}"
+            );
             if !spec.contains('\n') && spec.len() <= 200 {
                 // Point at the offending part under the spec.
-                let start = at + (part.len() - part.trim_start().len());
                 let width = part.trim().chars().count().max(1);
-                let lead = spec[..start.min(spec.len())].chars().count();
                 msg.push_str(&format!(
                     "\n  {spec}\n  {}{}",
-                    " ".repeat(lead),
+                    " ".repeat(col - 1),
                     "^".repeat(width)
                 ));
             }
@@ -169,10 +171,53 @@ pub fn schema_from_args(
         (Some(s), _) => parse_spec(s, "--schema").map(Some),
         (None, Some(f)) => {
             let text = std::fs::read_to_string(f).map_err(|e| Failure::io(f.display(), e))?;
-            parse_spec(text.trim_end(), &f.display().to_string()).map(Some)
+            parse_spec_file(&text, &f.display().to_string()).map(Some)
         }
         (None, None) => Ok(None),
     }
+}
+
+/// Parses a schema file: a spec over any number of lines, `#` starting a
+/// comment to the end of its line. Errors name `FILE:LINE:COLUMN` (1-based,
+/// columns in characters) and show the line.
+pub fn parse_spec_file(text: &str, file: &str) -> Result<Schema, Failure> {
+    // Comments become spaces, byte for byte, so the parser's positions are
+    // positions in the file (no type or name contains `#`).
+    let mut spec = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (code, rest) = line.split_at(line.find('#').unwrap_or(line.len()));
+        spec.push_str(code);
+        spec.extend(rest.bytes().map(|b| if b == b'\n' { '\n' } else { ' ' }));
+    }
+    Schema::parse(&spec).map_err(|e| match &e {
+        SchemaError::Spec { at, part, reason } => {
+            let lead = part.len() - part.trim_start().len();
+            let start = if part.trim().is_empty() {
+                *at
+            } else {
+                at + lead
+            };
+            let start = start.min(text.len());
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line_no = text[..start].matches('\n').count() + 1;
+            let col = text[line_start..start].chars().count() + 1;
+            let line = text[line_start..].lines().next().unwrap_or("");
+            let mut msg = format!("{file}:{line_no}:{col}: bad schema spec");
+            if part.trim().is_empty() {
+                msg.push_str(&format!(": {reason}"));
+            } else {
+                msg.push_str(&format!(", in {:?}: {reason}", part.trim()));
+            }
+            if part.trim().contains('\n') {
+                msg.push_str(" (a comma missing at the end of a line?)");
+            }
+            if line.len() <= 200 {
+                msg.push_str(&format!("\n  {line}\n  {}^", " ".repeat(col - 1)));
+            }
+            Failure::usage(msg)
+        }
+        _ => Failure::usage(format!("bad schema spec ({file}): {e}")),
+    })
 }
 
 /// Opens a store read-only.

@@ -109,7 +109,7 @@ pub struct Args {
     pub skip: u64,
     /// A CSV cell that means null in a nullable field (repeatable; replaces
     /// the default set: the empty cell, NA and NULL). JSON's null is always null.
-    #[arg(long = "null", value_name = "TOKEN")]
+    #[arg(long = "null", value_name = "TOKEN", allow_hyphen_values = true)]
     pub null_tokens: Vec<String>,
     /// No progress and no summary.
     #[arg(long, short)]

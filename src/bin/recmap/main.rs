@@ -8,6 +8,8 @@
 
 mod bench;
 mod common;
+mod compact;
+mod completions;
 mod create;
 mod export;
 mod get;
@@ -77,15 +79,24 @@ enum Command {
     /// Print the schema spec, or Python code to read the store with numpy.
     #[command(after_help = schema::HELP)]
     Schema(schema::Args),
-    /// Repair a damaged or truncated store: keep the records before the first damaged page.
+    /// Repair a damaged or truncated store (truncate, rebuild checksums, or copy the sound pages).
     #[command(after_help = repair::HELP)]
     Repair(repair::Args),
+    /// Checkpoint the log and shrink the data file to what its records need.
+    #[command(after_help = compact::HELP)]
+    Compact(compact::Args),
     /// Upgrade a version-1 store to format version 2 and checkpoint its log.
     #[command(after_help = upgrade::HELP)]
     Upgrade(upgrade::Args),
     /// Time random and sequential reads: recmap vs pread vs BufReader.
     #[command(after_help = bench::HELP)]
     Bench(bench::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = completions::COMPLETIONS_HELP)]
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write one per subcommand with --out DIR.
+    #[command(after_help = completions::MAN_HELP)]
+    Man(completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -104,8 +115,11 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Repair(a) => repair::run(a),
+        Command::Compact(a) => compact::run(a),
         Command::Upgrade(a) => upgrade::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man(a) => completions::man(a),
     };
     common::finish(result)
 }

@@ -6,8 +6,9 @@
 //! (`2013-01-01T06:00:00Z`, `2013-01-01 06:00:00+01:00`), a date and time
 //! without one (taken as UTC, as pandas writes naive datetimes:
 //! `2013-01-01 06:00:00`), a bare date (midnight UTC), or a plain integer
-//! (the stored count in the field's unit). A date: `2013-01-01`, or a plain
-//! integer (days since the epoch).
+//! (the stored count in the field's unit). A date: `2013-01-01`, a
+//! date-time at exactly midnight UTC, or a plain integer (days since the
+//! epoch).
 //!
 //! Invariants: a value is never rounded or truncated: text with more
 //! precision than the unit (`…:00.5Z` into `timestamp[s]`) and instants
@@ -152,9 +153,22 @@ pub fn parse_date(text: &[u8]) -> Result<i32, String> {
     if let Some(v) = plain_int(s) {
         return i32::try_from(v).map_err(|_| format!("{} is out of range for date", show(t)));
     }
-    parse_civil_date(s)
-        .map(epoch_days)
-        .ok_or_else(|| format!("not a date (expected YYYY-MM-DD): {}", show(t)))
+    if let Some(d) = parse_civil_date(s) {
+        return Ok(epoch_days(d));
+    }
+    // A date-time at midnight UTC is a date (pandas' JSON writes dates so:
+    // `2013-01-01T00:00:00.000`); another time of day would be lost.
+    match parse_instant(s) {
+        Some(ts) if ts.as_nanosecond() % 86_400_000_000_000 == 0 => {
+            i32::try_from(ts.as_second().div_euclid(86_400))
+                .map_err(|_| format!("{} is out of range for date", show(t)))
+        }
+        Some(_) => Err(format!(
+            "{} has a time of day, expected a date (YYYY-MM-DD)",
+            show(t)
+        )),
+        None => Err(format!("not a date (expected YYYY-MM-DD): {}", show(t))),
+    }
 }
 
 /// Writes a stored timestamp as RFC 3339 in UTC (or the integer, outside
@@ -243,7 +257,11 @@ mod tests {
         assert_eq!(parse_date(b"2013-01-01"), Ok(15_706));
         assert_eq!(parse_date(b"15706"), Ok(15_706));
         assert!(parse_date(b"2013-02-30").is_err());
-        assert!(parse_date(b"2013-01-01T00:00:00Z").is_err());
+        assert_eq!(parse_date(b"2013-01-01T00:00:00.000"), Ok(15_706));
+        assert_eq!(parse_date(b"2013-01-01T00:00:00Z"), Ok(15_706));
+        assert!(parse_date(b"2013-01-01T06:00:00Z")
+            .unwrap_err()
+            .contains("time of day"));
         for v in [0, -1, 15_706, 2_932_896, -719_528, i32::MAX, i32::MIN] {
             let mut out = Vec::new();
             write_date(v, &mut out);
