@@ -7,7 +7,11 @@ checks every committed record against `recmap export --format jsonl`, plus
 that the views are zero-copy. Stores: the shipped sample (56-byte records,
 padding at the end of each page), dense 16-byte records, every field type
 (with NaN, infinities, -0.0 and subnormals), records larger than a page,
-and an empty store.
+nulls in fields of every kind with timestamps of every unit and dates (as
+pandas writes them: empty fields, NA, integral floats), and an empty store.
+Nullable fields are checked through the printed `valid` and `column`
+(numpy.ma masked where null), timestamps as datetime64[unit], dates through
+`column` as datetime64[D].
 
 Skips (exit 0, with a message) when numpy is not installed. Run by the Rust
 test `numpy_reads_what_the_cli_wrote` in tests/cli.rs.
@@ -68,6 +72,38 @@ def check_value(name, kind, got, want):
         raise AssertionError(f"field {name} ({kind}): numpy has {got!r}, export has {want!r}")
 
 
+def check_temporal(name, kind, got, want, date):
+    import numpy as np
+
+    if date:  # "2013-01-01" against column(name): datetime64[D]
+        ok = got == np.datetime64(want, "D")
+    else:  # "2013-01-01T05:00:00.5Z" (RFC 3339, UTC) against datetime64[unit]
+        unit = kind.split("[", 1)[1].rstrip("]")
+        ok = got == np.datetime64(want.removesuffix("Z"), unit)
+    if not ok:
+        raise AssertionError(f"field {name} ({kind}): numpy has {got!r}, export has {want!r}")
+
+
+def check_nulls(ns, name, kind, i, want):
+    """Nullable field `name` of record i: the mask and the masked value."""
+    import numpy as np
+
+    col = ns["column"](name)
+    present = bool(ns["valid"](name)[i])
+    masked = bool(np.ma.getmaskarray(col)[i].all())
+    if want is None:
+        assert not present and masked, (name, i, "null in export, not masked")
+        # A null's slot holds zeros.
+        assert not np.asarray(ns["records"][i][name]).tobytes().strip(b"\0"), (name, i)
+        return
+    assert present and not np.ma.getmaskarray(col)[i].any(), (name, i, "a value in export, masked")
+    value = np.ma.getdata(col)[i]
+    if name in ns["DATES"] or kind.startswith("<M8"):
+        check_temporal(name, kind, value, want, name in ns["DATES"])
+    else:
+        check_value(name, kind, value, want)
+
+
 def check_store(path, label):
     import numpy as np
 
@@ -75,6 +111,12 @@ def check_store(path, label):
     ns = {}
     exec(compile(code, f"<recmap schema --numpy {label}>", "exec"), ns)
     records, dtype = ns["records"], ns["dtype"]
+    # Fields that are not columns: the validity bitmap and padding.
+    types = {f["name"]: f["type"] for f in info_schema(path)}
+    hidden = {n for n, t in types.items() if t.startswith("validity") or (n.startswith("_pad") and t.startswith("bytes"))}
+    nullable = {n for n, t in types.items() if t.endswith("?")}
+    assert set(ns["NULLABLE"]) == nullable, (ns["NULLABLE"], nullable)
+    assert set(ns["DATES"]) == {n for n, t in types.items() if t.startswith("date")}, ns["DATES"]
     info = json.loads(recmap("info", path, "--json"))
     exported = [json.loads(line) for line in recmap("export", path, "--format", "jsonl").splitlines()]
     assert len(records) == info["records"] == len(exported), (len(records), info["records"], len(exported))
@@ -82,10 +124,20 @@ def check_store(path, label):
     assert list(dtype.names) == [f["name"] for f in info["schema"]]
     assert [dtype.fields[n][1] for n in dtype.names] == [f["offset"] for f in info["schema"]]
     formats = dict(zip(code_names(code), code_formats(code)))
+    dates = {name: ns["column"](name) for name in ns["DATES"]}
     for i, want in enumerate(exported):
         rec = records[i]
         for name in dtype.names:
-            check_value(name, formats[name], rec[name], want[name])
+            if name in hidden:
+                assert name not in want, (name, "exported")
+            elif name in nullable:
+                check_nulls(ns, name, formats[name], i, want[name])
+            elif name in dates:
+                check_temporal(name, formats[name], dates[name][i], want[name], True)
+            elif formats[name].startswith("<M8"):
+                check_temporal(name, formats[name], rec[name], want[name], False)
+            else:
+                check_value(name, formats[name], rec[name], want[name])
     if len(records):
         if "grid" in ns:
             assert np.shares_memory(ns["grid"], ns["raw"]), "grid is a view of the map"
@@ -101,6 +153,10 @@ def check_store(path, label):
     print(f"  {label}: {len(records)} records of {dtype.itemsize} bytes match")
 
 
+def info_schema(path):
+    return json.loads(recmap("info", path, "--json"))["schema"]
+
+
 def code_names(code):
     return json.loads(code.split('"names": ', 1)[1].split("\n", 1)[0].rstrip(","))
 
@@ -111,7 +167,7 @@ def code_formats(code):
 
 def main():
     try:
-        import numpy  # noqa: F401
+        import numpy as np
     except ImportError:
         print("SKIP numpy interop: numpy is not installed (python3 -m pip install numpy)")
         return 0
@@ -146,6 +202,40 @@ def main():
         recmap("load", "-q", p("big.rmap"), "--schema", "id:u64,x:f32[3],blob:bytes[5000],s:str[7],b:bool,i:i16",
                "--format", "jsonl", stdin=big.encode())
         check_store(p("big.rmap"), "records over 4 KiB")
+
+        # Nulls (empty fields, NA, NULL) in nullable fields of every kind,
+        # integral floats in an integer field (as pandas writes them),
+        # more than 8 of them (a 2-byte bitmap), timestamps of every unit
+        # (before the epoch too), dates, and the gaps of a CLI layout.
+        spec = ("year:u16,dep:f32?,carrier:str[3],tail:str[6]?,ts:timestamp[s],tms:timestamp[ms]?,"
+                "tus:timestamp[us],tns:timestamp[ns]?,day:date,dday:date?,n8:u8?,n16:i16?,n32:u32?,"
+                "n64:i64?,f64:f64?,ok:bool?,v:f32[2]?,raw:bytes[2]?")
+        rows = ["year,dep,carrier,tail,ts,tms,tus,tns,day,dday,n8,n16,n32,n64,f64,ok,v,raw"]
+        for i in range(300):
+            def null(k, text):
+                j = i + k
+                return "" if j % 3 == 0 else "NA" if j % 7 == 0 else "NULL" if j % 11 == 0 else text
+
+            rows.append(",".join([
+                str(2000 + i % 30), null(0, f"{i}.0"), "UA", null(1, f"N{i}"),
+                f"2013-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z", null(2, f"1969-12-31T23:59:{i % 60:02d}.{i:03d}Z"),
+                f"2020-02-29T12:00:00.{i:06d}Z", null(3, f"2262-04-11T23:47:16.{i:09d}Z"),
+                f"19{60 + i % 40}-03-0{1 + i % 9}", null(4, "1970-01-01"), null(5, str(i % 256)),
+                null(6, str(-i)), null(7, f"{i * 1000}.0"), null(8, str(-(2**62) + i)), null(9, f"{i}.25"),
+                null(10, "true" if i % 2 else "false"), null(11, f"{i};-0.5"), null(12, f"{i % 256:02x}ff"),
+            ]))
+        csv = p("nulls.csv")
+        with open(csv, "w") as f:
+            f.write("\n".join(rows) + "\n")
+        recmap("load", "-q", p("nulls.rmap"), "--schema", spec, csv)
+        check_store(p("nulls.rmap"), "nulls and timestamps")
+        ns = {}
+        exec(recmap("schema", p("nulls.rmap"), "--numpy").decode(), ns)
+        col = ns["column"]("dep")
+        assert isinstance(col, np.ma.MaskedArray) and 0 < col.count() < len(col), col.count()
+        assert np.shares_memory(np.ma.getdata(ns["column"]("dep", ns["grid"])), ns["raw"]), "masked data is the view"
+        assert ns["records"]["tns"].dtype == np.dtype("<M8[ns]") and ns["column"]("day").dtype == np.dtype("<M8[D]")
+        assert ns["valid"]("raw").shape == (300,) and ns["NULLABLE"]["raw"] == ("_valid", 12)
 
         recmap("create", p("empty.rmap"), "--schema", "id:u64")
         check_store(p("empty.rmap"), "empty")
