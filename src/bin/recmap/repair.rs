@@ -20,6 +20,7 @@
 use crate::common::{CliResult, Failure, EXIT_OK};
 use crate::compact::copy_into_new;
 use recmap::{Error, Info, Options, Problem, RawStore, Repair, VerifyReport};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const HELP: &str = "\
@@ -297,6 +298,19 @@ pub fn run(a: Args) -> CliResult {
 }
 
 fn dry_run(a: &Args) -> CliResult {
+    let lines = plan(a)?;
+    let mut out = crate::common::stdout();
+    lines
+        .iter()
+        .try_for_each(|l| writeln!(out, "{l}"))
+        .and_then(|()| writeln!(out, "dry run: nothing was changed"))
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::io("write stdout", e))?;
+    Ok(EXIT_OK)
+}
+
+/// What a repair would do, from a read-only open (which writes nothing).
+fn plan(a: &Args) -> Result<Vec<String>, Failure> {
     let path = a.path.display().to_string();
     let store = match Options::new()
         .wait_for_lock(a.wait)
@@ -306,35 +320,31 @@ fn dry_run(a: &Args) -> CliResult {
         Err(Error::Truncated {
             expected, actual, ..
         }) => {
-            println!(
-                "{path}: truncated to {actual} bytes, its header needs {expected}\n\
-                 would extend it back to {expected} bytes; the pages past byte {actual} read as \
-                 zeros and fail their checksums (which records that drops is known only after \
-                 the extension: repair a copy to see it)\n\
-                 dry run: nothing was changed"
-            );
-            return Ok(EXIT_OK);
+            return Ok(vec![
+                format!("{path}: truncated to {actual} bytes, its header needs {expected}"),
+                format!(
+                    "would extend it back to {expected} bytes; the pages past byte {actual} \
+                     read as zeros and fail their checksums (which records that drops is known \
+                     only after the extension: repair a copy to see it)"
+                ),
+            ]);
         }
         Err(e) => return Err(e.into()),
     };
     let rep = store.verify()?;
     damaged_groups(&rep)?;
     if rep.is_ok() {
-        println!(
-            "{path}: sound, nothing to repair ({}, generation {})\ndry run: nothing was changed",
+        return Ok(vec![format!(
+            "{path}: sound, nothing to repair ({}, generation {})",
             plural(store.committed_len(), "record"),
             rep.generation
-        );
-        return Ok(EXIT_OK);
+        )]);
     }
-    for line in describe(&path, a.mode, &Pages::of(&store.info()), &rep, false) {
-        println!("{line}");
-    }
+    let mut lines = describe(&path, a.mode, &Pages::of(&store.info()), &rep, false);
     if let Some(out) = &a.out {
-        println!("would write the new store {}", out.display());
+        lines.push(format!("would write the new store {}", out.display()));
     }
-    println!("dry run: nothing was changed");
-    Ok(EXIT_OK)
+    Ok(lines)
 }
 
 /// Notes a salvage extension on stderr.
