@@ -1,9 +1,10 @@
 //! Shared plumbing for the subcommands: the error type and exit codes,
 //! tracing setup, schema arguments, opening stores, ranges and stdout.
 
-use recmap::{RawStore, Schema, SchemaError};
+use recmap::{Info, PageSums, RawReader, RawSnapshot, RawStore, Schema, SchemaError};
 use std::fmt::Display;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -220,9 +221,295 @@ pub fn parse_spec_file(text: &str, file: &str) -> Result<Schema, Failure> {
     })
 }
 
-/// Opens a store read-only.
-pub fn open_read_only(path: &Path) -> Result<RawStore, Failure> {
-    Ok(RawStore::open_read_only(path)?)
+// ----- reading beside a writer ---------------------------------------------
+// `info`, `get`, `export`, `verify` and `schema` read through a `ReadSource`:
+// a read-only handle while no writer holds the store (it excludes writers, so
+// it is one commit for its whole life, and it reads the commits of a log no
+// writer replayed), else a reader, whose every view is one snapshot: each
+// record it yields belongs to that snapshot's commit, and a page a later
+// commit changed fails the view with `SnapshotExpired` (`ViewError::Expired`)
+// instead of mixing commits. `with_view` retries such a view on a new
+// snapshot, up to `READ_TXN_TRIES` times.
+
+/// A store opened for reading: see the section comment above.
+// One value per command: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum ReadSource {
+    /// No writer held the store: a read-only handle.
+    Store(RawStore),
+    /// A writer held the store (`Locked`): a reader.
+    Reader(RawReader),
+}
+
+/// Opens `path` for a read-side command: read-only if no writer holds it,
+/// else through a reader.
+pub fn open_for_reading(path: &Path) -> Result<ReadSource, Failure> {
+    match RawStore::open_read_only(path) {
+        Ok(s) => Ok(ReadSource::Store(s)),
+        Err(recmap::Error::Locked { .. }) => Ok(ReadSource::Reader(RawReader::open(path)?)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl ReadSource {
+    /// True when the store is read through a reader (a writer held it).
+    pub fn beside_writer(&self) -> bool {
+        matches!(self, ReadSource::Reader(_))
+    }
+    /// The pid of the writer holding the store now, if one does.
+    pub fn writer_pid(&self) -> Option<u64> {
+        match self {
+            ReadSource::Store(_) => None,
+            ReadSource::Reader(r) => r.writer_pid(),
+        }
+    }
+    /// See `AccessPattern`.
+    pub fn set_access(&mut self, pattern: recmap::AccessPattern) {
+        match self {
+            ReadSource::Store(s) => s.set_access(pattern),
+            ReadSource::Reader(r) => r.set_access(pattern),
+        }
+    }
+    /// The store's numbers: of the newest commit for a reader.
+    pub fn info(&mut self) -> Result<Info, Failure> {
+        Ok(match self {
+            ReadSource::Store(s) => s.info(),
+            ReadSource::Reader(r) => {
+                r.refresh()?;
+                r.info()
+            }
+        })
+    }
+    /// A view of one commit: the read-only handle, or a snapshot of the
+    /// newest commit.
+    pub fn view(&mut self) -> Result<ReadView<'_>, Failure> {
+        Ok(match self {
+            ReadSource::Store(s) => ReadView::Store(s),
+            ReadSource::Reader(r) => ReadView::Snapshot {
+                snap: r.snapshot()?,
+                sums: None,
+                buf: Vec::new(),
+            },
+        })
+    }
+}
+
+/// Why a read through a [`ReadView`] stopped.
+#[derive(Debug)]
+pub enum ViewError {
+    /// The snapshot expired (a later commit changed a page it needed):
+    /// the read may run again on a new snapshot.
+    Expired(recmap::Error),
+    /// Any other failure.
+    Fail(Failure),
+}
+
+impl From<Failure> for ViewError {
+    fn from(f: Failure) -> ViewError {
+        ViewError::Fail(f)
+    }
+}
+
+impl From<recmap::Error> for ViewError {
+    fn from(e: recmap::Error) -> ViewError {
+        match e {
+            e @ recmap::Error::SnapshotExpired { .. } => ViewError::Expired(e),
+            e => ViewError::Fail(e.into()),
+        }
+    }
+}
+
+/// One commit of a store, as a read-only handle or a reader's snapshot.
+// One value per command: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum ReadView<'a> {
+    /// A read-only handle (no writer can change it).
+    Store(&'a RawStore),
+    /// A snapshot beside a writer; `sums` are its page checksums, gathered
+    /// at the first page check.
+    Snapshot {
+        snap: RawSnapshot<'a>,
+        sums: Option<PageSums>,
+        buf: Vec<u8>,
+    },
+}
+
+impl ReadView<'_> {
+    /// The record layout.
+    pub fn schema(&self) -> &Schema {
+        match self {
+            ReadView::Store(s) => s.schema(),
+            ReadView::Snapshot { snap, .. } => snap.schema(),
+        }
+    }
+    /// Committed records in this view.
+    pub fn len(&self) -> u64 {
+        match self {
+            ReadView::Store(s) => s.len(),
+            ReadView::Snapshot { snap, .. } => snap.len(),
+        }
+    }
+    /// The commit this view shows.
+    pub fn generation(&self) -> u64 {
+        match self {
+            ReadView::Store(s) => s.generation(),
+            ReadView::Snapshot { snap, .. } => snap.generation(),
+        }
+    }
+    /// True for a snapshot beside a writer.
+    pub fn is_snapshot(&self) -> bool {
+        matches!(self, ReadView::Snapshot { .. })
+    }
+
+    /// Calls `out` with the records of `range` (within `len`), in order, as
+    /// runs of whole records. With `check`, the records of each page are
+    /// checked against the page's checksum before any of them is passed on:
+    /// a damaged page is `CorruptPage` naming it (the runs before it were
+    /// passed). Beside a writer the bytes checked are the bytes passed on,
+    /// copied under the snapshot's check.
+    pub fn scan(
+        &mut self,
+        range: Range<u64>,
+        check: bool,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), Failure>,
+    ) -> Result<(), ViewError> {
+        if range.start >= range.end {
+            return Ok(());
+        }
+        match self {
+            ReadView::Store(s) => {
+                // Pages are hashed just before their records are written,
+                // while still in the cache.
+                let block = ((4u64 << 20) / s.record_size() as u64).max(1);
+                let mut at = range.start;
+                while at < range.end {
+                    let end = range.end.min(at + block);
+                    if check {
+                        s.check_records(at..end)?;
+                    }
+                    for (_, bytes) in s.runs(at..end) {
+                        out(bytes)?;
+                    }
+                    at = end;
+                }
+                Ok(())
+            }
+            ReadView::Snapshot { snap, sums, buf } => {
+                let size = snap.schema().record_size as u64;
+                let rpg = recmap::format::Packing::new(size).records_per_group;
+                if check && sums.is_none() {
+                    *sums = Some(snap.page_sums()?);
+                }
+                for g in range.start / rpg..=(range.end - 1) / rpg {
+                    let first = g * rpg;
+                    if check {
+                        let s = sums.as_mut().expect("gathered above");
+                        if let Some(p) = snap.read_group_checked(s, g, buf)? {
+                            return Err(ViewError::Fail(corrupt(snap.path(), p).into()));
+                        }
+                    } else {
+                        let n = (rpg.min(snap.len() - first) * size) as usize;
+                        buf.resize(n, 0);
+                        snap.read_range_bytes(first, buf)?;
+                    }
+                    let from = range.start.max(first) - first;
+                    let to = range.end.min(first + rpg) - first;
+                    out(&buf[(from * size) as usize..(to * size) as usize])?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A damaged page found through a snapshot, as the error a read-only
+/// handle's `check_records` gives.
+fn corrupt(path: &Path, p: recmap::Problem) -> recmap::Error {
+    match p {
+        recmap::Problem::PageChecksum {
+            group,
+            first_record,
+            end_record,
+            expected,
+            got,
+            ..
+        } => recmap::Error::CorruptPage {
+            path: path.to_path_buf(),
+            group,
+            first_record,
+            end_record,
+            expected,
+            got,
+        },
+        other => recmap::Error::InvalidOption {
+            option: "page check",
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Runs `f` on a view of `src`; beside a writer, on a snapshot of the newest
+/// commit, again on a new one when it expires (up to `READ_TXN_TRIES`
+/// views), saying on stderr which commit was read. `f` must not keep
+/// output of a view that failed (or must itself refuse to run again, by
+/// returning `Fail`).
+pub fn with_view<R>(
+    src: &mut ReadSource,
+    what: &str,
+    mut f: impl FnMut(&mut ReadView<'_>) -> Result<R, ViewError>,
+) -> Result<R, Failure> {
+    let pid = src.writer_pid();
+    let mut tries = 0;
+    loop {
+        let mut view = src.view()?;
+        if view.is_snapshot() {
+            let who = match pid {
+                Some(p) if p > 0 => format!("a writer (pid {p})"),
+                _ => "a writer".to_string(),
+            };
+            let again = if tries > 0 { "again, " } else { "" };
+            note(&format!(
+                "{who} holds the store; {what} {again}reads commit {} ({} records) through a snapshot",
+                view.generation(),
+                view.len()
+            ));
+        }
+        match f(&mut view) {
+            Err(ViewError::Expired(e)) if tries + 1 < recmap::READ_TXN_TRIES => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "snapshot expired, retrying");
+                std::thread::yield_now();
+            }
+            Err(ViewError::Expired(e)) => {
+                return Err(Failure::usage(format!(
+                    "{what}: {e}\n  (a writer kept changing the pages this read needs: {tries} \
+                     snapshots in a row expired; try again, or while the writer is idle)",
+                    tries = tries + 1
+                )))
+            }
+            Err(ViewError::Fail(f)) => return Err(f),
+            Ok(r) => return Ok(r),
+        }
+    }
+}
+
+/// The store's numbers for a command that reads no records (`schema`):
+/// beside a writer, of its newest commit, with a note on stderr saying so.
+pub fn read_info(path: &Path, what: &str) -> Result<Info, Failure> {
+    let mut src = open_for_reading(path)?;
+    let info = src.info()?;
+    if src.beside_writer() {
+        note(&format!(
+            "a writer holds the store; {what} shows its commit {} ({} records) through a reader",
+            info.generation, info.committed_records
+        ));
+    }
+    Ok(info)
+}
+
+/// Prints `note: ...` on stderr.
+pub fn note(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "note: {text}");
 }
 
 /// A buffered, locked stdout for data.

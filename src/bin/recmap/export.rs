@@ -1,11 +1,15 @@
 //! `recmap export`: writes records to stdout as CSV, JSON lines or raw
 //! records; also the record writer `get` uses. `load` reads every format back.
 
-use crate::common::{open_read_only, parse_range, stdout, CliResult, Failure, EXIT_OK};
+use crate::common::{
+    open_for_reading, parse_range, stdout, with_view, CliResult, Failure, ViewError, EXIT_OK,
+};
 use crate::load::Format;
 use crate::value::{self, Codec};
-use std::io::Write;
+use std::cell::Cell;
+use std::io::{self, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 pub const HELP: &str = "\
 Formats:
@@ -18,6 +22,15 @@ so export then load reproduces the records byte for byte.
 Every page is checked against its checksum before its records are written:
 a damaged page stops the export with an error naming it (exit 1; the records
 before it have been written). --no-verify exports the records as they are.
+
+While a writer holds the store (a running load, a program with the store
+open), the export reads a snapshot of the writer's newest commit, named in a
+note on stderr: every record written belongs to that one commit, and
+records the writer has not committed are never written. If a later commit
+changes a page the export has not reached yet, the snapshot expires: an
+export whose output is still held in memory (the first 8 MiB) starts again
+on a newer snapshot; a longer one stops with an error (exit 2), its output
+incomplete, rather than mix commits. Appends never expire a snapshot.
 
 Examples:
   recmap export ticks.rmap > ticks.csv
@@ -39,9 +52,55 @@ pub struct Args {
     pub no_verify: bool,
 }
 
-/// Records checked, then written, at a time: pages are hashed just before
-/// their records are written, while still in the cache.
-const CHECK_BLOCK_BYTES: u64 = 4 << 20;
+/// Output held in memory before it goes to stdout, so that an export
+/// beside a writer whose snapshot expires can start again on a new one.
+const HOLD_BYTES: usize = 8 << 20;
+
+/// Stdout, behind a buffer of up to `limit` bytes that is written out (and
+/// `spilled` set) once it would grow past that, or by a flush once `done`
+/// is set: until then nothing reached stdout and the output is dropped
+/// with it (the CSV writer flushes when dropped, which must not spill).
+struct Held {
+    mem: Vec<u8>,
+    limit: usize,
+    out: Option<io::BufWriter<io::StdoutLock<'static>>>,
+    spilled: Rc<Cell<bool>>,
+    done: Rc<Cell<bool>>,
+}
+
+impl Held {
+    fn spill(&mut self) -> io::Result<&mut io::BufWriter<io::StdoutLock<'static>>> {
+        if self.out.is_none() {
+            let mut o = stdout();
+            self.spilled.set(true);
+            o.write_all(&std::mem::take(&mut self.mem))?;
+            self.out = Some(o);
+        }
+        Ok(self.out.as_mut().expect("set above"))
+    }
+}
+
+impl Write for Held {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.out.is_none() && self.mem.len() + b.len() > self.limit {
+            self.spill()?;
+        }
+        match &mut self.out {
+            Some(o) => o.write(b),
+            None => {
+                self.mem.extend_from_slice(b);
+                Ok(b.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.out {
+            Some(o) => o.flush(),
+            None if self.done.get() => self.spill()?.flush(),
+            None => Ok(()),
+        }
+    }
+}
 
 /// Writes records in one of the formats.
 pub struct RecordWriter<W: Write> {
@@ -144,29 +203,52 @@ fn csv_err(e: csv::Error) -> Failure {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let mut store = open_read_only(&a.path)?;
+    let mut src = open_for_reading(&a.path)?;
     // An export reads the whole range in order: let the kernel read ahead.
-    store.set_access(recmap::AccessPattern::Sequential);
-    let range = match &a.range {
-        Some(r) => parse_range(r, store.len(), &a.path)?,
-        None => 0..store.len(),
-    };
-    if let Some(m) = value::unsupported(store.schema()) {
-        return Err(Failure::usage(format!("{}: {m}", a.path.display())));
-    }
-    let mut w = RecordWriter::new(Codec::new(store.schema()), a.format, stdout())?;
-    let block = (CHECK_BLOCK_BYTES / store.record_size() as u64).max(1);
-    let mut at = range.start;
-    while at < range.end {
-        let end = range.end.min(at + block);
-        if !a.no_verify {
-            store.check_records(at..end)?;
+    src.set_access(recmap::AccessPattern::Sequential);
+    let spilled = Rc::new(Cell::new(false));
+    let done = Rc::new(Cell::new(false));
+    with_view(&mut src, "export", |v| {
+        if spilled.get() {
+            // Output of an expired snapshot already reached stdout.
+            return Err(ViewError::Fail(Failure::usage(
+                "export: refusing to start again after output was written",
+            )));
         }
-        for (_, bytes) in store.runs(at..end) {
-            w.run(bytes)?;
+        let range = match &a.range {
+            Some(r) => parse_range(r, v.len(), &a.path)?,
+            None => 0..v.len(),
+        };
+        if let Some(m) = value::unsupported(v.schema()) {
+            return Err(ViewError::Fail(Failure::usage(format!(
+                "{}: {m}",
+                a.path.display()
+            ))));
         }
-        at = end;
-    }
-    w.finish()?;
+        let held = Held {
+            mem: Vec::new(),
+            limit: if v.is_snapshot() { HOLD_BYTES } else { 0 },
+            out: None,
+            spilled: spilled.clone(),
+            done: done.clone(),
+        };
+        let mut w = RecordWriter::new(Codec::new(v.schema()), a.format, held)?;
+        match v.scan(range.clone(), !a.no_verify, &mut |bytes| w.run(bytes)) {
+            Err(ViewError::Expired(e)) if spilled.get() => {
+                return Err(ViewError::Fail(Failure::usage(format!(
+                    "export: {e}\n  (the output is incomplete: records {}..{} of commit {} were \
+                     being written when a later commit changed a page not yet read; run the \
+                     export again, or while the writer is idle)",
+                    range.start,
+                    range.end,
+                    v.generation()
+                ))))
+            }
+            r => r?,
+        }
+        done.set(true);
+        w.finish()?;
+        Ok(())
+    })?;
     Ok(EXIT_OK)
 }

@@ -1,6 +1,6 @@
 //! `recmap get`: prints records by index (CSV with a header, or JSON lines).
 
-use crate::common::{open_read_only, stdout, CliResult, Failure, EXIT_OK};
+use crate::common::{open_for_reading, stdout, with_view, CliResult, Failure, ViewError, EXIT_OK};
 use crate::export::RecordWriter;
 use crate::load::Format;
 use crate::value::{self, Codec};
@@ -14,6 +14,10 @@ and nothing is printed.
 The checksums of the pages holding the requested records are checked first:
 a damaged page is an error naming it (exit 1) and nothing is printed.
 --no-verify prints the records as they are.
+
+While a writer holds the store the records are read through a snapshot of
+its newest commit (a note on stderr names it): all of them as of that one
+commit, never a record it has not committed.
 
 Examples:
   recmap get ticks.rmap 0 41 99
@@ -35,26 +39,36 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let store = open_read_only(&a.path)?;
-    let len = store.len();
-    if let Some(&bad) = a.indices.iter().find(|&&i| i >= len) {
-        return Err(Failure::usage(format!(
-            "index {bad} is past the end: {} has {len} records (valid indices 0..{len})",
-            a.path.display()
-        )));
-    }
-    if let Some(m) = value::unsupported(store.schema()) {
-        return Err(Failure::usage(format!("{}: {m}", a.path.display())));
-    }
-    if !a.no_verify {
-        for &i in &a.indices {
-            store.check_records(i..i + 1)?;
+    let mut src = open_for_reading(&a.path)?;
+    let (schema, records) = with_view(&mut src, "get", |v| {
+        let len = v.len();
+        if let Some(&bad) = a.indices.iter().find(|&&i| i >= len) {
+            return Err(ViewError::Fail(Failure::usage(format!(
+                "index {bad} is past the end: {} has {len} records (valid indices 0..{len})",
+                a.path.display()
+            ))));
         }
-    }
+        if let Some(m) = value::unsupported(v.schema()) {
+            return Err(ViewError::Fail(Failure::usage(format!(
+                "{}: {m}",
+                a.path.display()
+            ))));
+        }
+        // Every page checked (and every record copied) before anything is
+        // printed: a damaged page or an expired snapshot prints nothing.
+        let mut records = Vec::with_capacity(a.indices.len());
+        for &i in &a.indices {
+            v.scan(i..i + 1, !a.no_verify, &mut |b| {
+                records.push(b.to_vec());
+                Ok(())
+            })?;
+        }
+        Ok((v.schema().clone(), records))
+    })?;
     let format = if a.json { Format::Jsonl } else { Format::Csv };
-    let mut w = RecordWriter::new(Codec::new(store.schema()), format, stdout())?;
-    for &i in &a.indices {
-        w.record(store.get(i).expect("index checked against len"))?;
+    let mut w = RecordWriter::new(Codec::new(&schema), format, stdout())?;
+    for rec in &records {
+        w.record(rec)?;
     }
     w.finish()?;
     Ok(EXIT_OK)

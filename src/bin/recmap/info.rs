@@ -1,7 +1,7 @@
 //! `recmap info`: a store's format version, layout, schema and counts, as
 //! text or JSON.
 
-use crate::common::{open_read_only, stdout, CliResult, Failure, EXIT_OK};
+use crate::common::{note, open_for_reading, stdout, CliResult, Failure, EXIT_OK};
 use recmap::Info;
 use serde_json::json;
 use std::io::Write;
@@ -10,7 +10,13 @@ use std::path::PathBuf;
 pub const HELP: &str = "\
 JSON keys: path, format_version, record_size, record_align, records_per_page,
 pages_per_group, records, generation, file_size, capacity, chunk_size,
-data_offset, table_offset, spec, schema (a list of {name, type, offset, size}).
+data_offset, table_offset, spec, schema (a list of {name, type, offset, size}),
+writer_active (true while a writer holds the store), writer_pid (its pid, or
+null).
+
+While a writer holds the store (a running load, a program with the store
+open) the numbers are of its newest commit, read through a reader; the text
+says so in a `writer:` line.
 
 Example:
   recmap info ticks.rmap
@@ -52,11 +58,22 @@ pub fn info_json(i: &Info) -> serde_json::Value {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let store = open_read_only(&a.path)?;
-    let i = store.info();
+    let mut src = open_for_reading(&a.path)?;
+    let i = src.info()?;
+    let beside = src.beside_writer();
+    let pid = src.writer_pid().filter(|&p| p > 0);
+    if beside {
+        note(&format!(
+            "a writer holds the store; showing its commit {} through a reader",
+            i.generation
+        ));
+    }
     let mut out = stdout();
     let text = if a.json {
-        let mut s = serde_json::to_string_pretty(&info_json(&i)).expect("JSON of plain values");
+        let mut v = info_json(&i);
+        v["writer_active"] = json!(beside);
+        v["writer_pid"] = json!(pid);
+        let mut s = serde_json::to_string_pretty(&v).expect("JSON of plain values");
         s.push('\n');
         s
     } else {
@@ -102,6 +119,12 @@ pub fn run(a: Args) -> CliResult {
                 f.type_spec(),
                 f.offset,
                 f.size()
+            ));
+        }
+        if beside {
+            let who = pid.map_or(String::new(), |p| format!(" (pid {p})"));
+            s.push_str(&format!(
+                "writer:         active{who}; records and generation are its last commit\n"
             ));
         }
         s

@@ -10,7 +10,7 @@
 //! (no paths, no counts), so a checked-in copy can be compared byte for
 //! byte. The numpy code masks nullable fields by their validity bits.
 
-use crate::common::{open_read_only, stdout, CliResult, Failure, EXIT_OK};
+use crate::common::{read_info, stdout, CliResult, Failure, EXIT_OK};
 use recmap::{Field, FieldType, Info, Schema, TimeUnit};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -446,8 +446,8 @@ fn is_snake_case(name: &str) -> bool {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let store = open_read_only(&a.path)?;
-    let info = store.info();
+    // Beside a writer: its newest commit, through a reader (a note says so).
+    let info = read_info(&a.path, "schema")?;
     let text = if a.numpy {
         numpy_code(&info)
     } else if a.rust {
