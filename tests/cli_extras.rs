@@ -347,7 +347,7 @@ fn compact_shrinks_the_file_and_keeps_the_records() {
     ]);
     ok(&r);
     let tight = std::fs::metadata(&out).unwrap().len();
-    assert!(tight < small && tight % 65536 == 0, "{tight}");
+    assert!(tight < small && tight.is_multiple_of(65536), "{tight}");
     assert!(tight <= 128 << 10, "1280 records of 32 bytes: {tight}");
     ok(&run(&["verify", s(&out)]));
     assert_eq!(export(&out), data);
