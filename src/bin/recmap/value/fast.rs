@@ -1,6 +1,7 @@
 //! The CSV loader's hot path for one column: plain integers and decimals
-//! parsed straight from the input bytes, eight digits at a time, without
-//! building error values.
+//! (also integers written `517.0`) parsed straight from the input bytes,
+//! eight digits at a time, without building error values; ASCII strings
+//! copied; timestamps and dates through a last-value cache.
 //!
 //! Invariant: whenever [`FastCell::parse`] or [`FastCell::parse_at`] takes
 //! a value it writes exactly the bytes [`FieldCodec::parse_text`] writes for
@@ -9,16 +10,28 @@
 //! left to the general path. Floats use Clinger's fast path only where one
 //! division is correctly rounded, else std's parser.
 
+use super::temporal::{parse_date, parse_timestamp};
 use super::FieldCodec;
-use recmap::FieldType;
+use recmap::{FieldType, TimeUnit};
+use std::cell::Cell;
+use std::sync::Arc;
+
+/// The longest timestamp or date text the last-value cache keeps.
+const LAST_TEXT: usize = 40;
 
 /// The hot path of CSV loading for one column: scalar numbers in their
 /// plain forms are parsed here without building error values; anything else
 /// (and every error) goes through [`FieldCodec::parse_text`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct FastCell {
     kind: FastKind,
     offset: usize,
+    /// For a nullable `str[N]`: the null tokens, which this path declines.
+    str_nulls: Option<Arc<[Box<[u8]>]>>,
+    /// `timestamp` and `date`: the last text parsed and its value. Columns
+    /// repeat these (hourly readings, one day's rows), and the same text
+    /// always means the same value, so a repeat skips the parser.
+    last: Cell<([u8; LAST_TEXT], u8, i64)>,
     /// A nullable field's validity bit (byte, mask), set with every value
     /// taken here (nulls always take the general path).
     null: Option<(usize, u8)>,
@@ -36,6 +49,11 @@ enum FastKind {
     I64,
     F32,
     F64,
+    /// `str[N]` (N bytes): ASCII text without NUL.
+    Str(usize),
+    /// `timestamp[unit]` and `date`, through `temporal` and the last-value cache.
+    Timestamp(TimeUnit),
+    Date,
     Slow,
 }
 
@@ -52,16 +70,25 @@ impl FastCell {
             (FieldType::I64, 1) => FastKind::I64,
             (FieldType::F32, 1) => FastKind::F32,
             (FieldType::F64, 1) => FastKind::F64,
+            (FieldType::Str, n) => FastKind::Str(n),
+            (FieldType::Timestamp(unit), 1) => FastKind::Timestamp(unit),
+            (FieldType::Date, 1) => FastKind::Date,
             _ => FastKind::Slow,
+        };
+        let str_nulls = match (kind, f.null) {
+            (FastKind::Str(_), Some(_)) => Some(f.null_tokens.clone()),
+            _ => None,
         };
         let mut cell = FastCell {
             kind,
             offset: f.offset,
             null: f.null,
+            str_nulls,
+            last: Cell::new(([0; LAST_TEXT], u8::MAX, 0)),
         };
         // A null token this path would take as a number (`--null -999`)
         // must reach the general path, which sees it as a null.
-        if f.null.is_some() {
+        if f.null.is_some() && !matches!(kind, FastKind::Str(_)) {
             let mut scratch = vec![0u8; f.offset + 8];
             if f.null_tokens
                 .iter()
@@ -94,33 +121,33 @@ impl FastCell {
     fn parse_value(&self, text: &[u8], rec: &mut [u8]) -> bool {
         let out = &mut rec[self.offset..];
         match self.kind {
-            FastKind::U64 => fast_uint(text)
+            FastKind::U64 => fast_uint(strip_zero_fraction(text))
                 .map(|v| out[..8].copy_from_slice(&v.to_le_bytes()))
                 .is_some(),
-            FastKind::U32 => fast_uint(text)
+            FastKind::U32 => fast_uint(strip_zero_fraction(text))
                 .and_then(|v| u32::try_from(v).ok())
                 .map(|v| out[..4].copy_from_slice(&v.to_le_bytes()))
                 .is_some(),
-            FastKind::U16 => fast_uint(text)
+            FastKind::U16 => fast_uint(strip_zero_fraction(text))
                 .and_then(|v| u16::try_from(v).ok())
                 .map(|v| out[..2].copy_from_slice(&v.to_le_bytes()))
                 .is_some(),
-            FastKind::U8 => fast_uint(text)
+            FastKind::U8 => fast_uint(strip_zero_fraction(text))
                 .and_then(|v| u8::try_from(v).ok())
                 .map(|v| out[0] = v)
                 .is_some(),
-            FastKind::I64 => fast_int(text)
+            FastKind::I64 => fast_int(strip_zero_fraction(text))
                 .map(|v| out[..8].copy_from_slice(&v.to_le_bytes()))
                 .is_some(),
-            FastKind::I32 => fast_int(text)
+            FastKind::I32 => fast_int(strip_zero_fraction(text))
                 .and_then(|v| i32::try_from(v).ok())
                 .map(|v| out[..4].copy_from_slice(&v.to_le_bytes()))
                 .is_some(),
-            FastKind::I16 => fast_int(text)
+            FastKind::I16 => fast_int(strip_zero_fraction(text))
                 .and_then(|v| i16::try_from(v).ok())
                 .map(|v| out[..2].copy_from_slice(&v.to_le_bytes()))
                 .is_some(),
-            FastKind::I8 => fast_int(text)
+            FastKind::I8 => fast_int(strip_zero_fraction(text))
                 .and_then(|v| i8::try_from(v).ok())
                 .map(|v| out[0] = v as u8)
                 .is_some(),
@@ -157,8 +184,54 @@ impl FastCell {
                     _ => false,
                 },
             },
+            FastKind::Str(n) => {
+                // ASCII without NUL is valid UTF-8 for `put_str`; a null
+                // token is left to the general path.
+                let ok = text.len() <= n
+                    && text.iter().all(|&c| c.wrapping_sub(1) < 0x7f)
+                    && !self
+                        .str_nulls
+                        .as_ref()
+                        .is_some_and(|t| t.iter().any(|t| **t == *text));
+                if ok {
+                    out[..text.len()].copy_from_slice(text);
+                    out[text.len()..n].fill(0);
+                }
+                ok
+            }
+            FastKind::Timestamp(unit) => match self.cached(text, |t| parse_timestamp(t, unit)) {
+                Some(v) => {
+                    out[..8].copy_from_slice(&v.to_le_bytes());
+                    true
+                }
+                None => false,
+            },
+            FastKind::Date => match self.cached(text, |t| parse_date(t).map(i64::from)) {
+                Some(v) => {
+                    out[..4].copy_from_slice(&(v as i32).to_le_bytes());
+                    true
+                }
+                None => false,
+            },
             FastKind::Slow => false,
         }
+    }
+
+    /// `parse(text)` through the last-value cache; `None` for an error
+    /// (left to the general path, which gives the message).
+    #[inline(always)]
+    fn cached(&self, text: &[u8], parse: impl FnOnce(&[u8]) -> Result<i64, String>) -> Option<i64> {
+        let (bytes, len, v) = self.last.get();
+        if len as usize == text.len() && text.len() <= LAST_TEXT && bytes[..text.len()] == *text {
+            return Some(v);
+        }
+        let v = parse(text).ok()?;
+        if text.len() <= LAST_TEXT {
+            let mut bytes = [0; LAST_TEXT];
+            bytes[..text.len()].copy_from_slice(text);
+            self.last.set((bytes, text.len() as u8, v));
+        }
+        Some(v)
     }
 }
 
@@ -184,41 +257,49 @@ impl FastCell {
         let end = match self.kind {
             FastKind::U64 => {
                 let (v, e) = uint_at(buf, p)?;
+                let e = skip_zero_fraction(buf, e);
                 out[..8].copy_from_slice(&v.to_le_bytes());
                 e
             }
             FastKind::U32 => {
                 let (v, e) = uint_at(buf, p)?;
+                let e = skip_zero_fraction(buf, e);
                 out[..4].copy_from_slice(&u32::try_from(v).ok()?.to_le_bytes());
                 e
             }
             FastKind::U16 => {
                 let (v, e) = uint_at(buf, p)?;
+                let e = skip_zero_fraction(buf, e);
                 out[..2].copy_from_slice(&u16::try_from(v).ok()?.to_le_bytes());
                 e
             }
             FastKind::U8 => {
                 let (v, e) = uint_at(buf, p)?;
+                let e = skip_zero_fraction(buf, e);
                 out[0] = u8::try_from(v).ok()?;
                 e
             }
             FastKind::I64 => {
                 let (v, e) = int_at(buf, p)?;
+                let e = skip_zero_fraction(buf, e);
                 out[..8].copy_from_slice(&v.to_le_bytes());
                 e
             }
             FastKind::I32 => {
                 let (v, e) = int_at(buf, p)?;
+                let e = skip_zero_fraction(buf, e);
                 out[..4].copy_from_slice(&i32::try_from(v).ok()?.to_le_bytes());
                 e
             }
             FastKind::I16 => {
                 let (v, e) = int_at(buf, p)?;
+                let e = skip_zero_fraction(buf, e);
                 out[..2].copy_from_slice(&i16::try_from(v).ok()?.to_le_bytes());
                 e
             }
             FastKind::I8 => {
                 let (v, e) = int_at(buf, p)?;
+                let e = skip_zero_fraction(buf, e);
                 out[0] = i8::try_from(v).ok()? as u8;
                 e
             }
@@ -254,7 +335,9 @@ impl FastCell {
                 out[..4].copy_from_slice(&v.to_le_bytes());
                 e
             }
-            FastKind::Slow => return None,
+            FastKind::Str(_) | FastKind::Timestamp(_) | FastKind::Date | FastKind::Slow => {
+                return None
+            }
         };
         Some(end)
     }
@@ -320,6 +403,28 @@ fn scan_digits(buf: &[u8], mut i: usize, mut v: u64) -> (u64, usize, usize) {
 fn uint_at(buf: &[u8], p: usize) -> Option<(u64, usize)> {
     let (v, n, e) = scan_digits(buf, p, 0);
     (1..=19).contains(&n).then_some((v, e))
+}
+
+/// Past a fraction of zeros (`.`, `.0`, `.000`) at `e`, as pandas writes
+/// integer columns that hold a missing value (`517.0`): the same integer.
+#[inline(always)]
+fn skip_zero_fraction(buf: &[u8], mut e: usize) -> usize {
+    if buf.get(e) == Some(&b'.') {
+        e += 1;
+        while buf.get(e) == Some(&b'0') {
+            e += 1;
+        }
+    }
+    e
+}
+
+/// `text` without a trailing fraction of zeros (`517.0` is `517`).
+#[inline(always)]
+fn strip_zero_fraction(text: &[u8]) -> &[u8] {
+    match text.iter().position(|&c| c == b'.') {
+        Some(i) if text[i + 1..].iter().all(|&c| c == b'0') => &text[..i],
+        _ => text,
+    }
 }
 
 /// An optional `-` and 1 to 19 plain digits in range: (value, index after).
@@ -564,7 +669,7 @@ mod tests {
             "65535", "4294967295", "4294967296", "9223372036854775807", "9223372036854775808",
             "18446744073709551615", "18446744073709551616", "340282350000000000000000000000000000000",
             "1797693134862315700000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-            "x", " ", "\"", "inf", "NaN", "1234567", "12345678", "123456789", "9007199254740993",
+            "x", " ", "\"", "inf", "NaN", "0.0", ".00", "5.", "1234567", "12345678", "123456789", "9007199254740993",
         ];
         let mut checked = 0;
         for _ in 0..300_000 {

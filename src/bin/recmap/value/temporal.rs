@@ -90,22 +90,26 @@ pub fn parse_timestamp(text: &[u8], unit: TimeUnit) -> Result<i64, String> {
             show(t)
         )
     })?;
-    let ns = ts.as_nanosecond();
-    let per = nanos_per(unit);
-    if ns % per != 0 {
+    // Seconds and nanoseconds apart: no 128-bit division on the hot path.
+    let per = nanos_per(unit) as i32;
+    let (sec, sub) = (ts.as_second(), ts.subsec_nanosecond());
+    if sub % per != 0 {
         return Err(format!(
             "{} has more precision than timestamp[{}]",
             show(t),
             unit.suffix()
         ));
     }
-    i64::try_from(ns / per).map_err(|_| {
-        format!(
-            "{} is out of range for timestamp[{}]",
-            show(t),
-            unit.suffix()
-        )
-    })
+    let units_per_sec = (1_000_000_000 / per) as i64;
+    sec.checked_mul(units_per_sec)
+        .and_then(|v| v.checked_add((sub / per) as i64))
+        .ok_or_else(|| {
+            format!(
+                "{} is out of range for timestamp[{}]",
+                show(t),
+                unit.suffix()
+            )
+        })
 }
 
 /// The finest unit `ts` needs to be stored exactly (`s` for whole seconds).
