@@ -164,8 +164,10 @@ impl Options {
     }
 
     /// Opens (or creates, per the options) a typed store for writing. The
-    /// stored schema must equal `T`'s ([`Error::SchemaMismatch`]
-    /// otherwise); a new file gets `T`'s.
+    /// stored schema must equal `T`'s up to padding (a `_pad*` bytes field
+    /// on one side may stand for a gap on the other; see
+    /// [`Field::is_padding`](crate::Field::is_padding)), else
+    /// [`Error::SchemaMismatch`]; a new file gets `T`'s.
     pub fn open<T: crate::Record>(&self, path: impl AsRef<Path>) -> Result<crate::Store<T>> {
         crate::Store::from_raw(self.open_raw(path, Some(&T::schema()))?)
     }
