@@ -35,10 +35,15 @@ mod csv_input;
 mod jsonl_input;
 mod write_behind;
 
-use crate::common::{input_name, schema_from_args, CliResult, Failure, RemoveOnFail, EXIT_OK};
+use crate::common::{
+    input_name, schema_from_args, CliResult, Failure, RemoveOnFail, EXIT_OK, EXIT_REJECTED,
+};
 use crate::progress::Progress;
+use crate::signals::{self, StopOnSignal};
 use crate::value::{self, Codec};
 use recmap::{Options, RawStore};
+use std::cell::Cell;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -154,7 +159,20 @@ struct Loader {
     names: Vec<String>,
     formats: Vec<Format>,
     records_before: u64,
-    /// Total input size when every input is a file (for reserving room once).
+    /// The store's capacity when the load began (a failed load gives back
+    /// what it grew the file by).
+    capacity_before: u64,
+    /// This load created the store (it is removed if nothing is committed).
+    created: bool,
+    /// A commit under way: `Some(Some(at))` for the `--batch` commit ending
+    /// at row `at`, `Some(None)` for the final one. Still set after it
+    /// failed, when it may or may not have reached the disk.
+    committing: Option<Option<Loc>>,
+    /// The failure is the input's fault (a bad row or header): the resume
+    /// hint says to fix the input first.
+    input_fault: Cell<bool>,
+    /// Total input size when every input is a regular file (for reserving
+    /// room once, and for the progress's percent and ETA).
     input_size: Option<u64>,
     reserved: bool,
     write_behind: WriteBehind,
@@ -174,6 +192,9 @@ fn infer_format(p: &Path) -> Format {
 }
 
 pub fn run(a: Args) -> CliResult {
+    // Before the store is opened: a signal from here on stops the load at a
+    // row boundary (see `signals`), and a store being created is removed.
+    signals::catch_stop_signals();
     let schema = schema_from_args(a.schema.as_deref(), a.schema_file.as_deref())?;
     let inputs = if a.inputs.is_empty() {
         vec![PathBuf::from("-")]
@@ -252,18 +273,27 @@ pub fn run(a: Args) -> CliResult {
     };
     let rs = codec.record_size;
     let cap = ((4 << 20) / rs).max(1);
+    // Only regular files have a size that says how much input is coming.
+    let input_size: Option<u64> = inputs
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                None
+            } else {
+                std::fs::metadata(p)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+            }
+        })
+        .sum();
     let mut l = Loader {
         records_before: store.committed_len(),
-        input_size: inputs
-            .iter()
-            .map(|p| {
-                if p.as_os_str() == "-" {
-                    None
-                } else {
-                    std::fs::metadata(p).ok().map(|m| m.len())
-                }
-            })
-            .sum(),
+        capacity_before: store.capacity(),
+        created: !exists,
+        committing: None,
+        input_fault: Cell::new(false),
+        input_size,
         reserved: false,
         write_behind: WriteBehind::new(&a.path),
         store,
@@ -281,7 +311,7 @@ pub fn run(a: Args) -> CliResult {
         input_rows: 0,
         committed_input_rows: 0,
         rejects,
-        progress: Progress::new(a.quiet),
+        progress: Progress::new(a.quiet).with_total(input_size),
         bytes: 0,
         names: inputs.iter().map(|p| input_name(p)).collect(),
         formats: inputs
@@ -297,14 +327,16 @@ pub fn run(a: Args) -> CliResult {
             })
             .collect(),
     };
-    let result = l.load_all(&inputs, a.no_header);
-    if l.committed_rows > 0 {
-        cleanup.disarm();
+    let result = l
+        .load_all(&inputs, a.no_header)
+        .and_then(|()| l.commit_all());
+    if let Err(f) = result {
+        let (f, keep) = l.fail(f, inputs.iter().any(|p| p.as_os_str() == "-"));
+        if keep {
+            cleanup.disarm();
+        }
+        return Err(f);
     }
-    result?;
-    l.flush()?;
-    l.write_behind.finish();
-    l.store.commit()?;
     cleanup.disarm();
     if let Some(r) = &mut l.rejects {
         r.out
@@ -331,14 +363,77 @@ pub fn run(a: Args) -> CliResult {
     Ok(EXIT_OK)
 }
 
-fn open_input(p: &Path) -> Result<Box<dyn Read + Send>, Failure> {
-    if p.as_os_str() == "-" {
-        Ok(Box::new(io::stdin()))
-    } else {
-        Ok(Box::new(
-            File::open(p).map_err(|e| Failure::io(p.display(), e))?,
-        ))
+/// `FILE:LINE`, or `FILE:record N` for `bin` input.
+fn loc_text(names: &[String], formats: &[Format], l: Loc) -> String {
+    match formats[l.input] {
+        Format::Bin => format!("{}:record {}", names[l.input], l.line),
+        _ => format!("{}:{}", names[l.input], l.line),
     }
+}
+
+/// Opens an input as a reader that stops once a signal was caught (stdin
+/// through a descriptor of its own, unbuffered: `poll` on it must not miss
+/// data held in a buffer).
+fn open_input(p: &Path) -> Result<Box<dyn Read + Send>, Failure> {
+    let name = input_name(p);
+    let file = if p.as_os_str() == "-" {
+        use std::os::fd::AsFd;
+        io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+            .map_err(|e| Failure::io(&name, e))?
+    } else {
+        File::open(p).map_err(|e| Failure::io(&name, e))?
+    };
+    let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    Ok(Box::new(StopOnSignal::new(file, !regular)))
+}
+
+/// `arg` as a shell word: as it is when it has no character a shell
+/// treats specially, else in single quotes.
+fn shell_word(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_-./=:,+@%".contains(&c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// The command line `args` (as this process got it) with its `--skip`
+/// replaced by `--skip N` (put before a `--`, else at the end).
+fn with_skip(args: &[OsString], n: u64) -> String {
+    let mut out: Vec<String> = Vec::with_capacity(args.len() + 2);
+    let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
+    let mut tail = Vec::new();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            tail.push(a);
+            tail.extend(it.by_ref());
+            break;
+        }
+        if a == "--skip" {
+            it.next();
+            continue;
+        }
+        if a.starts_with("--skip=") {
+            continue;
+        }
+        out.push(a);
+    }
+    if n > 0 {
+        out.push("--skip".into());
+        out.push(n.to_string());
+    }
+    out.extend(tail);
+    out.iter()
+        .map(|a| shell_word(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Loader {
@@ -355,10 +450,7 @@ impl Loader {
     }
 
     fn loc(&self, l: Loc) -> String {
-        match self.formats[l.input] {
-            Format::Bin => format!("{}:record {}", self.names[l.input], l.line),
-            _ => format!("{}:{}", self.names[l.input], l.line),
-        }
+        loc_text(&self.names, &self.formats, l)
     }
 
     /// Progress, and once enough rows show the bytes per row, room for the
@@ -421,12 +513,34 @@ impl Loader {
         if let Some(b) = self.batch {
             if self.rows.is_multiple_of(b) {
                 self.flush()?;
-                self.store.commit()?;
-                self.committed_rows = self.rows;
-                self.committed_input_rows = self.input_rows;
-                self.last_committed = Some(at);
+                self.commit_batch(at)?;
             }
         }
+        Ok(())
+    }
+
+    /// Commits the rows appended so far, `at` being the last of them.
+    fn commit_batch(&mut self, at: Loc) -> Result<(), Failure> {
+        self.committing = Some(Some(at));
+        self.store.commit()?;
+        self.committing = None;
+        self.committed_rows = self.rows;
+        self.committed_input_rows = self.input_rows;
+        self.last_committed = Some(at);
+        Ok(())
+    }
+
+    /// The end of the input: commits everything, unless a signal came
+    /// first (then the load stops as at any other row boundary).
+    fn commit_all(&mut self) -> Result<(), Failure> {
+        if let Some(s) = signals::caught() {
+            return Err(Failure::usage(format!("interrupted by {}", s.name())));
+        }
+        self.flush()?;
+        self.write_behind.finish();
+        self.committing = Some(None);
+        self.store.commit()?;
+        self.committing = None;
         Ok(())
     }
 
@@ -451,26 +565,101 @@ impl Loader {
         Err(self.failure(format!("{loc}: {reason}")))
     }
 
-    /// The load failed: say what is committed and how to resume.
+    /// The input is at fault (a bad row or header): the load fails with
+    /// `first_line`, and [`Loader::fail`] adds what is committed.
     fn failure(&self, first_line: String) -> Failure {
-        let path = self.store.path().display();
-        let msg = match (self.batch, self.last_committed) {
-            (None, _) => format!(
-                "{first_line}\n  nothing from this load was committed ({path} still has {} records)",
-                self.records_before
-            ),
-            (Some(b), None) => format!(
-                "{first_line}\n  nothing from this load was committed (the first batch of {b} rows was not complete; {path} still has {} records)",
-                self.records_before
-            ),
-            (Some(_), Some(last)) => format!(
-                "{first_line}\n  committed {} rows of this load, the last committed row is {} ({path} has {} records)\n  fix the input, then resume with: recmap load {path} --skip {} ... (the same inputs)",
-                self.committed_rows,
-                self.loc(last),
-                self.store.committed_len(),
-                self.committed_input_rows,
-            ),
+        self.input_fault.set(true);
+        Failure::rejected(first_line)
+    }
+
+    /// The load stopped (a bad row, an I/O error such as a full disk, a
+    /// signal): rolls back what is not committed, gives back what the load
+    /// grew the file by, and says what is committed and how to resume.
+    /// Returns the failure and whether the store keeps rows of this load (a
+    /// store this load created is removed otherwise). `stdin`: an input is
+    /// stdin (the resume command must be fed it again).
+    fn fail(mut self, f: Failure, stdin: bool) -> (Failure, bool) {
+        let signal = signals::caught();
+        let path = self.store.path().to_path_buf();
+        let mut committed_len = self.store.committed_len();
+        let mut all_committed = false;
+        let poisoned = self.store.poisoned().is_some();
+        if !poisoned {
+            let _ = self.store.rollback();
+            let kept = !self.created || self.committed_rows > 0;
+            // Best effort: refused while readers have the store open.
+            if kept && self.store.capacity() > self.capacity_before {
+                let _ = self.store.compact();
+            }
+        }
+        drop(self.store);
+        if let (true, Some(at)) = (poisoned, self.committing) {
+            // The commit that failed may have reached the disk: the store,
+            // reopened, says whether it counts.
+            let landed = self.records_before + self.rows;
+            if let Ok(n) = RawStore::open_read_only(&path).map(|s| s.committed_len()) {
+                committed_len = n;
+                if n == landed {
+                    self.committed_rows = self.rows;
+                    self.committed_input_rows = self.input_rows;
+                    self.last_committed = at;
+                    all_committed = at.is_none();
+                }
+            }
+        }
+        let p = path.display();
+        let mut msg = match signal {
+            Some(s) => format!("interrupted by {}", s.name()),
+            None => f.message,
         };
-        Failure::rejected(msg)
+        let removed = self.created && self.committed_rows == 0;
+        let had = if removed {
+            format!("{p}, which this load created, is removed")
+        } else {
+            format!("{p} still has {committed_len} records")
+        };
+        msg.push_str("\n  ");
+        msg.push_str(&match (self.committed_rows, self.batch, self.last_committed) {
+            (0, Some(b), _) => format!(
+                "nothing from this load was committed (the first batch of {b} rows was not complete; {had})"
+            ),
+            (0, None, _) => format!("nothing from this load was committed ({had})"),
+            (n, _, Some(last)) => format!(
+                "committed {n} rows of this load, the last committed row is {} ({p} has {committed_len} records)",
+                loc_text(&self.names, &self.formats, last)
+            ),
+            (n, _, None) => format!(
+                "the commit reached the disk all the same: all {n} rows of this load are committed ({p} has {committed_len} records)"
+            ),
+        });
+        if !all_committed && (signal.is_some() || self.committed_rows > 0) {
+            let skip = if self.committed_rows > 0 {
+                self.committed_input_rows
+            } else {
+                self.skip
+            };
+            let args: Vec<OsString> = std::env::args_os().collect();
+            let first = match (
+                self.input_fault.get() && signal.is_none(),
+                self.committed_rows,
+            ) {
+                (true, _) => "fix the input, then resume with",
+                (false, 0) => "run it again with",
+                (false, _) => "resume with",
+            };
+            msg.push_str(&format!("\n  {first}: {}", with_skip(&args, skip)));
+            if stdin && skip > 0 {
+                msg.push_str(&format!(
+                    "\n  (feed it the same input again: it skips the first {skip} rows)"
+                ));
+            }
+        }
+        let code = match signal {
+            Some(s) => s.exit_code(),
+            None if f.code == 0 => EXIT_REJECTED,
+            None => f.code,
+        };
+        let f = Failure { code, message: msg };
+        (f, !removed)
     }
 }

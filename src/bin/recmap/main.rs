@@ -37,7 +37,9 @@ Exit codes:
   2  usage or I/O error: bad arguments or schema spec, missing or non-recmap
      file (a FIFO, socket, directory or device is refused at once), index
      past the end, locked store, disk errors
-  130  interrupted (Ctrl-C during `verify`)
+  130  interrupted by Ctrl-C (SIGINT) during `verify` or `load`
+  143  stopped by SIGTERM during `load` (an interrupted load rolls back,
+       or with --batch keeps its batches, and prints the resume command)
 
 Data goes to stdout, diagnostics (errors, progress, summaries) to stderr.
 Set RUST_LOG=info (or debug, recmap=trace, ...) to see the library's tracing.

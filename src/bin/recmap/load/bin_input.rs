@@ -9,6 +9,7 @@
 
 use super::{Loader, Loc};
 use crate::common::Failure;
+use crate::signals;
 use std::io::{self, Read};
 
 /// Read size for `bin` input (rounded down to whole records).
@@ -34,7 +35,9 @@ impl Loader {
             let n = match input.read(&mut chunk[pending..]) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !signals::interrupted() => {
+                    continue
+                }
                 Err(e) => return Err(Failure::io(&name, e)),
             };
             pending += n;
@@ -57,13 +60,10 @@ impl Loader {
                 self.input_rows += m as u64;
                 if let Some(b) = self.batch {
                     if self.rows.is_multiple_of(b) {
-                        self.store.commit()?;
-                        self.committed_rows = self.rows;
-                        self.committed_input_rows = self.input_rows;
-                        self.last_committed = Some(Loc {
+                        self.commit_batch(Loc {
                             input: idx,
                             line: record + k as u64 - 1,
-                        });
+                        })?;
                     }
                 }
             }

@@ -10,6 +10,7 @@
 
 use super::{Loader, Loc};
 use crate::common::Failure;
+use crate::signals;
 use crate::value::{self, FastCell, FieldCodec};
 use std::io::{self, Read};
 use std::sync::mpsc;
@@ -53,7 +54,8 @@ impl InBuf {
                     self.end += n;
                     return Ok(true);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A read cut short by a signal the load stops for is not retried.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !signals::interrupted() => {}
                 Err(e) => return Err(e),
             }
         }
