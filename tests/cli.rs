@@ -253,7 +253,10 @@ fn bad_rows_report_file_line_field_and_commit_nothing() {
             "18446744073709551616,3.5,e,true,5\n",
             ":4: field id: \"18446744073709551616\" is out of range for u64",
         ),
-        ("5,3.5,e,true,1.5\n", ":4: field n: \"1.5\" has a fractional part"),
+        (
+            "5,3.5,e,true,1.5\n",
+            ":4: field n: \"1.5\" has a fractional part",
+        ),
         (
             "5,3.5,abcdefghi,true,5\n",
             ":4: field name: string of 9 bytes is longer than str[8]",
