@@ -32,6 +32,7 @@
 
 mod bin_input;
 mod csv_input;
+mod infer;
 mod jsonl_input;
 mod write_behind;
 
@@ -65,6 +66,13 @@ the integer count; date as YYYY-MM-DD. A nullable field (`dep_delay:f32?`)
 is null for a CSV cell that is empty, NA or NULL (--null TOKEN replaces
 that set), a JSON null or an absent JSON key.
 
+Schema inference: a new store without --schema gets one inferred from the
+whole input (for stdin, its first 10,000 rows), printed to stderr: the
+narrowest integer type, f32 for numbers of at most 6 significant digits
+else f64, bool, date, timestamp[unit], str[N] (longest value), `?` where a
+value is missing; fields ordered by alignment (no padding). --infer-only
+prints it to stdout and creates nothing.
+
 A bad row (wrong column count, bad number, integer out of range, string too
 long, unknown or missing field, bool not true/false/1/0) stops the load with
 FILE:LINE: field NAME: reason, commits nothing and exits 1. With --batch ROWS
@@ -73,6 +81,8 @@ resume; with --skip-bad FILE bad rows are written to FILE and skipped.
 
 Examples:
   recmap load ticks.rmap --schema 'ts:i64,price:f64,sym:str[8]' ticks.csv
+  recmap load flights.rmap flights.csv          # a new store: schema inferred
+  recmap load flights.rmap flights.csv --infer-only > flights.schema
   cat more.jsonl | recmap load ticks.rmap --format jsonl -
   recmap load ticks.rmap --batch 100000 --skip-bad rejects.txt big.csv
   recmap load ticks.rmap --skip 300000 big.csv     # resume after a failed --batch load";
@@ -86,7 +96,8 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store to append to (created if missing; then a schema is required).
+    /// The store to append to (created if missing, with --schema or else
+    /// the schema inferred from the input).
     pub path: PathBuf,
     /// Input files; `-` or none reads stdin.
     #[arg(value_name = "INPUT")]
@@ -97,6 +108,11 @@ pub struct Args {
     /// Read the schema spec from FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "schema")]
     pub schema_file: Option<PathBuf>,
+    /// Infer the schema from the input, print it to stdout (one field a
+    /// line, as --schema and --schema-file take it) and stop: nothing is
+    /// created.
+    #[arg(long, conflicts_with_all = ["schema", "schema_file"])]
+    pub infer_only: bool,
     /// Input format (default: from the extension, else csv).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -176,6 +192,8 @@ struct Loader {
     input_size: Option<u64>,
     reserved: bool,
     write_behind: WriteBehind,
+    /// What schema inference already read from stdin: read first.
+    stdin_prefix: Option<Vec<u8>>,
 }
 
 fn infer_format(p: &Path) -> Format {
@@ -210,12 +228,11 @@ pub fn run(a: Args) -> CliResult {
         }
     }
     let exists = a.path.exists();
-    if !exists && schema.is_none() {
-        return Err(Failure::usage(format!(
-            "{} does not exist: give --schema SPEC or --schema-file FILE to create it",
-            a.path.display()
-        )));
-    }
+    // No schema for a new store: one inferred from the input (`infer`).
+    let (schema, stdin_prefix) = match infer::decide(&a, &inputs, exists, schema)? {
+        infer::Decision::Load(s, prefix) => (s, prefix),
+        infer::Decision::Done => return Ok(EXIT_OK),
+    };
     if let Some(m) = schema.as_ref().and_then(value::unsupported) {
         return Err(Failure::usage(format!("--schema: {m}")));
     }
@@ -296,6 +313,7 @@ pub fn run(a: Args) -> CliResult {
         input_size,
         reserved: false,
         write_behind: WriteBehind::new(&a.path),
+        stdin_prefix,
         store,
         codec,
         rs,
@@ -439,7 +457,12 @@ fn with_skip(args: &[OsString], n: u64) -> String {
 impl Loader {
     fn load_all(&mut self, inputs: &[PathBuf], no_header: bool) -> Result<(), Failure> {
         for (i, p) in inputs.iter().enumerate() {
-            let r = open_input(p)?;
+            let mut r = open_input(p)?;
+            if p.as_os_str() == "-" {
+                if let Some(prefix) = self.stdin_prefix.take() {
+                    r = Box::new(io::Cursor::new(prefix).chain(r));
+                }
+            }
             match self.formats[i] {
                 Format::Csv => self.load_csv(r, i, no_header)?,
                 Format::Jsonl => self.load_jsonl(r, i)?,
