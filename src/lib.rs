@@ -42,6 +42,8 @@
 extern crate self as recmap;
 
 mod access;
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod coord;
 mod error;
 mod fileio;
