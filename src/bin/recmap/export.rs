@@ -7,6 +7,7 @@
 //! followed by records of another commit (see `Held`).
 
 mod columnar;
+mod parallel;
 
 use crate::common::{
     open_for_reading, parse_range, with_view, CliResult, Failure, ViewError, EXIT_OK,
@@ -77,8 +78,8 @@ pub struct Args {
     /// Compression for parquet (default snappy) and arrow (default none; zstd).
     #[arg(long, value_enum)]
     pub compression: Option<Compression>,
-    /// Records per Arrow record batch (parquet, arrow); default 65536, fewer
-    /// for records over 128 bytes (at most 8 MiB a batch).
+    /// Records per Arrow record batch: default 512 KiB of records for arrow
+    /// (8192 of 64 bytes), 8 MiB for parquet; at most 65536.
     #[arg(long, value_name = "N")]
     pub batch_rows: Option<usize>,
     /// Records per Parquet row group; default 1048576, fewer for records
@@ -352,8 +353,11 @@ pub fn run(a: Args) -> CliResult {
                 } else {
                     Compression::None
                 }),
-                a.batch_rows
-                    .unwrap_or(recmap::arrow::default_batch_rows(size)),
+                a.batch_rows.unwrap_or(if c == Container::Parquet {
+                    columnar::default_parquet_batch_rows(size)
+                } else {
+                    recmap::arrow::default_batch_rows(size)
+                }),
                 a.row_group_rows
                     .unwrap_or(columnar::default_row_group_rows(size)),
                 held,
