@@ -78,7 +78,7 @@ enum Command {
     /// Check headers, schema and every committed page checksum.
     #[command(after_help = verify::HELP)]
     Verify(verify::Args),
-    /// Print the schema spec, or Python code to read the store with numpy.
+    /// Print the schema spec, the Rust `record!` that opens the store, or Python code for numpy.
     #[command(after_help = schema::HELP)]
     Schema(schema::Args),
     /// Repair a damaged or truncated store (truncate, rebuild checksums, or copy the sound pages).
