@@ -230,6 +230,28 @@ impl Converter {
             &RecordBatchOptions::new().with_row_count(Some(n)),
         )
     }
+
+    /// Column `index` (in the order of [`Converter::schema`]'s fields) of
+    /// the records in `records`, as [`Converter::convert`] would build it,
+    /// without building the other columns. `InvalidArgumentError` for a
+    /// length that is not a whole number of records or an index past the
+    /// last column.
+    pub fn convert_column(&self, index: usize, records: &[u8]) -> Result<ArrayRef, ArrowError> {
+        let size = self.record_size;
+        if !records.len().is_multiple_of(size) {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "{} bytes is not a whole number of {size}-byte records",
+                records.len()
+            )));
+        }
+        let c = self.columns.get(index).ok_or_else(|| {
+            ArrowError::InvalidArgumentError(format!(
+                "column {index} of {}: no such column",
+                self.columns.len()
+            ))
+        })?;
+        column(c, records, size, records.len() / size)
+    }
 }
 
 /// Little-endian decoding of a native element type.
@@ -331,7 +353,7 @@ fn column(c: &Column, records: &[u8], size: usize, n: usize) -> Result<ArrayRef,
                 elem_nulls,
             )?)
         }
-        FieldType::Str => Arc::new(strings(c, records, size, n, elem_nulls.as_ref())),
+        FieldType::Str => Arc::new(strings(c, records, size, n, elem_nulls.as_ref())?),
         FieldType::Validity => {
             return Err(ArrowError::InvalidArgumentError(
                 "the validity field is not a column".into(),
@@ -353,31 +375,51 @@ fn column(c: &Column, records: &[u8], size: usize, n: usize) -> Result<ArrayRef,
 }
 
 /// A `str[N]` column: each value up to its first NUL; null where `nulls`
-/// says so.
+/// says so. The values are copied into one buffer and checked as UTF-8
+/// once (by `StringArray::try_new`: valid text, offsets on character
+/// boundaries); only a batch with invalid UTF-8 in it is built again value
+/// by value, with U+FFFD replacing the invalid bytes.
 fn strings(
     c: &Column,
     records: &[u8],
     size: usize,
     n: usize,
     nulls: Option<&NullBuffer>,
-) -> arrow_array::StringArray {
+) -> Result<arrow_array::StringArray, ArrowError> {
+    let text = |r: &[u8]| -> usize {
+        let raw = &r[c.offset..c.offset + c.count];
+        raw.iter().position(|&x| x == 0).unwrap_or(raw.len())
+    };
+    let mut offsets: Vec<i32> = Vec::with_capacity(n + 1);
+    let mut values: Vec<u8> = Vec::with_capacity(n * c.count.min(64));
+    offsets.push(0);
+    for (i, r) in records.chunks_exact(size).enumerate() {
+        if !nulls.is_some_and(|m| m.is_null(i)) {
+            values.extend_from_slice(&r[c.offset..c.offset + text(r)]);
+        }
+        offsets.push(i32::try_from(values.len()).map_err(|_| {
+            ArrowError::InvalidArgumentError(format!(
+                "a batch of {n} values of a str[{}] column holds more than 2 GiB of text; \
+                 use smaller batches",
+                c.count
+            ))
+        })?);
+    }
+    let offsets = arrow_buffer::OffsetBuffer::new(ScalarBuffer::from(offsets));
+    if let Ok(a) =
+        arrow_array::StringArray::try_new(offsets, Buffer::from_vec(values), nulls.cloned())
+    {
+        return Ok(a);
+    }
     let mut b = StringBuilder::with_capacity(n, n * c.count.min(64));
     for (i, r) in records.chunks_exact(size).enumerate() {
         if nulls.is_some_and(|m| m.is_null(i)) {
             b.append_null();
             continue;
         }
-        let raw = &r[c.offset..c.offset + c.count];
-        let text = match raw.iter().position(|&x| x == 0) {
-            Some(end) => &raw[..end],
-            None => raw,
-        };
-        match std::str::from_utf8(text) {
-            Ok(s) => b.append_value(s),
-            Err(_) => b.append_value(String::from_utf8_lossy(text)),
-        }
+        b.append_value(String::from_utf8_lossy(&r[c.offset..c.offset + text(r)]));
     }
-    b.finish()
+    Ok(b.finish())
 }
 
 /// A store error as the `ArrowError` the iterators yield

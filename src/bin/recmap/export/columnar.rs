@@ -70,7 +70,7 @@ enum Sink<W: Write + Send> {
     /// The writer and the schema it was given (seconds as milliseconds).
     Parquet(ArrowWriter<W>, Arc<ArrowSchema>),
     /// The same, encoding columns on worker threads.
-    ParallelParquet(ParallelParquet<W>, Arc<ArrowSchema>),
+    ParallelParquet(ParallelParquet<W>),
     File(FileWriter<W>),
     Stream(StreamWriter<W>),
 }
@@ -84,7 +84,7 @@ pub struct ColumnarWriter<W: Write + Send> {
     batch_bytes: usize,
 }
 
-fn arrow_err(e: ArrowError) -> Failure {
+pub(super) fn arrow_err(e: ArrowError) -> Failure {
     match e {
         ArrowError::IoError(_, e) => Failure::io("stdout", e),
         ArrowError::ExternalError(b) => match b.downcast::<std::io::Error>() {
@@ -117,6 +117,7 @@ impl<W: Write + Send> ColumnarWriter<W> {
         row_group_rows: usize,
         out: W,
     ) -> Result<ColumnarWriter<W>, Failure> {
+        let schema_of_records = schema;
         let conv = Converter::new(schema);
         let arrow_schema = conv.schema();
         let sink = match container {
@@ -148,16 +149,14 @@ impl<W: Write + Send> ColumnarWriter<W> {
                 // the plain writer keeps them.
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
                 if threads > 1 && !schema.fields().is_empty() {
-                    Sink::ParallelParquet(
-                        ParallelParquet::new(
-                            out,
-                            schema.clone(),
-                            props,
-                            row_group_rows,
-                            threads.min(4),
-                        )?,
+                    Sink::ParallelParquet(ParallelParquet::new(
+                        out,
+                        schema_of_records,
                         schema,
-                    )
+                        props,
+                        row_group_rows,
+                        threads.min(4),
+                    )?)
                 } else {
                     Sink::Parquet(
                         ArrowWriter::try_new(out, schema.clone(), Some(props))
@@ -202,18 +201,17 @@ impl<W: Write + Send> ColumnarWriter<W> {
     }
 
     fn write_batch(&mut self, records: &[u8]) -> Result<(), Failure> {
-        let batch = self.conv.convert(records).map_err(arrow_err)?;
+        let conv = &self.conv;
+        let batch = || conv.convert(records).map_err(arrow_err);
         match &mut self.sink {
             Sink::Parquet(w, schema) => {
-                let batch = seconds_to_millis(batch, schema)?;
+                let batch = seconds_to_millis(batch()?, schema)?;
                 w.write(&batch).map_err(parquet_err)
             }
-            Sink::ParallelParquet(w, schema) => {
-                let batch = seconds_to_millis(batch, schema)?;
-                w.write(&batch)
-            }
-            Sink::File(w) => w.write(&batch).map_err(arrow_err),
-            Sink::Stream(w) => w.write(&batch).map_err(arrow_err),
+            // The parallel writer gathers its columns itself.
+            Sink::ParallelParquet(w) => w.write_records(records),
+            Sink::File(w) => w.write(&batch()?).map_err(arrow_err),
+            Sink::Stream(w) => w.write(&batch()?).map_err(arrow_err),
         }
     }
 
@@ -253,7 +251,7 @@ impl<W: Write + Send> ColumnarWriter<W> {
         }
         match self.sink {
             Sink::Parquet(w, _) => w.into_inner().map_err(parquet_err),
-            Sink::ParallelParquet(w, _) => w.finish(),
+            Sink::ParallelParquet(w) => w.finish(),
             Sink::File(mut w) => {
                 w.finish().map_err(arrow_err)?;
                 w.into_inner().map_err(arrow_err)
@@ -292,29 +290,38 @@ fn seconds_to_millis(
         return Ok(batch);
     }
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    for (c, f) in batch.columns().iter().zip(batch.schema().fields()) {
-        let DataType::Timestamp(TimeUnit::Second, tz) = f.data_type() else {
-            columns.push(c.clone());
-            continue;
-        };
-        let secs = c.as_primitive::<TimestampSecondType>();
-        let mut millis = Vec::with_capacity(secs.len());
-        for (i, &v) in secs.values().iter().enumerate() {
-            match v.checked_mul(1000) {
-                Some(ms) => millis.push(ms),
-                // A null's slot holds zeros: only values can overflow.
-                None => {
-                    return Err(Failure::rejected(format!(
-                        "field {}: timestamp {v} s is outside the range Parquet's milliseconds \
-                         hold (record {i} of its batch); export it as --format arrow",
-                        f.name()
-                    )))
-                }
-            }
-        }
-        let a = TimestampMillisecondArray::new(millis.into(), secs.nulls().cloned())
-            .with_timezone_opt(tz.clone());
-        columns.push(Arc::new(a));
+    for (c, f) in batch.columns().iter().zip(schema.fields()) {
+        columns.push(column_seconds_to_millis(f, c.clone())?);
     }
     RecordBatch::try_new(schema.clone(), columns).map_err(arrow_err)
+}
+
+/// Column `c` as field `f` of the Parquet-facing schema (from
+/// [`millis_for_seconds`]) takes it: a seconds column (its type differs
+/// from `f`'s) as milliseconds, any other column as it is. A value whose
+/// milliseconds overflow an i64 is an error naming the field.
+pub(super) fn column_seconds_to_millis(f: &Field, c: ArrayRef) -> Result<ArrayRef, Failure> {
+    let (DataType::Timestamp(TimeUnit::Second, _), DataType::Timestamp(TimeUnit::Millisecond, tz)) =
+        (c.data_type(), f.data_type())
+    else {
+        return Ok(c);
+    };
+    let secs = c.as_primitive::<TimestampSecondType>();
+    let mut millis = Vec::with_capacity(secs.len());
+    for (i, &v) in secs.values().iter().enumerate() {
+        match v.checked_mul(1000) {
+            Some(ms) => millis.push(ms),
+            // A null's slot holds zeros: only values can overflow.
+            None => {
+                return Err(Failure::rejected(format!(
+                    "field {}: timestamp {v} s is outside the range Parquet's milliseconds \
+                     hold (record {i} of its batch); export it as --format arrow",
+                    f.name()
+                )))
+            }
+        }
+    }
+    let a = TimestampMillisecondArray::new(millis.into(), secs.nulls().cloned())
+        .with_timezone_opt(tz.clone());
+    Ok(Arc::new(a))
 }
