@@ -48,8 +48,14 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Messages waiting for a worker, at most.
-const QUEUE: usize = 4;
+/// Messages waiting for a worker, at most: a few batches' columns (one
+/// message each), so that the gatherer rarely waits on a worker.
+const QUEUE: usize = 16;
+
+/// Records gathered into every direct column before the next ones: 32 KiB
+/// of 64-byte records, so that a block is read from the cache by all but
+/// the first column.
+const GATHER_BLOCK: usize = 512;
 
 /// How a direct column's bytes become its physical values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,51 +175,50 @@ fn fill<T, const N: usize>(
 }
 
 impl Direct {
-    /// Gathers this column of `records` into `part` (emptied first).
+    /// Appends this column of `records` to `part`.
     fn gather(&self, part: &mut Part, records: &[u8], size: usize) -> Result<(), Failure> {
         let (o, nl, d) = (self.offset, self.null, &mut part.defs);
-        d.clear();
         match (&mut part.values, self.kind) {
-            (Values::I32(v), k) => {
-                v.clear();
-                match k {
-                    Kind::I8 => fill(v, d, records, size, o, nl, |b: [u8; 1]| b[0] as i8 as i32),
-                    Kind::U8 => fill(v, d, records, size, o, nl, |b: [u8; 1]| b[0] as i32),
-                    Kind::I16 => fill(v, d, records, size, o, nl, |b| i16::from_le_bytes(b) as i32),
-                    Kind::U16 => fill(v, d, records, size, o, nl, |b| u16::from_le_bytes(b) as i32),
-                    _ => fill(v, d, records, size, o, nl, i32::from_le_bytes),
-                }
-            }
+            (Values::I32(v), k) => match k {
+                Kind::I8 => fill(v, d, records, size, o, nl, |b: [u8; 1]| b[0] as i8 as i32),
+                Kind::U8 => fill(v, d, records, size, o, nl, |b: [u8; 1]| b[0] as i32),
+                Kind::I16 => fill(v, d, records, size, o, nl, |b| i16::from_le_bytes(b) as i32),
+                Kind::U16 => fill(v, d, records, size, o, nl, |b| u16::from_le_bytes(b) as i32),
+                _ => fill(v, d, records, size, o, nl, i32::from_le_bytes),
+            },
             (Values::I64(v), k) => {
-                v.clear();
+                let from = v.len();
                 fill(v, d, records, size, o, nl, i64::from_le_bytes);
                 if k == Kind::Seconds {
-                    for (i, x) in v.iter_mut().enumerate() {
+                    for x in &mut v[from..] {
                         *x = x.checked_mul(1000).ok_or_else(|| {
                             Failure::rejected(format!(
                                 "field {}: timestamp {x} s is outside the range Parquet's \
-                                 milliseconds hold (value {i} of its batch); export it as \
-                                 --format arrow",
+                                 milliseconds hold; export it as --format arrow",
                                 self.name
                             ))
                         })?;
                     }
                 }
             }
-            (Values::F32(v), _) => {
-                v.clear();
-                fill(v, d, records, size, o, nl, f32::from_le_bytes);
-            }
-            (Values::F64(v), _) => {
-                v.clear();
-                fill(v, d, records, size, o, nl, f64::from_le_bytes);
-            }
-            (Values::Bool(v), _) => {
-                v.clear();
-                fill(v, d, records, size, o, nl, |b: [u8; 1]| b[0] != 0);
-            }
+            (Values::F32(v), _) => fill(v, d, records, size, o, nl, f32::from_le_bytes),
+            (Values::F64(v), _) => fill(v, d, records, size, o, nl, f64::from_le_bytes),
+            (Values::Bool(v), _) => fill(v, d, records, size, o, nl, |b: [u8; 1]| b[0] != 0),
         }
         Ok(())
+    }
+}
+
+impl Part {
+    fn clear(&mut self) {
+        self.defs.clear();
+        match &mut self.values {
+            Values::I32(v) => v.clear(),
+            Values::I64(v) => v.clear(),
+            Values::F32(v) => v.clear(),
+            Values::F64(v) => v.clear(),
+            Values::Bool(v) => v.clear(),
+        }
     }
 }
 
@@ -359,8 +364,8 @@ fn work(rx: Receiver<Msg>, tx: Sender<Chunks>, direct: DirectLeaves) {
 
 /// How the gatherer produces leaf `i`.
 enum Plan {
-    /// A direct column: its slot in `ParallelParquet::direct`.
-    Direct(usize),
+    /// A direct column (the next of `ParallelParquet::direct`).
+    Direct,
     /// Through `recmap::arrow`: its column in the converter.
     Arrow(usize),
 }
@@ -430,7 +435,7 @@ impl<W: Write + Send> ParallelParquet<W> {
                 .filter(|(_, k)| descr.column(i).physical_type() == k.physical());
             match d {
                 Some((f, kind)) => {
-                    plan.push(Plan::Direct(direct.len()));
+                    plan.push(Plan::Direct);
                     direct.push((
                         i,
                         Direct {
@@ -583,11 +588,24 @@ impl<W: Write + Send> ParallelParquet<W> {
             }
             let n = (self.row_group_rows - self.rows).min(total - at);
             let part = &records[at * size..(at + n) * size];
+            // The direct columns block by block, each block read by every
+            // column while it is in the cache.
+            let mut parts = Vec::with_capacity(self.direct.len());
+            for slot in 0..self.direct.len() {
+                let mut p = self.part(slot);
+                p.clear();
+                parts.push(p);
+            }
+            for block in part.chunks(GATHER_BLOCK * size) {
+                for ((_, d), p) in self.direct.iter().zip(&mut parts) {
+                    d.gather(p, block, size)?;
+                }
+            }
+            let mut parts = parts.into_iter();
             for leaf in 0..self.plan.len() {
                 match self.plan[leaf] {
-                    Plan::Direct(slot) => {
-                        let mut p = self.part(slot);
-                        self.direct[slot].1.gather(&mut p, part, size)?;
+                    Plan::Direct => {
+                        let p = parts.next().expect("a part per direct column");
                         self.send(self.owner[leaf], Msg::Part(leaf, p))?;
                     }
                     Plan::Arrow(c) => {
