@@ -134,6 +134,7 @@ impl<W: Write + Send> ColumnarWriter<W> {
                     .set_compression(codec)
                     .set_max_row_group_row_count(Some(row_group_rows.max(1)))
                     .set_dictionary_enabled(false)
+                    .set_write_batch_size(8192)
                     .set_created_by(format!("recmap {}", env!("CARGO_PKG_VERSION")));
                 for f in arrow_schema.fields() {
                     if f.data_type() == &DataType::Utf8 {
