@@ -174,6 +174,10 @@ pub(crate) fn beside_options(write: bool) -> OpenOptions {
 
 /// The error for an `open` of a file beside a data file that failed.
 pub(crate) fn open_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    // Only Unix's errors name a planted symbolic link (`ELOOP`); on Windows
+    // the reparse point itself is opened and `check_regular` refuses it.
+    #[cfg(not(unix))]
+    let _ = what;
     #[cfg(unix)]
     match e.raw_os_error() {
         Some(libc::ELOOP) => {
@@ -193,7 +197,10 @@ pub(crate) fn open_error(what: &str, path: &Path, e: std::io::Error) -> Error {
         }
         _ => {}
     }
-    if e.kind() == std::io::ErrorKind::IsADirectory {
+    // Windows refuses to open a directory with "access denied".
+    if e.kind() == std::io::ErrorKind::IsADirectory
+        || path.symlink_metadata().is_ok_and(|m| m.is_dir())
+    {
         return bad(
             path,
             format!("it is a directory, not a regular file; {DELETE_IT}"),

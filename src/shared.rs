@@ -144,6 +144,7 @@ pub(crate) fn check_shared_file(path: &Path) -> Result<()> {
 /// store before anyone else can see it.
 fn private_dir(path: &Path) -> Result<PathBuf> {
     let dir = crate::coord::temp_beside(path);
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut b = std::fs::DirBuilder::new();
     #[cfg(unix)]
     {

@@ -3,8 +3,13 @@
 //! `/proc/self/smaps`), and under the default (`Random`) a get of a page
 //! that is not cached reads about that page, not the megabytes around it
 //! that `Normal` read-around fetches (bytes from `/proc/self/io`).
+//!
+//! Those two look into Linux's `/proc` (the hints are `madvise` and
+//! `posix_fadvise`, no-ops elsewhere); on every platform, hints are
+//! accepted and never change what a read returns.
 
 use recmap::{AccessPattern, Advice, Options, Reader};
+#[cfg(target_os = "linux")]
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -20,6 +25,7 @@ fn rec(i: u64) -> Rec {
 /// The tests of this file measure the process's I/O: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+#[cfg(target_os = "linux")]
 /// The `VmFlags` of this process's mappings of `path`'s file (matched by
 /// inode: a store's mapping may name the temporary file it was made as).
 fn vm_flags(path: &Path) -> Vec<String> {
@@ -40,10 +46,12 @@ fn vm_flags(path: &Path) -> Vec<String> {
     out
 }
 
+#[cfg(target_os = "linux")]
 fn has(flags: &[String], flag: &str) -> bool {
     !flags.is_empty() && flags.iter().all(|f| f.split(' ').any(|x| x == flag))
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn the_pattern_reaches_every_mapping() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -97,6 +105,7 @@ fn the_pattern_reaches_every_mapping() {
     assert!(s.iter().enumerate().all(|(i, r)| *r == rec(i as u64)));
 }
 
+#[cfg(target_os = "linux")]
 /// Bytes this process has made the kernel fetch from storage.
 fn read_bytes() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
@@ -105,6 +114,7 @@ fn read_bytes() -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+#[cfg(target_os = "linux")]
 /// Drops `path`'s clean pages from the page cache (no process maps it).
 fn drop_cache(path: &Path) {
     use std::os::fd::AsRawFd;
@@ -116,6 +126,7 @@ fn drop_cache(path: &Path) {
     assert_eq!(rc, 0);
 }
 
+#[cfg(target_os = "linux")]
 /// Mean bytes read from storage per get of `gets` random cold records.
 fn cold_get_bytes(path: &Path, pattern: AccessPattern, gets: u64, n: u64) -> Option<u64> {
     drop_cache(path);
@@ -139,6 +150,7 @@ fn cold_get_bytes(path: &Path, pattern: AccessPattern, gets: u64, n: u64) -> Opt
     Some((read_bytes()? - before) / gets)
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn cold_random_gets_read_about_a_page_each() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,4 +185,36 @@ fn cold_random_gets_read_about_a_page_each() {
         random <= 16 << 10,
         "{random} bytes per cold get under Random"
     );
+}
+
+#[test]
+fn hints_are_accepted_and_never_change_what_reads_return() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.rmap");
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .access(AccessPattern::Sequential)
+        .open::<Rec>(&path)
+        .unwrap();
+    assert_eq!(s.raw().access_pattern(), AccessPattern::Sequential);
+    s.extend((0..5000).map(rec)).unwrap();
+    s.commit().unwrap();
+    for p in [AccessPattern::Random, AccessPattern::Normal, AccessPattern::Sequential] {
+        s.set_access(p);
+        assert_eq!(s.raw().access_pattern(), p);
+        s.advise(0..u64::MAX, Advice::WillNeed);
+        s.advise(100..3000, Advice::DontNeed);
+        assert!(s.iter().enumerate().all(|(i, r)| *r == rec(i as u64)));
+    }
+    drop(s);
+    let mut r = Reader::<Rec>::open(&path).unwrap();
+    r.set_access(AccessPattern::Random);
+    r.advise(0..u64::MAX, Advice::DontNeed);
+    r.advise(10_000..20_000, Advice::WillNeed); // past the end: nothing
+    for i in [0, 63, 64, 4999] {
+        assert_eq!(r.get(i).unwrap().unwrap(), rec(i));
+    }
+    assert!(r.get(5000).unwrap().is_none());
 }

@@ -1,9 +1,9 @@
-#![cfg(unix)]
 //! Regression tests for what fuzzing found (see `docs/fuzzing.md`).
 
 use recmap::format::{slot, Header, MAX_GENERATION, SLOT_LEN, SLOT_OFFSETS};
 use recmap::{RawStore, Schema};
-use std::os::unix::fs::FileExt;
+mod common;
+use common::file_at::FileAt;
 
 /// A new store whose only header (slot 1) claims generation `g`.
 fn store_at_generation(path: &std::path::Path, g: u64) {

@@ -23,7 +23,8 @@ use recmap::format::wal::{
 };
 use recmap::format::{choose_slot, Header, SLOT_LEN, SLOT_OFFSETS};
 use recmap::{IoEvent, Options, Store};
-use std::os::unix::fs::FileExt;
+mod common;
+use common::file_at::FileAt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

@@ -54,7 +54,8 @@ use recmap::{IoEvent, Options, Store};
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+mod common;
+use common::file_at::FileAt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

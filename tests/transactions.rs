@@ -2,6 +2,8 @@
 //! rollback, readers that see only commits, snapshots that never mix
 //! commits, and a reader of a log no writer has replayed.
 
+mod common;
+
 use recmap::{Error, Options, Reader, Store};
 
 recmap::record! {
@@ -123,7 +125,7 @@ fn a_reader_of_an_unreplayed_log_reads_the_commits_in_it() {
     let data_offset = w.info().data_offset;
     w.simulate_crash();
     {
-        use std::os::unix::fs::FileExt;
+        use crate::common::file_at::FileAt;
         let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
         let old = acct(7, 1);
         f.write_all_at(bytemuck::bytes_of(&old), data_offset + 7 * 16)

@@ -83,6 +83,7 @@ fn open_options(write: bool) -> OpenOptions {
 /// bits); `Ok(None)` if reading and there is none. Refuses anything but a
 /// regular file.
 fn open_file(path: &Path, write: bool, mode: u32) -> Result<Option<File>> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut o = open_options(write);
     #[cfg(unix)]
     {
@@ -103,8 +104,11 @@ fn open_file(path: &Path, write: bool, mode: u32) -> Result<Option<File>> {
                 });
             }
             // A writer opens read-write, which a directory refuses before
-            // the regular-file check below could say so.
-            if e.kind() == std::io::ErrorKind::IsADirectory {
+            // the regular-file check below could say so (Windows: with
+            // "access denied", hence the look at what is there).
+            if e.kind() == std::io::ErrorKind::IsADirectory
+                || path.symlink_metadata().is_ok_and(|m| m.is_dir())
+            {
                 return Err(Error::BadCoordination {
                     path: path.into(),
                     reason: "the log is not a regular file; remove it".into(),

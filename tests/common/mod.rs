@@ -6,6 +6,8 @@
 //! Not every test binary uses every helper.
 #![allow(dead_code)]
 
+pub mod file_at;
+
 use recmap::format::{slot, Header, SlotError, SLOT_LEN, SLOT_OFFSETS};
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
