@@ -775,7 +775,10 @@ impl<T: Record> Reader<T> {
     /// with [`Error::SnapshotExpired`] (a later commit changed a page it
     /// needed), runs it again on a new snapshot, up to `READ_TXN_TRIES`
     /// times in all, then returns that error. `f` must not keep results of
-    /// an attempt that failed.
+    /// an attempt that failed. Between attempts it sleeps, 50 µs doubling
+    /// to 20 ms (about 1.7 s over all attempts): a snapshot expires while a
+    /// checkpoint rewrites its pages, and a checkpoint on a busy machine
+    /// outlasts any number of immediate retries.
     pub fn read_txn<R>(&mut self, mut f: impl FnMut(&Snapshot<'_, T>) -> Result<R>) -> Result<R> {
         let mut tries = 0;
         loop {
@@ -783,7 +786,8 @@ impl<T: Record> Reader<T> {
             match f(&snap) {
                 Err(Error::SnapshotExpired { .. }) if tries + 1 < READ_TXN_TRIES => {
                     tries += 1;
-                    std::thread::yield_now();
+                    let us = (50u64 << tries.min(9)).min(20_000);
+                    std::thread::sleep(std::time::Duration::from_micros(us));
                 }
                 r => return r,
             }

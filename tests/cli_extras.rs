@@ -554,3 +554,123 @@ fn schema_file_errors_give_line_and_column() {
         "{r:?}"
     );
 }
+
+/// A `--batch --skip-bad` load that fails at a second input's bad header
+/// keeps in the rejects file only the rows rejected up to the last commit;
+/// the printed resume command appends to it, so once the input is fixed
+/// every bad row is listed exactly once and every good row is loaded once.
+#[test]
+fn a_resumed_skip_bad_load_lists_each_rejected_row_once() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("r.rmap");
+    let rejects = d.path().join("rejects.txt");
+    // Rows 0..30 with every 7th bad (a number that is not one).
+    let mut lines = rows(30);
+    for i in (0..30).step_by(7) {
+        lines[i] = format!("{i},oops,r{i},true,1");
+    }
+    let first = d.path().join("a.csv");
+    std::fs::write(&first, csv(&lines)).unwrap();
+    let second = d.path().join("b.csv");
+    std::fs::write(&second, "id,nope\n1,2\n").unwrap();
+    let r = run(&[
+        "load",
+        s(&store),
+        "--schema",
+        SPEC,
+        "--batch",
+        "10",
+        "--skip-bad",
+        s(&rejects),
+        s(&first),
+        s(&second),
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    // 30 rows, 5 bad: 25 good, committed in batches of 10 (rows 0..=11 and
+    // 12..=23 of the input, the bad 0, 7, 14 and 21 among them).
+    assert_eq!(info(&store)["records"], 20, "{r:?}");
+    let kept = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(kept.lines().count(), 4, "{kept}\n{r:?}");
+    assert!(
+        r.stderr
+            .contains("keeps the rows rejected up to the last commit"),
+        "{r:?}"
+    );
+    let resume = r
+        .stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("fix the input, then resume with: "))
+        .unwrap_or_else(|| panic!("no resume command: {r:?}"));
+    assert!(resume.contains("--skip 24"), "{resume}");
+    // Fix the second input and run the printed command (its words are
+    // shell-quoted where needed; none of these holds a space or a quote).
+    std::fs::write(&second, csv(&rows(3))).unwrap();
+    let args: Vec<&str> = resume
+        .split(' ')
+        .skip(1)
+        .map(|w| w.trim_matches('\''))
+        .collect();
+    let r = run(&args);
+    ok(&r);
+    let all = std::fs::read_to_string(&rejects).unwrap();
+    let bad: Vec<u64> = all
+        .lines()
+        .map(|l| {
+            l.rsplit('\t')
+                .next()
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(bad, [0, 7, 14, 21, 28], "{all}");
+    let ids: Vec<u64> = export(&store)
+        .iter()
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    let want: Vec<u64> = (0..30).filter(|i| i % 7 != 0).chain(0..3).collect();
+    assert_eq!(ids, want);
+}
+
+/// `create --append-only` makes a store whose committed records never
+/// change; `info` says so, and `compact --out` and `repair --skip-damaged`,
+/// which write new stores, keep the flag.
+#[test]
+fn copies_keep_the_append_only_flag() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("a.rmap");
+    ok(&run(&[
+        "create",
+        s(&store),
+        "--schema",
+        SPEC,
+        "--append-only",
+    ]));
+    let input = d.path().join("in.csv");
+    std::fs::write(&input, csv(&rows(2000))).unwrap();
+    ok(&run(&["load", s(&store), s(&input)]));
+    assert_eq!(info(&store)["append_only"], true);
+    let text = run(&["info", s(&store)]);
+    assert!(text.stdout.contains("append-only:    yes"), "{text:?}");
+    let copy = d.path().join("copy.rmap");
+    ok(&run(&["compact", s(&store), "--out", s(&copy)]));
+    assert_eq!(info(&copy)["append_only"], true);
+    assert_eq!(export(&copy), rows(2000));
+    damage_page(&store, 3);
+    let saved = d.path().join("saved.rmap");
+    let r = run(&[
+        "repair",
+        s(&store),
+        "--mode",
+        "skip-damaged",
+        "--out",
+        s(&saved),
+    ]);
+    ok(&r);
+    assert_eq!(info(&saved)["append_only"], true, "{r:?}");
+    let plain = store_of(d.path(), "plain.rmap", 10);
+    assert_eq!(info(&plain)["append_only"], false);
+}

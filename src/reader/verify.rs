@@ -284,6 +284,7 @@ impl RawReader {
             data_offset: l.data_offset,
             table_offset: l.table_offset,
             schema: self.schema.clone(),
+            append_only: h.flags & crate::format::FLAG_APPEND_ONLY != 0,
         }
     }
 

@@ -101,6 +101,9 @@ pub struct Info {
     pub table_offset: u64,
     /// The record layout the schema block describes.
     pub schema: Schema,
+    /// Committed records can never change (the header's append-only flag;
+    /// see [`Options::append_only`](crate::Options::append_only)).
+    pub append_only: bool,
 }
 
 /// An untyped store: records as `&[u8]` described by a [`Schema`].
@@ -318,6 +321,7 @@ impl RawStore {
             data_offset: self.layout.data_offset,
             table_offset: self.layout.table_offset,
             schema: self.schema.clone(),
+            append_only: self.header.flags & crate::format::FLAG_APPEND_ONLY != 0,
         }
     }
 

@@ -448,6 +448,16 @@ fn corrupt(path: &Path, p: recmap::Problem) -> recmap::Error {
     }
 }
 
+/// The pause before the `tries`-th new snapshot after an expired one:
+/// 50 µs doubling to 20 ms, so `READ_TXN_TRIES` views span about 1.7 s. A
+/// snapshot expires while a checkpoint rewrites the pages it reads, and a
+/// checkpoint on a busy machine outlasts any number of immediate retries;
+/// waiting lets it end (a new snapshot then reads its result).
+pub fn backoff(tries: u32) {
+    let us = (50u64 << tries.min(9)).min(20_000);
+    std::thread::sleep(std::time::Duration::from_micros(us));
+}
+
 /// Runs `f` on a view of `src`; beside a writer, on a snapshot of the newest
 /// commit, again on a new one when it expires (up to `READ_TXN_TRIES`
 /// views), saying on stderr which commit was read. `f` must not keep
@@ -478,7 +488,7 @@ pub fn with_view<R>(
             Err(ViewError::Expired(e)) if tries + 1 < recmap::READ_TXN_TRIES => {
                 tries += 1;
                 tracing::debug!(error = %e, tries, "snapshot expired, retrying");
-                std::thread::yield_now();
+                backoff(tries);
             }
             Err(ViewError::Expired(e)) => {
                 return Err(Failure::usage(format!(

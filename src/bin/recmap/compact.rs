@@ -182,6 +182,7 @@ pub fn copy_into_new(
     let mut dst = Options::new()
         .create_new(true)
         .chunk_size(chunk_size.unwrap_or(info.chunk_size))
+        .append_only(info.append_only)
         .initial_capacity(kept)
         .open_raw(&tmp, Some(src.schema()))?;
     let size = info.record_size as u64;

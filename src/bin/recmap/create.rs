@@ -26,22 +26,27 @@ pub struct Args {
     /// Growth unit in bytes (a multiple of 65536).
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u64>,
+    /// Committed records can never change: only appends (readers beside a
+    /// writer may then borrow records zero-copy). Kept by compact and repair.
+    #[arg(long)]
+    pub append_only: bool,
 }
 
 pub fn run(a: Args) -> CliResult {
     let schema = schema_from_args(a.schema.as_deref(), a.schema_file.as_deref())?
         .ok_or_else(|| Failure::usage("give --schema SPEC or --schema-file FILE"))?;
-    let mut opts = Options::new().create_new(true);
+    let mut opts = Options::new().create_new(true).append_only(a.append_only);
     if let Some(c) = a.chunk_size {
         opts = opts.chunk_size(c);
     }
     let store = opts.open_raw(&a.path, Some(&schema))?;
     store.close()?;
     eprintln!(
-        "created {}: {}-byte records ({})",
+        "created {}: {}-byte records ({}){}",
         a.path.display(),
         schema.record_size,
-        schema.spec()
+        schema.spec(),
+        if a.append_only { ", append-only" } else { "" }
     );
     Ok(EXIT_OK)
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub const HELP: &str = "\
 JSON keys: path, format_version, record_size, record_align, records_per_page,
 pages_per_group, records, generation, file_size, capacity, chunk_size,
-data_offset, table_offset, spec, schema (a list of {name, type, offset, size}),
+data_offset, table_offset, append_only (committed records never change), spec, schema (a list of {name, type, offset, size}),
 writer_active (true while a writer holds the store), writer_pid (its pid, or
 null).
 
@@ -52,6 +52,7 @@ pub fn info_json(i: &Info) -> serde_json::Value {
         "chunk_size": i.chunk_size,
         "data_offset": i.data_offset,
         "table_offset": i.table_offset,
+        "append_only": i.append_only,
         "spec": i.schema.spec(),
         "schema": fields,
     })
@@ -92,6 +93,7 @@ pub fn run(a: Args) -> CliResult {
              capacity:       {} records\n\
              chunk size:     {} bytes\n\
              data offset:    {}\n\
+             append-only:    {}\n\
              schema:         {}\n",
             i.path.display(),
             i.format_version,
@@ -103,6 +105,7 @@ pub fn run(a: Args) -> CliResult {
             i.capacity,
             i.chunk_size,
             i.data_offset,
+            if i.append_only { "yes" } else { "no" },
             i.schema.spec(),
         );
         let w = i

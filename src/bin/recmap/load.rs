@@ -144,10 +144,19 @@ struct Loc {
     line: u64,
 }
 
+/// The `--skip-bad` file. Invariant: its first `at_commit` bytes are the
+/// rows rejected up to the last commit (and, on a resume, those of the loads
+/// before); a failed load cuts it back to them, so the resume command, which
+/// appends (`--skip` > 0), neither loses nor repeats a rejected row.
 struct Rejects {
     path: PathBuf,
     out: io::BufWriter<File>,
     count: u64,
+    /// Bytes in the file: those it had when the load began plus those written.
+    written: u64,
+    at_commit: u64,
+    /// `written` when the commit under way (`Loader::committing`) began.
+    at_committing: u64,
 }
 
 struct Loader {
@@ -273,11 +282,24 @@ pub fn run(a: Args) -> CliResult {
         cleanup.path = Some(a.path.clone());
     }
     let rejects = match &a.skip_bad {
-        Some(p) => Some(Rejects {
-            path: p.clone(),
-            out: io::BufWriter::new(File::create(p).map_err(|e| Failure::io(p.display(), e))?),
-            count: 0,
-        }),
+        Some(p) => {
+            // A resume (`--skip`) adds to the rejects of the loads before it.
+            let f = if a.skip > 0 {
+                File::options().create(true).append(true).open(p)
+            } else {
+                File::create(p)
+            }
+            .map_err(|e| Failure::io(p.display(), e))?;
+            let len = f.metadata().map_err(|e| Failure::io(p.display(), e))?.len();
+            Some(Rejects {
+                path: p.clone(),
+                out: io::BufWriter::new(f),
+                count: 0,
+                written: len,
+                at_commit: len,
+                at_committing: len,
+            })
+        }
         None => None,
     };
     if let Some(m) = value::unsupported(store.schema()) {
@@ -395,12 +417,11 @@ fn loc_text(names: &[String], formats: &[Format], l: Loc) -> String {
 fn open_input(p: &Path) -> Result<Box<dyn Read + Send>, Failure> {
     let name = input_name(p);
     let file = if p.as_os_str() == "-" {
-        use std::os::fd::AsFd;
-        io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(File::from)
-            .map_err(|e| Failure::io(&name, e))?
+        #[cfg(unix)]
+        let own = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned();
+        #[cfg(windows)]
+        let own = std::os::windows::io::AsHandle::as_handle(&io::stdin()).try_clone_to_owned();
+        own.map(File::from).map_err(|e| Failure::io(&name, e))?
     } else {
         File::open(p).map_err(|e| Failure::io(&name, e))?
     };
@@ -545,11 +566,17 @@ impl Loader {
     /// Commits the rows appended so far, `at` being the last of them.
     fn commit_batch(&mut self, at: Loc) -> Result<(), Failure> {
         self.committing = Some(Some(at));
+        if let Some(r) = &mut self.rejects {
+            r.at_committing = r.written;
+        }
         self.store.commit()?;
         self.committing = None;
         self.committed_rows = self.rows;
         self.committed_input_rows = self.input_rows;
         self.last_committed = Some(at);
+        if let Some(r) = &mut self.rejects {
+            r.at_commit = r.written;
+        }
         Ok(())
     }
 
@@ -580,6 +607,7 @@ impl Loader {
             let mut line = format!("{loc}: {reason}\t").into_bytes();
             line.extend_from_slice(&raw());
             line.push(b'\n');
+            r.written += line.len() as u64;
             return r
                 .out
                 .write_all(&line)
@@ -627,8 +655,36 @@ impl Loader {
                     self.committed_input_rows = self.input_rows;
                     self.last_committed = at;
                     all_committed = at.is_none();
+                    if let Some(r) = &mut self.rejects {
+                        r.at_commit = r.at_committing;
+                    }
                 }
             }
+        }
+        // The rejects file keeps the rows rejected up to the last commit:
+        // the resume command sees the rest of the input again.
+        let mut rejects_note = None;
+        if let Some(r) = &mut self.rejects {
+            let keep = if all_committed {
+                r.written
+            } else {
+                r.at_commit
+            };
+            let cut = r
+                .out
+                .flush()
+                .and_then(|()| r.out.get_ref().set_len(keep))
+                .and_then(|()| r.out.get_ref().sync_all());
+            rejects_note = Some(match cut {
+                Ok(()) => format!(
+                    "{} keeps the rows rejected up to the last commit (a resume appends to it)",
+                    r.path.display()
+                ),
+                Err(e) => format!(
+                    "{}: {e}; it may list rows rejected after the last commit, which a resume lists again",
+                    r.path.display()
+                ),
+            });
         }
         let p = path.display();
         let mut msg = match signal {
@@ -675,6 +731,9 @@ impl Loader {
                 msg.push_str(&format!(
                     "\n  (feed it the same input again: it skips the first {skip} rows)"
                 ));
+            }
+            if let Some(n) = rejects_note {
+                msg.push_str(&format!("\n  {n}"));
             }
         }
         let code = match signal {

@@ -241,6 +241,7 @@ fn beside_writer(mut r: RawReader, a: &Args) -> CliResult {
                     progress.clear();
                     return Err(expired(e, views, rep.pages_checked));
                 }
+                crate::common::backoff(views);
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -283,6 +284,7 @@ fn beside_writer(mut r: RawReader, a: &Args) -> CliResult {
                         return Err(expired(e, views, rep.pages_checked));
                     }
                     rep.pages_rechecked += p.pages_per_group;
+                    crate::common::backoff(views);
                     restart = true;
                     break;
                 }
