@@ -70,12 +70,15 @@ use recmap::Store;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::{interleaved, timed};
+// Positional reads on every platform (`std::os::unix::fs::FileExt` on Unix).
+#[path = "../tests/common/file_at.rs"]
+mod file_at;
+use file_at::FileAt;
 
 recmap::record! {
     /// 64 bytes: eight words derived from the record's index.
