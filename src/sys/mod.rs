@@ -1,19 +1,46 @@
-//! The crate's only unsafe code: mapping the file, preallocating space, and
-//! the `Pod` impls bytemuck's derive cannot write.
+//! The crate's only unsafe code: mapping the file, the system calls around
+//! it (preallocation, locks, hints, waits), and the `Pod` impls bytemuck's
+//! derive cannot write.
 //!
-//! Everything here is small and exposes a safe interface; the rest of the
-//! crate is `#![deny(unsafe_code)]`.
+//! This file is the one safe interface the rest of the crate uses, and the
+//! platform-neutral part of it: the mappings (`RecordMap`, `SharedMap`,
+//! `AtomicMap`), their record windows, and the racy copies and seqlock
+//! loads readers use. What differs by platform lives in one file per
+//! platform behind the same functions: `unix.rs` (Linux, with fallbacks for
+//! other Unixes) and `windows.rs`. Each platform file provides exactly the
+//! items re-exported below, plus `advise_map` and `page_resident` for the
+//! mappings here.
+//!
+//! Everything here exposes a safe interface; the rest of the crate is
+//! `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
-mod file;
-mod wait;
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod platform;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod platform;
+#[cfg(not(any(unix, windows)))]
+compile_error!("recmap supports Unix and Windows only");
 
 #[cfg(target_os = "linux")]
-pub(crate) use file::ofd;
-pub(crate) use file::{
-    data_extent, drop_cache, fadvise, preallocate, rename_noreplace, start_writeback, Fadvise,
+pub(crate) use platform::ofd;
+use platform::{advise_map, fadvise, page_resident};
+pub(crate) use platform::{
+    data_extent, drop_cache, preallocate, rename_noreplace, start_writeback, wait_on, wake_all,
 };
-pub(crate) use wait::{wait_on, wake_all};
+
+/// An access hint for a mapping (`madvise` on Unix) or a file
+/// (`posix_fadvise` on Linux); platforms without the call ignore it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hint {
+    Normal,
+    Random,
+    Sequential,
+    WillNeed,
+    DontNeed,
+}
 
 use crate::record::FixedStr;
 use memmap2::{Mmap, MmapOptions, MmapRaw};
@@ -601,42 +628,17 @@ impl<const LEN: usize> AtomicMap<LEN> {
     }
 }
 
-/// `madvise(base, len, advice)` for a page-aligned range of a live shared,
-/// read-only file mapping (Unix; a no-op elsewhere). Best effort: a refusal
-/// is logged.
-fn madvise(base: *const u8, len: usize, advice: i32) {
-    #[cfg(unix)]
-    {
-        // SAFETY: callers pass a page-aligned range inside a live mapping of
-        // a file, shared and read-only; no advice given here writes memory.
-        let rc = unsafe { libc::madvise(base as *mut libc::c_void, len, advice) };
-        if rc != 0 {
-            tracing::debug!(error = %io::Error::last_os_error(), advice, "madvise refused");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (base, len, advice);
-}
-
 /// Applies an access pattern to the mapping `[base, base + len)` of `file`
 /// and to the file itself (see `crate::access`).
 fn set_pattern(base: *const u8, len: usize, file: &File, pattern: crate::access::AccessPattern) {
     use crate::access::AccessPattern as P;
-    #[cfg(unix)]
-    let m = match pattern {
-        P::Random => libc::MADV_RANDOM,
-        P::Sequential => libc::MADV_SEQUENTIAL,
-        P::Normal => libc::MADV_NORMAL,
+    let h = match pattern {
+        P::Random => Hint::Random,
+        P::Sequential => Hint::Sequential,
+        P::Normal => Hint::Normal,
     };
-    #[cfg(not(unix))]
-    let m = 0;
-    madvise(base, len, m);
-    let f = match pattern {
-        P::Random => Fadvise::Random,
-        P::Sequential => Fadvise::Sequential,
-        P::Normal => Fadvise::Normal,
-    };
-    fadvise(file, 0, 0, f);
+    advise_map(base, len, h);
+    fadvise(file, 0, 0, h);
 }
 
 /// `advice` for bytes `[offset, offset + len)` of the mapping `[base, base +
@@ -659,21 +661,12 @@ fn advise_range(
         return;
     }
     let (at, n) = (start as usize, (end - start) as usize);
-    #[cfg(unix)]
-    let (m, f) = match advice {
-        crate::access::Advice::WillNeed => (libc::MADV_WILLNEED, Fadvise::WillNeed),
-        crate::access::Advice::DontNeed => (libc::MADV_DONTNEED, Fadvise::DontNeed),
+    let h = match advice {
+        crate::access::Advice::WillNeed => Hint::WillNeed,
+        crate::access::Advice::DontNeed => Hint::DontNeed,
     };
-    #[cfg(not(unix))]
-    let (m, f) = (
-        0,
-        match advice {
-            crate::access::Advice::WillNeed => Fadvise::WillNeed,
-            crate::access::Advice::DontNeed => Fadvise::DontNeed,
-        },
-    );
-    madvise(base.wrapping_add(at), n, m);
-    fadvise(file, at as u64, n as u64, f);
+    advise_map(base.wrapping_add(at), n, h);
+    fadvise(file, at as u64, n as u64, h);
 }
 
 impl RecordMap {
@@ -713,9 +706,9 @@ impl SharedMap {
 }
 
 /// True if the page holding byte `offset` of the mapping `[base, base +
-/// map_len)` is in the page cache (`mincore`), or if that cannot be told
-/// (then prefetching is not worth it either). Offsets past the mapping count
-/// as resident.
+/// map_len)` is in the page cache, or if that cannot be told (then
+/// prefetching is not worth it either). Offsets past the mapping count as
+/// resident.
 fn resident(base: *const u8, map_len: usize, offset: u64) -> bool {
     let page = crate::format::PAGE_SIZE as usize;
     let Ok(at) = usize::try_from(offset / page as u64 * page as u64) else {
@@ -724,20 +717,7 @@ fn resident(base: *const u8, map_len: usize, offset: u64) -> bool {
     if at >= map_len {
         return true;
     }
-    #[cfg(target_os = "linux")]
-    {
-        let mut v = 0u8;
-        // SAFETY: `at` is a page-aligned offset inside the live mapping
-        // (checked above), so `[base + at, + page)` lies in it; mincore writes
-        // one byte per page of that range, into `v`.
-        let rc = unsafe { libc::mincore(base.add(at) as *mut libc::c_void, page, &mut v) };
-        rc != 0 || v & 1 == 1
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = base;
-        true
-    }
+    page_resident(base.wrapping_add(at), page)
 }
 
 impl RecordMap {

@@ -1,13 +1,20 @@
-//! The file-level system calls of the crate's unsafe code: preallocating
-//! space, dropping a file's cached pages, `posix_fadvise`, renaming without
-//! replacing, open-file-description byte-range locks, finding the data
-//! extents of a sparse file, and starting writeback early.
+//! The Unix side of `sys` (Linux, with fallbacks for other Unixes): the
+//! file-level system calls (preallocating space, dropping a file's cached
+//! pages, `posix_fadvise`, renaming without replacing, open-file-description
+//! byte-range locks, finding the data extents of a sparse file, starting
+//! writeback early), `madvise` and `mincore` on the mappings, and sleeping
+//! on a word of a shared mapping (futexes).
 //!
 //! Every function is safe to call; each `unsafe` block passes only integer
-//! arguments and descriptors of files that outlive the call.
+//! arguments, descriptors of files that outlive the call, or addresses
+//! inside live mappings.
 
+use super::Hint;
 use std::fs::File;
 use std::io;
+use std::sync::atomic::AtomicU32;
+#[cfg(not(target_os = "linux"))]
+use std::sync::atomic::Ordering;
 
 /// Makes `[from, to)` of `file` allocated, extending its length to `to`.
 ///
@@ -236,28 +243,18 @@ pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     }
 }
 
-/// `posix_fadvise` advice (Linux; a no-op elsewhere).
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Fadvise {
-    Normal,
-    Random,
-    Sequential,
-    WillNeed,
-    DontNeed,
-}
-
-/// `posix_fadvise(file, offset, len, advice)`, best effort (`len` 0: to the
-/// end of the file).
-pub(crate) fn fadvise(file: &File, offset: u64, len: u64, advice: Fadvise) {
+/// `posix_fadvise(file, offset, len, hint)` (Linux; a no-op on other
+/// Unixes), best effort (`len` 0: to the end of the file).
+pub(super) fn fadvise(file: &File, offset: u64, len: u64, hint: Hint) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let a = match advice {
-            Fadvise::Normal => libc::POSIX_FADV_NORMAL,
-            Fadvise::Random => libc::POSIX_FADV_RANDOM,
-            Fadvise::Sequential => libc::POSIX_FADV_SEQUENTIAL,
-            Fadvise::WillNeed => libc::POSIX_FADV_WILLNEED,
-            Fadvise::DontNeed => libc::POSIX_FADV_DONTNEED,
+        let a = match hint {
+            Hint::Normal => libc::POSIX_FADV_NORMAL,
+            Hint::Random => libc::POSIX_FADV_RANDOM,
+            Hint::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+            Hint::WillNeed => libc::POSIX_FADV_WILLNEED,
+            Hint::DontNeed => libc::POSIX_FADV_DONTNEED,
         };
         let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
             return;
@@ -266,11 +263,96 @@ pub(crate) fn fadvise(file: &File, offset: u64, len: u64, advice: Fadvise) {
         // valid for the lifetime of `file`, which outlives the call.
         let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, n, a) };
         if rc != 0 {
-            tracing::debug!(errno = rc, ?advice, "posix_fadvise refused");
+            tracing::debug!(errno = rc, ?hint, "posix_fadvise refused");
         }
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (file, offset, len, advice);
+        let _ = (file, offset, len, hint);
+    }
+}
+
+/// `madvise(base, len, hint)` for a page-aligned range of a live shared,
+/// read-only file mapping. Best effort: a refusal is logged.
+pub(super) fn advise_map(base: *const u8, len: usize, hint: Hint) {
+    let advice = match hint {
+        Hint::Normal => libc::MADV_NORMAL,
+        Hint::Random => libc::MADV_RANDOM,
+        Hint::Sequential => libc::MADV_SEQUENTIAL,
+        Hint::WillNeed => libc::MADV_WILLNEED,
+        Hint::DontNeed => libc::MADV_DONTNEED,
+    };
+    // SAFETY: callers pass a page-aligned range inside a live mapping of a
+    // file, shared and read-only; no advice given here writes memory.
+    let rc = unsafe { libc::madvise(base as *mut libc::c_void, len, advice) };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), advice, "madvise refused");
+    }
+}
+
+/// True if the `page` bytes at `at` (page-aligned, inside a live mapping)
+/// are in the page cache (Linux `mincore`), or if that cannot be told.
+pub(super) fn page_resident(at: *const u8, page: usize) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut v = 0u8;
+        // SAFETY: callers pass a page-aligned address of a page inside a
+        // live mapping; mincore writes one byte per page of that range, into
+        // `v`.
+        let rc = unsafe { libc::mincore(at as *mut libc::c_void, page, &mut v) };
+        rc != 0 || v & 1 == 1
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (at, page);
+        true
+    }
+}
+
+/// Sleeps until `word` may differ from `expected` or `timeout` passes.
+/// Linux: a shared futex wait (the word lives in a shared mapping, so
+/// writers in other processes wake it). Elsewhere: a short sleep.
+pub(crate) fn wait_on(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
+    #[cfg(target_os = "linux")]
+    {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // FUTEX_WAIT (not PRIVATE: other processes' wakes reach it) only
+        // reads the word and sleeps; spurious returns are fine, callers loop.
+        // SAFETY: `word` is a valid aligned atomic that outlives the call,
+        // `ts` a valid relative timeout.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                &ts as *const libc::timespec,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        if word.load(Ordering::Acquire) == expected {
+            std::thread::sleep(timeout.min(std::time::Duration::from_micros(200)));
+        }
+    }
+}
+
+/// Wakes every process waiting in `wait_on(word, …)`.
+pub(crate) fn wake_all(word: &AtomicU32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: as in `wait_on`; FUTEX_WAKE does not access memory beyond
+        // using the address as a key.
+        unsafe {
+            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = word;
     }
 }
