@@ -36,7 +36,7 @@
 //! See `docs/format.md` (the byte-exact contract), `docs/durability.md`
 //! (what survives a crash) and `docs/concurrency.md` (locks).
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
 extern crate self as recmap;
