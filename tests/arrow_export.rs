@@ -309,6 +309,66 @@ fn convert_refuses_a_partial_record() {
     assert_eq!((b.num_rows(), b.num_columns()), (3, 0));
 }
 
+#[test]
+fn strings_replace_invalid_utf8_value_by_value() {
+    // str[3] then a u8: valid text, text cut at a NUL, a lone invalid byte,
+    // and the two halves of "é" (C3 A9) in two records: together they are
+    // valid UTF-8, each alone is not.
+    let schema = Schema::parse("s:str[3]?,n:u8,_valid:validity[1],_pad0:bytes[3]").unwrap();
+    let size = schema.record_size as usize;
+    let texts: [&[u8]; 6] = [b"abc", b"a\0z", &[0xFF], &[0xC3], &[0xA9], b"ok"];
+    let mut records = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let mut r = vec![0u8; size];
+        r[..t.len()].copy_from_slice(t);
+        r[3] = i as u8;
+        let (at, mask) = schema.validity_bit(schema.field("s").unwrap()).unwrap();
+        // Record 5 is null: its bytes are not text.
+        if i != 5 {
+            r[at as usize] |= mask;
+        }
+        records.extend_from_slice(&r);
+    }
+    let c = ra::Converter::new(&schema);
+    let b = c.convert(&records).unwrap();
+    let s = b.column(0).as_string::<i32>();
+    let got: Vec<Option<&str>> = s.iter().collect();
+    assert_eq!(
+        got,
+        [
+            Some("abc"),
+            Some("a"),
+            Some("\u{FFFD}"),
+            Some("\u{FFFD}"),
+            Some("\u{FFFD}"),
+            None
+        ]
+    );
+    // One column alone is the same column; the other one too.
+    assert_eq!(
+        c.convert_column(0, &records).unwrap().as_ref(),
+        b.column(0).as_ref()
+    );
+    assert_eq!(
+        c.convert_column(1, &records)
+            .unwrap()
+            .as_primitive::<UInt8Type>()
+            .values(),
+        &[0u8, 1, 2, 3, 4, 5]
+    );
+    assert!(c.convert_column(2, &records).is_err());
+    assert!(c.convert_column(0, &records[..size + 1]).is_err());
+    // Without the bad records the fast path keeps every value as it is.
+    let b = c.convert(&records[..2 * size]).unwrap();
+    let got: Vec<Option<&str>> = b.column(0).as_string::<i32>().iter().collect();
+    assert_eq!(got, [Some("abc"), Some("a")]);
+    // The halves of one character, alone in a batch: valid as one buffer,
+    // still invalid value by value.
+    let b = c.convert(&records[3 * size..5 * size]).unwrap();
+    let got: Vec<Option<&str>> = b.column(0).as_string::<i32>().iter().collect();
+    assert_eq!(got, [Some("\u{FFFD}"), Some("\u{FFFD}")]);
+}
+
 #[cfg(feature = "cli")]
 mod cli {
     use super::*;
@@ -422,6 +482,58 @@ mod cli {
             first += b.num_rows() as u64;
         }
         assert_eq!(first, 4000);
+    }
+
+    #[test]
+    fn seconds_past_the_millisecond_range_stop_a_parquet_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.rmap");
+        let schema = Schema::parse("id:u32,_pad0:bytes[4],t:timestamp[s]").unwrap();
+        let mut s = RawStore::create(&path, &schema).unwrap();
+        for t in [0i64, -5, i64::MAX / 100] {
+            let mut r = vec![0u8; 16];
+            r[8..].copy_from_slice(&t.to_le_bytes());
+            s.push(&r).unwrap();
+        }
+        s.commit().unwrap();
+        drop(s);
+        let out = run(&["export", path.to_str().unwrap(), "--format", "parquet"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("field t") && err.contains("outside the range"),
+            "{err}"
+        );
+        // Arrow keeps seconds: the same store exports.
+        let ok = export(&path, &["--format", "arrow"]);
+        let r = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(ok), None).unwrap();
+        let b = r.into_iter().next().unwrap().unwrap();
+        assert_eq!(
+            b.column(1).as_primitive::<TimestampSecondType>().values(),
+            &[0, -5, i64::MAX / 100]
+        );
+        // Values in range are milliseconds in Parquet.
+        let path = dir.path().join("ok.rmap");
+        let mut s = RawStore::create(&path, &schema).unwrap();
+        for t in [0i64, -5] {
+            let mut r = vec![0u8; 16];
+            r[8..].copy_from_slice(&t.to_le_bytes());
+            s.push(&r).unwrap();
+        }
+        s.commit().unwrap();
+        drop(s);
+        let pq = export(&path, &["--format", "parquet"]);
+        let r = ParquetRecordBatchReaderBuilder::try_new(file(&dir, pq))
+            .unwrap()
+            .build()
+            .unwrap();
+        let b = r.into_iter().next().unwrap().unwrap();
+        assert_eq!(
+            b.column(1)
+                .as_primitive::<TimestampMillisecondType>()
+                .values(),
+            &[0, -5000]
+        );
     }
 
     #[test]
