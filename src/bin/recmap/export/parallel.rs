@@ -428,8 +428,10 @@ impl<W: Write + Send> ParallelParquet<W> {
         let mut direct = Vec::new();
         let mut descrs = Vec::new();
         for i in 0..leaves {
-            let d = flat
-                .then(|| fields[i])
+            let d = fields
+                .get(i)
+                .filter(|_| flat)
+                .copied()
                 .filter(|f| f.count == 1)
                 .and_then(|f| Kind::of(f.ty).map(|k| (f, k)))
                 .filter(|(_, k)| descr.column(i).physical_type() == k.physical());
