@@ -135,7 +135,7 @@ impl FieldCodec {
     /// True if `text` is one of the null tokens.
     #[inline]
     fn is_null_token(&self, text: &[u8]) -> bool {
-        self.null_tokens.iter().any(|t| **t == *text)
+        self.null_tokens.iter().any(|t| fast::bytes_eq(t, text))
     }
 
     /// Stores a null: the value's bytes zeroed and the validity bit cleared.
