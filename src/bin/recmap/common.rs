@@ -620,3 +620,24 @@ impl Drop for RemoveOnFail {
         }
     }
 }
+
+/// How long a writer's open keeps trying while the store is `Locked`.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs `open` (a writer's open), again every 10 ms for up to half a second
+/// while it fails with `Locked`. A lock can outlive its handle for a moment:
+/// `flock` locks belong to the open file, and a child that a multithreaded
+/// program forks while the handle is open holds it until the child's `exec`
+/// closes it. A writer that really holds the store still gets `Locked`,
+/// half a second later (`--wait`, where a command has it, waits for good).
+pub fn open_writer<R>(mut open: impl FnMut() -> recmap::Result<R>) -> recmap::Result<R> {
+    let start = std::time::Instant::now();
+    loop {
+        match open() {
+            Err(recmap::Error::Locked { .. }) if start.elapsed() < LOCK_GRACE => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
+}

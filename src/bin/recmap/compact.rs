@@ -78,9 +78,9 @@ pub fn run(a: Args) -> CliResult {
         return copy(&a, out);
     }
     let path = a.path.display().to_string();
-    let mut store = Options::new()
-        .wait_for_lock(a.wait)
-        .open_raw(&a.path, None)?;
+    let mut store = crate::common::open_writer(|| {
+        Options::new().wait_for_lock(a.wait).open_raw(&a.path, None)
+    })?;
     // Under the lock: no writer can change the sizes between here and the end.
     let (data_before, log_before) = (len_of(&a.path), len_of(&side(&a.path, "-wal")));
     // Opening a writer replays and folds in any log; this is for certain.

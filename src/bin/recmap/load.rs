@@ -247,22 +247,24 @@ pub fn run(a: Args) -> CliResult {
     }
     // Declared before the store so it runs after the store is dropped.
     let mut cleanup = RemoveOnFail { path: None };
-    let store = Options::new()
-        .create(true)
-        .open_raw(&a.path, schema.as_ref())
-        .map_err(|e| match e {
-            recmap::Error::SchemaMismatch {
-                path,
-                stored,
-                requested,
-            } => Failure::usage(format!(
-                "{}: the given schema does not match the stored one\n  stored: {}\n  given:  {}",
-                path.display(),
-                stored.spec(),
-                requested.spec()
-            )),
-            e => e.into(),
-        });
+    let store = crate::common::open_writer(|| {
+        Options::new()
+            .create(true)
+            .open_raw(&a.path, schema.as_ref())
+    })
+    .map_err(|e| match e {
+        recmap::Error::SchemaMismatch {
+            path,
+            stored,
+            requested,
+        } => Failure::usage(format!(
+            "{}: the given schema does not match the stored one\n  stored: {}\n  given:  {}",
+            path.display(),
+            stored.spec(),
+            requested.spec()
+        )),
+        e => e.into(),
+    });
     let store = match store {
         Ok(s) => s,
         Err(f) => {

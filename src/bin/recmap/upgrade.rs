@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let mut store = RawStore::open(&a.path)?;
+    let mut store = crate::common::open_writer(|| RawStore::open(&a.path))?;
     let before = store.info().format_version;
     let upgraded = store.upgrade()?;
     store.checkpoint()?;
