@@ -11,7 +11,9 @@
 # Fails, with a message saying why, if anything cannot be installed: a
 # Windows step that cannot run is a failure, never a skip.
 #
-# Extra arguments go to `cargo test` (e.g. `--test smoke`).
+# Extra arguments go to `cargo test` (e.g. `--test smoke`); a full run
+# (none, or only --no-fail-fast) also runs examples/ipc_flag as two
+# Windows processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -79,10 +81,24 @@ cp "$shim" "$sys32/bcryptprimitives.dll"
 
 # 4. The suite. Wine's own processes (wineserver) outlive a test binary by a
 # few seconds; `wineserver -w` waits for them at the end.
+# Wine starts a process in tens of milliseconds and runs the cross-process
+# stress tests several times slower than Linux: fewer kills and shorter
+# stress runs keep the step within its budget (the Linux step runs the
+# defaults). Set them to override.
+export RECMAP_CRASH_ITERATIONS=${RECMAP_CRASH_ITERATIONS:-10}
+export RECMAP_ISOLATION_SECONDS=${RECMAP_ISOLATION_SECONDS:-4}
+export RECMAP_STRESS_SECONDS=${RECMAP_STRESS_SECONDS:-5}
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$WINE"
 echo "windows.sh: cargo test --release --target $target under $("$WINE" --version)"
 status=0
 cargo test --release --target "$target" "$@" || status=$?
+# The two-process demo: a Windows process creates a named store and waits
+# (a reader, wait_for_commit) while a second one opens it as the writer and
+# sets the flag. Only in a full run (no arguments).
+if [ $# -eq 0 ] || [ "$*" = --no-fail-fast ]; then
+    echo "windows.sh: examples/ipc_flag as two Windows processes"
+    cargo run --release --target "$target" --example ipc_flag || status=$?
+fi
 "$(dirname "$WINE")/wineserver" -w 2>/dev/null || true
 exit "$status"

@@ -16,7 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::fileio::write_all_at;
-use crate::sys::AtomicMap;
+use crate::sys::{AtomicMap, LockKind};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
@@ -449,11 +449,11 @@ impl Coord {
                 // Left by an older recmap: no process of ours can be using it
                 // (they would have rewritten it), and readers of that version
                 // hold its shared lock while they live.
-                match file.try_lock() {
+                match crate::sys::try_lock(&file, LockKind::Exclusive) {
                     Ok(()) => {
                         let zeros = vec![0u8; COORD_LEN];
                         let r = write_all_at(&file, &zeros, 0);
-                        let _ = file.unlock();
+                        let _ = crate::sys::unlock(&file);
                         r.map_err(|e| space_error(&path, COORD_LEN as u64, e))?;
                         head = [0u8; 16];
                     }
@@ -681,28 +681,27 @@ impl Coord {
     /// Takes the shared lock a reader holds for its lifetime (waits only
     /// while a shrink is in progress).
     pub(crate) fn lock_shared(&self) -> Result<()> {
-        self.file
-            .lock_shared()
+        crate::sys::lock(&self.file, LockKind::Shared)
             .map_err(|e| Error::io("lock coordination file", &self.path, e))
     }
 
     /// Tries the exclusive lock that shrinking needs; `ReadersPresent` if a
     /// reader holds the shared one. Released by `unlock`.
     pub(crate) fn try_lock_exclusive(&self) -> Result<()> {
-        match self.file.try_lock() {
+        match crate::sys::try_lock(&self.file, LockKind::Exclusive) {
             // Belt and braces: a handle that claimed the data file (`Claim`)
             // but has not yet taken its shared lock here, or one that uses
             // another coordination file, is a reader too.
             Ok(()) => match self._claim.others() {
                 Ok(false) => Ok(()),
                 Ok(true) => {
-                    let _ = self.file.unlock();
+                    self.unlock();
                     Err(Error::ReadersPresent {
                         path: self.path.clone(),
                     })
                 }
                 Err(e) => {
-                    let _ = self.file.unlock();
+                    self.unlock();
                     Err(Error::io("test data file locks", &self.path, e))
                 }
             },
@@ -714,7 +713,7 @@ impl Coord {
     }
 
     pub(crate) fn unlock(&self) {
-        let _ = self.file.unlock();
+        let _ = crate::sys::unlock(&self.file);
     }
 
     /// The word at `offset`, for loads.

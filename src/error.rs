@@ -206,8 +206,9 @@ pub enum Error {
         wanted: u64,
     },
     /// Shrinking the file was refused: reader processes have it mapped, and
-    /// a read of a page past the new end would kill them with `SIGBUS`.
-    /// Retry once the readers have closed.
+    /// a read of a page past the new end would kill them with `SIGBUS`
+    /// (on Windows, also: another program maps the file, which Windows
+    /// refuses to shrink). Retry once the readers have closed.
     #[error("{path}: readers have the store mapped; shrinking it now could crash them (SIGBUS)")]
     ReadersPresent {
         /// The store's data file.

@@ -52,9 +52,9 @@ pub const READ_TXN_TRIES: u32 = 100;
 /// exactly while one lives (pid checks would be fooled by pid reuse and pid
 /// namespaces).
 fn writer_alive(file: &File) -> bool {
-    match file.try_lock_shared() {
+    match crate::sys::try_lock(file, crate::sys::LockKind::Shared) {
         Ok(()) => {
-            let _ = file.unlock();
+            let _ = crate::sys::unlock(file);
             false
         }
         Err(_) => true,

@@ -201,7 +201,11 @@ fn hints_are_accepted_and_never_change_what_reads_return() {
     assert_eq!(s.raw().access_pattern(), AccessPattern::Sequential);
     s.extend((0..5000).map(rec)).unwrap();
     s.commit().unwrap();
-    for p in [AccessPattern::Random, AccessPattern::Normal, AccessPattern::Sequential] {
+    for p in [
+        AccessPattern::Random,
+        AccessPattern::Normal,
+        AccessPattern::Sequential,
+    ] {
         s.set_access(p);
         assert_eq!(s.raw().access_pattern(), p);
         s.advise(0..u64::MAX, Advice::WillNeed);

@@ -44,7 +44,8 @@
 //! `RECMAP_ISOLATION_SECONDS` sets the run time (default 12 s for
 //! `isolation_stress`, 300 s for the ignored `isolation_stress_long`);
 //! `RECMAP_ISOLATION_SEED` replays the parent's choices.
-#![cfg(unix)]
+//!
+//! On Windows the kill is `TerminateProcess` (`common::killed`).
 
 mod common;
 
@@ -52,7 +53,6 @@ use common::{mix, seed_from_env, Rng};
 use recmap::{Error, Options, Reader, Store};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -926,9 +926,8 @@ fn run_stress(default_secs: f64) {
         };
         let ready = drain(&rx, &mut t);
         if kill {
-            assert_eq!(
-                status.signal(),
-                Some(libc::SIGKILL),
+            assert!(
+                common::killed(&status),
                 "writer {id} (pid {pid}) failed before the kill: {status}\n{err}"
             );
             t.killed += 1;

@@ -240,6 +240,12 @@ impl RawStore {
     /// Crash-safe: the new checksum table is written in space no committed
     /// record or current table uses, the header pointing at it is made
     /// durable, and only then is the file truncated.
+    ///
+    /// On Windows, which refuses to shrink a file any process maps, the
+    /// handle unmaps the file for the truncation and maps it again; if
+    /// another program still maps it, the shorter layout stays committed,
+    /// the file keeps its length (which opens fine) and the result is
+    /// `ReadersPresent`: compact again once that program has closed.
     pub fn compact(&mut self) -> Result<u64> {
         self.check_writable()?;
         if self.has_uncommitted() {
@@ -288,7 +294,33 @@ impl RawStore {
             .metadata()
             .map_err(|e| Error::io("stat", &self.path, e))?
             .len();
-        if let Err(e) = self.file.set_len(new_len) {
+        if sys::UNMAP_BEFORE_SHRINK {
+            // Windows: no view of the file may stay mapped (this handle's
+            // included), or the truncation fails. The empty map lends
+            // nothing until the file is mapped again below.
+            self.map = sys::RecordMap::map(&self.file, 0)
+                .map_err(|e| Error::io("unmap", &self.path, e))?;
+        }
+        let cut = self.file.set_len(new_len);
+        if sys::UNMAP_BEFORE_SHRINK {
+            self.map = match sys::RecordMap::map(&self.file, self.layout.file_len()) {
+                Ok(m) => m,
+                Err(e) => return Err(self.poison("mmap", e)),
+            };
+            self.map.set_pattern(&self.file, self.pattern);
+            self.sync_window();
+        }
+        if let Err(e) = cut {
+            if mapped_elsewhere(&e) {
+                // Another program maps the file (readers of this store
+                // were refused above): the shorter layout is committed and
+                // the file keeps its length, which the layout allows;
+                // compact again once it has closed.
+                tracing::warn!(error = %e, "compact: the file is mapped by another program; not shrunk");
+                return Err(Error::ReadersPresent {
+                    path: self.path.clone(),
+                });
+            }
             return Err(self.poison("truncate", e));
         }
         self.observe(IoEvent::SetLen { len: new_len });
@@ -297,4 +329,10 @@ impl RawStore {
         tracing::info!(old_len = actual, new_len, "compacted");
         Ok(actual.saturating_sub(new_len))
     }
+}
+
+/// True for Windows' refusal to shrink a file another process maps
+/// (`ERROR_USER_MAPPED_FILE`, 1224); never on Unix.
+fn mapped_elsewhere(e: &std::io::Error) -> bool {
+    sys::UNMAP_BEFORE_SHRINK && e.raw_os_error() == Some(1224)
 }

@@ -44,11 +44,14 @@ use std::path::Path;
 use std::time::Instant;
 
 fn lock(file: &File, path: &Path, access: Access, wait: bool) -> Result<()> {
-    let r = match (access, wait) {
-        (Access::Write, false) => file.try_lock(),
-        (Access::ReadOnly, false) => file.try_lock_shared(),
-        (Access::Write, true) => file.lock().map_err(TryLockError::Error),
-        (Access::ReadOnly, true) => file.lock_shared().map_err(TryLockError::Error),
+    let kind = match access {
+        Access::Write => sys::LockKind::Exclusive,
+        Access::ReadOnly => sys::LockKind::Shared,
+    };
+    let r = if wait {
+        sys::lock(file, kind).map_err(TryLockError::Error)
+    } else {
+        sys::try_lock(file, kind)
     };
     match r {
         Ok(()) => Ok(()),

@@ -28,8 +28,26 @@ compile_error!("recmap supports Unix and Windows only");
 pub(crate) use platform::ofd;
 use platform::{advise_map, fadvise, page_resident};
 pub(crate) use platform::{
-    data_extent, drop_cache, preallocate, rename_noreplace, start_writeback, wait_on, wake_all,
+    data_extent, drop_cache, lock, preallocate, rename_noreplace, start_writeback, try_lock,
+    unlock, wait_on, wake_all, UNMAP_BEFORE_SHRINK,
 };
+
+/// The kind of a whole-file lock (`lock`, `try_lock`, `unlock`).
+///
+/// These are the store's locks on its data file and coordination file: a
+/// lock belongs to the handle that took it (and its duplicates), excludes
+/// other handles' conflicting locks, in this process or another, is
+/// released by `unlock` or when the handle closes (or its process dies),
+/// and never affects reading or writing the file. On Unix they are `flock`
+/// (std's `File::lock`). Windows byte-range locks are mandatory (a lock on
+/// a file's bytes makes other handles' `ReadFile` and `WriteFile` of them
+/// fail), so there they lock one byte far past any file's end, which no
+/// read or write reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    Shared,
+    Exclusive,
+}
 
 /// An access hint for a mapping (`madvise` on Unix) or a file
 /// (`posix_fadvise` on Linux); platforms without the call ignore it.

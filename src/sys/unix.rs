@@ -9,8 +9,9 @@
 //! arguments, descriptors of files that outlive the call, or addresses
 //! inside live mappings.
 
-use super::Hint;
+use super::{Hint, LockKind};
 use std::fs::File;
+use std::fs::TryLockError;
 use std::io;
 use std::sync::atomic::AtomicU32;
 #[cfg(not(target_os = "linux"))]
@@ -355,4 +356,31 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     {
         let _ = word;
     }
+}
+
+/// Whether a file must be unmapped before it may shrink: not on Unix (a
+/// mapping past the new end faults only when touched).
+pub(crate) const UNMAP_BEFORE_SHRINK: bool = false;
+
+/// Takes a `kind` lock on `file`, waiting while another handle holds a
+/// conflicting one (see `LockKind`): `flock`.
+pub(crate) fn lock(file: &File, kind: LockKind) -> io::Result<()> {
+    match kind {
+        LockKind::Shared => file.lock_shared(),
+        LockKind::Exclusive => file.lock(),
+    }
+}
+
+/// `lock` without waiting: `WouldBlock` if another handle holds a
+/// conflicting lock.
+pub(crate) fn try_lock(file: &File, kind: LockKind) -> Result<(), TryLockError> {
+    match kind {
+        LockKind::Shared => file.try_lock_shared(),
+        LockKind::Exclusive => file.try_lock(),
+    }
+}
+
+/// Releases this handle's lock on `file`.
+pub(crate) fn unlock(file: &File) -> io::Result<()> {
+    file.unlock()
 }

@@ -1,11 +1,16 @@
 //! The Windows side of `sys`: the same functions as `unix.rs`, built on
-//! std's file calls. Where Windows has no counterpart of a Unix call (cache
-//! hints, sparse-extent queries, early writeback, futexes), the function is
-//! a no-op or a conservative answer, as documented on each.
+//! std's file calls and, for the store's locks, `LockFileEx`. Where Windows
+//! has no counterpart of a Unix call (cache hints, sparse-extent queries,
+//! early writeback, futexes), the function is a no-op or a conservative
+//! answer, as documented on each.
+//!
+//! Every `unsafe` block passes a handle of a file that outlives the call
+//! and a zeroed `OVERLAPPED` owned by the caller.
 
-use super::Hint;
-use std::fs::File;
+use super::{Hint, LockKind};
+use std::fs::{File, TryLockError};
 use std::io;
+use std::os::windows::io::AsRawHandle;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Makes `[from, to)` of `file` allocated, extending its length to `to`
@@ -75,4 +80,77 @@ pub(crate) fn wait_on(word: &AtomicU32, expected: u32, timeout: std::time::Durat
 /// poll.
 pub(crate) fn wake_all(word: &AtomicU32) {
     let _ = word;
+}
+
+/// Windows refuses to shrink a file while any view of it is mapped
+/// (`ERROR_USER_MAPPED_FILE`), the writer's own included: it unmaps first.
+pub(crate) const UNMAP_BEFORE_SHRINK: bool = true;
+
+/// The one byte every lock covers (see `LockKind`): far past the end of any
+/// file (NTFS files end below 2^44 bytes, so no read or write reaches it),
+/// and a lock past the end of a file is allowed and conflicts as any other.
+const LOCK_AT: u64 = 1 << 62;
+
+/// An `OVERLAPPED` naming `LOCK_AT` (the handles are synchronous: it only
+/// carries the offset).
+fn at_lock_byte() -> windows_sys::Win32::System::IO::OVERLAPPED {
+    let mut o = windows_sys::Win32::System::IO::OVERLAPPED::default();
+    o.Anonymous.Anonymous.Offset = LOCK_AT as u32;
+    o.Anonymous.Anonymous.OffsetHigh = (LOCK_AT >> 32) as u32;
+    o
+}
+
+fn lock_byte(file: &File, kind: LockKind, wait: bool) -> io::Result<()> {
+    use windows_sys::Win32::Storage::FileSystem::{
+        LockFileEx, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+    };
+    let mut flags = 0;
+    if kind == LockKind::Exclusive {
+        flags |= LOCKFILE_EXCLUSIVE_LOCK;
+    }
+    if !wait {
+        flags |= LOCKFILE_FAIL_IMMEDIATELY;
+    }
+    let mut o = at_lock_byte();
+    // SAFETY: the handle is valid for the lifetime of `file`, which outlives
+    // the call; `o` is a valid OVERLAPPED the call only reads (the handle is
+    // synchronous, so the call completes before returning).
+    let ok = unsafe { LockFileEx(file.as_raw_handle(), flags, 0, 1, 0, &mut o) };
+    if ok == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Takes a `kind` lock on `file`, waiting while another handle holds a
+/// conflicting one (see `LockKind`): `LockFileEx` of `LOCK_AT`.
+pub(crate) fn lock(file: &File, kind: LockKind) -> io::Result<()> {
+    lock_byte(file, kind, true)
+}
+
+/// `lock` without waiting: `WouldBlock` if another handle holds a
+/// conflicting lock (`ERROR_LOCK_VIOLATION`).
+pub(crate) fn try_lock(file: &File, kind: LockKind) -> Result<(), TryLockError> {
+    use windows_sys::Win32::Foundation::ERROR_LOCK_VIOLATION;
+    match lock_byte(file, kind, false) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32) => {
+            Err(TryLockError::WouldBlock)
+        }
+        Err(e) => Err(TryLockError::Error(e)),
+    }
+}
+
+/// Releases this handle's lock on `file` (`UnlockFileEx` of `LOCK_AT`).
+pub(crate) fn unlock(file: &File) -> io::Result<()> {
+    use windows_sys::Win32::Storage::FileSystem::UnlockFileEx;
+    let mut o = at_lock_byte();
+    // SAFETY: as in `lock_byte`.
+    let ok = unsafe { UnlockFileEx(file.as_raw_handle(), 0, 1, 0, &mut o) };
+    if ok == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

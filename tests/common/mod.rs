@@ -224,3 +224,20 @@ pub fn newest_slot(path: &Path) -> (usize, Header) {
         (Err(a), Err(b)) => panic!("no valid slot: {a}; {b}"),
     }
 }
+
+/// True if `status` is that of a child this process killed with
+/// `Child::kill`: `SIGKILL` on Unix; on Windows `TerminateProcess` with
+/// exit code 1 (what std passes), which a process that exits by itself
+/// could also return, so tests there also rely on their children never
+/// exiting with 1 (a panic exits with 101).
+pub fn killed(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal() == Some(libc::SIGKILL)
+    }
+    #[cfg(windows)]
+    {
+        status.code() == Some(1)
+    }
+}
