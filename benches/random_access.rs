@@ -77,6 +77,7 @@ mod common;
 use common::{interleaved, timed};
 // Positional reads on every platform (`std::os::unix::fs::FileExt` on Unix).
 #[path = "../tests/common/file_at.rs"]
+#[allow(dead_code)] // the bench only reads
 mod file_at;
 use file_at::FileAt;
 
