@@ -1,7 +1,8 @@
 //! `recmap bench`: builds a store of N records in a scratch directory and
 //! times reading one record (copied out) through recmap, `pread` and
 //! `BufReader` + seek + read, at random and sequentially; prints a table and
-//! optionally writes a hand-made SVG bar chart.
+//! optionally writes a hand-made SVG bar chart. `--sweep` (in `sweep`)
+//! grows one store through several sizes and times random reads at each.
 
 use crate::common::{human_bytes, CliResult, Failure, EXIT_OK};
 use crate::measure;
@@ -11,6 +12,8 @@ use std::hint::black_box;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+mod sweep;
 
 pub const HELP: &str = "\
 The store has the schema id:u64 plus a bytes[] pad up to --record-size
@@ -29,15 +32,27 @@ method (each one waits for the disk), and recmap's scan asks the kernel to
 read ahead of it (`advise(WillNeed)` of the next MiBs, a MiB ahead; the
 store keeps the default Random access pattern).
 
+With --sweep SIZES (e.g. 1M,4M,16M,64M,256M: integers or K/M/G suffixes,
+binary, strictly increasing), ONE store is grown from size to size (append,
+commit; never rebuilt) and at each size the random reads above are timed
+(warm, or cold with --cold; no scans). It prints one row per size (records,
+file size, ns/op per method) and --svg FILE writes a line chart (x = records,
+y = ns/op, both log scale). Progress goes to stderr. The largest size needs
+about records x record size of disk (256M x 64 bytes = 16 GiB); free space
+is not checked up front (the CLI has no portable free-space call): a full
+disk stops the sweep with the store's NoSpace error and the scratch
+directory is removed.
+
 Examples:
   recmap bench
+  recmap bench --sweep 1M,4M,16M,64M --reads 1000000 --dir /var/tmp --svg get-vs-size.svg
   recmap bench --cold --records 16000000
   recmap bench --records 5000000 --record-size 32 --reads 2000000 --svg bench.svg";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Records in the scratch store.
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, conflicts_with = "sweep", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub records: u64,
     /// Bytes per record (at least 8).
     #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=(16 << 20)))]
@@ -54,6 +69,9 @@ pub struct Args {
     /// Drop the file's cached pages before every timed pass (cold reads).
     #[arg(long)]
     pub cold: bool,
+    /// Grow one store through these sizes (e.g. 1M,4M,16M) and time random reads at each.
+    #[arg(long, value_name = "SIZES", value_parser = sweep::parse_sizes)]
+    pub sweep: Option<sweep::Sizes>,
 }
 
 /// Random reads per method with `--cold` at the most: each waits for the disk.
@@ -147,6 +165,11 @@ pub fn run(a: Args) -> CliResult {
     };
     let schema = Schema::parse(&spec).map_err(|e| Failure::usage(e.to_string()))?;
     let rs = schema.record_size as usize;
+    if let Some(sizes) = &a.sweep {
+        let points = sweep::run(&path, &schema, &sizes.0, a.reads, a.cold)?;
+        sweep::report(&points, rs, a.reads, a.cold, a.svg.as_deref())?;
+        return Ok(EXIT_OK);
+    }
     let n = a.records;
 
     // Write.
