@@ -55,7 +55,7 @@ fn well_formed(s: &str) -> Result<Vec<String>, String> {
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(format!("bad element name {name:?}"));
         }
-        if body.matches('"').count() % 2 != 0 {
+        if !body.matches('"').count().is_multiple_of(2) {
             return Err(format!("unbalanced quotes in <{body}>"));
         }
         for attr in body[name.len()..].split('"').step_by(2) {

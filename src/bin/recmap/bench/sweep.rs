@@ -345,7 +345,7 @@ fn short_ns(v: f64) -> String {
 /// `1048576` as `1M`, `1000` as `1000`: exact K/M/G multiples get a suffix.
 fn short_count(n: u64) -> String {
     for (shift, suffix) in [(30, "G"), (20, "M"), (10, "K")] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{}{suffix}", n >> shift);
         }
     }
