@@ -52,7 +52,7 @@ Options:
   --load-pairs N       recmap bulk loads paired with a raw write() + fdatasync of
                        the same bytes, ABBA (default 6); judges the load target
   --cold               also random gets and a scan with the page cache dropped
-                       before every pass (recmap, memmap2, pread; a section of its own)
+                       before every pass (recmap, memmap2, pread, LMDB, SQLite; a section of its own)
   --commits N          update/append operations per system, each made durable,
                        each followed by one probe (default 10000)
   --commits100 N       update100 commits per system (100 records on 100 pages each;
