@@ -59,8 +59,16 @@ fn now_ns() -> u64 {
 }
 
 fn build(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("readers.rmap");
-    let mut s = Options::new().create_new(true).open::<Rec>(&path).unwrap();
+    build_as(dir, "readers.rmap", false)
+}
+
+fn build_as(dir: &std::path::Path, name: &str, append_only: bool) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut s = Options::new()
+        .create_new(true)
+        .append_only(append_only)
+        .open::<Rec>(&path)
+        .unwrap();
     let n = records();
     let batch: Vec<Rec> = (0..65536u64).map(|i| Rec { a: [i; 8] }).collect();
     let mut i = 0;
@@ -157,6 +165,45 @@ fn bench_gets(c: &mut Criterion, path: &std::path::Path) {
                     let off = data + i as usize * 64;
                     bytemuck::from_bytes::<Rec>(&map[off..off + 64]).a[7]
                 }),
+            ),
+        ],
+        &idx,
+        rounds,
+    );
+
+    // Zero-copy beside the writer: `Reader::get_ref` on an append-only
+    // store against the writer's `Store::get` of the same store.
+    let ao = build_as(path.parent().unwrap(), "readers-ao.rmap", true);
+    let ao_writer = Store::<Rec>::open(&ao).unwrap();
+    let ao_reader = Reader::<Rec>::open(&ao).unwrap();
+    // Both mappings faulted in before the timed rounds.
+    for i in 0..ao_writer.len() {
+        black_box(ao_writer.get(i).unwrap().a[0]);
+        black_box(ao_reader.get_ref(i).unwrap().unwrap().a[0]);
+    }
+    interleaved(
+        &mut [
+            (
+                "append-only store_get",
+                &mut timed(|i| ao_writer.get(i).unwrap().a[7]),
+            ),
+            (
+                "append-only reader_get_ref",
+                &mut timed(|i| ao_reader.get_ref(i).unwrap().unwrap().a[7]),
+            ),
+        ],
+        &idx,
+        rounds,
+    );
+    interleaved(
+        &mut [
+            (
+                "append-only store_get folded",
+                &mut folded(|i| ao_writer.get(i).unwrap().a[7]),
+            ),
+            (
+                "append-only reader_get_ref folded",
+                &mut folded(|i| ao_reader.get_ref(i).unwrap().unwrap().a[7]),
             ),
         ],
         &idx,

@@ -794,8 +794,28 @@ impl<T: Record> Reader<T> {
         }
     }
 
-    /// Record `i` of an append-only store, zero-copy.
+    /// Record `i` of an append-only store, zero-copy. `None` past the
+    /// adopted length; `InvalidOption` on a store that is not append-only
+    /// (use [`get`](Self::get)). Inside the adopted records it costs the
+    /// flag test and the one bounds check of [`Store::get`](crate::Store::get).
+    #[inline(always)]
     pub fn get_ref(&self, i: u64) -> Result<Option<&T>> {
+        let raw = &self.raw;
+        if raw.is_append_only() {
+            if let Some(slot) = raw.map.slot::<T>(i) {
+                // Committed records of an append-only store are never
+                // written again while readers exist (`Slot::lend`).
+                return Ok(Some(slot.lend()));
+            }
+        }
+        self.get_ref_unwindowed(i)
+    }
+
+    /// `get_ref` outside the window (past the end, with an overlay, or a
+    /// store that is not append-only): the checked path.
+    #[cold]
+    #[inline(never)]
+    fn get_ref_unwindowed(&self, i: u64) -> Result<Option<&T>> {
         Ok(self.raw.get_ref(i)?.map(bytemuck::from_bytes))
     }
 
@@ -892,6 +912,53 @@ mod tests {
         }
         assert_eq!(snap.get(501).unwrap(), None);
         assert_eq!(snap.get(u64::MAX).unwrap(), None);
+    }
+
+    /// `Reader::get_ref` of an append-only store in and outside the window:
+    /// the zero-copy fast path, past the end, and the overlay of a log no
+    /// writer replayed (appends only: committed records never change).
+    fn every_ref<R: Record + PartialEq + std::fmt::Debug>(mk: fn(u64) -> R) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ao.rmap");
+        let mut s = crate::Options::new()
+            .create_new(true)
+            .append_only(true)
+            .open::<R>(&path)
+            .unwrap();
+        for i in 0..500 {
+            s.push(&mk(i)).unwrap();
+        }
+        s.commit().unwrap();
+        {
+            let r = Reader::<R>::open(&path).unwrap();
+            assert!(r.raw.overlay.is_empty());
+            for i in 0..500 {
+                assert_eq!(r.get_ref(i).unwrap(), Some(&mk(i)), "windowed {i}");
+            }
+            assert_eq!(r.get_ref(500).unwrap(), None);
+            assert_eq!(r.get_ref(u64::MAX).unwrap(), None);
+        }
+        for i in 500..700 {
+            s.push(&mk(i)).unwrap();
+        }
+        s.commit().unwrap();
+        s.simulate_crash();
+        let r = Reader::<R>::open(&path).unwrap();
+        assert!(!r.raw.overlay.is_empty(), "the log's records are held");
+        for i in 0..700 {
+            assert_eq!(r.get_ref(i).unwrap(), Some(&mk(i)), "with overlay {i}");
+        }
+        assert_eq!(r.get_ref(700).unwrap(), None);
+    }
+
+    #[test]
+    fn get_ref_finds_every_record() {
+        every_ref(|i| Wide { a: [i; 8] });
+        every_ref(|i| Narrow {
+            a: i,
+            b: !i,
+            c: i * 3,
+        });
     }
 
     #[test]

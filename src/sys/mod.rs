@@ -517,6 +517,23 @@ impl<T: bytemuck::Pod> Slot<'_, T> {
     }
 }
 
+impl<'a, T: bytemuck::Pod> Slot<'a, T> {
+    /// The record, lent for as long as the mapping lives.
+    ///
+    /// Callers may only lend records no process writes while this mapping
+    /// exists, as for [`SharedMap::stable_bytes`]: committed records of an
+    /// append-only store. `Reader::get_ref` checks the flag first.
+    #[inline(always)]
+    pub(crate) fn lend(self) -> &'a T {
+        // SAFETY: `slot_in` made this only for a record its window holds,
+        // which vouches that `size_of::<T>()` bytes at `at` lie inside the
+        // mapping (kept alive for `'a`) and are aligned for `T`; `T` is `Pod`,
+        // so any bytes are a valid `T`; and per the caller contract above no
+        // process modifies them while the reference lives.
+        unsafe { &*self.at.cast::<T>() }
+    }
+}
+
 impl SharedMap {
     /// Maps the first `len` bytes of `file` read-only and shared.
     pub(crate) fn map(file: &File, len: u64) -> io::Result<SharedMap> {
