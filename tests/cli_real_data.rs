@@ -73,8 +73,10 @@ fn have_pandas(test: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
+        // Windows (under Wine in CI) has no Python with pandas: these tests
+        // run on Linux only (docs/platforms.md).
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            cfg!(windows) || std::env::var("CI").as_deref() != Ok("true"),
             "{test}: python3 with pandas is required under CI (pip install -r tests/requirements.txt)"
         );
         eprintln!("SKIPPED {test}: python3 with pandas is not available");
