@@ -402,9 +402,9 @@ unsafe fn racy_copy(src: *const u8, dst: *mut u8, n: usize) {
                 // A relaxed load of at most pointer width is a plain load on
                 // every target (fine on read-only memory) and is not a data
                 // race even if another process writes these bytes.
+                let word = src.wrapping_add(k * W) as *const AtomicUsize;
                 // SAFETY: inside the source range (contract) and aligned.
-                let v =
-                    unsafe { (*(src.add(k * W) as *const AtomicUsize)).load(Ordering::Relaxed) };
+                let v = unsafe { (*word).load(Ordering::Relaxed) };
                 // SAFETY: inside the destination (contract), unaligned write.
                 unsafe { dst.add(k * W).cast::<usize>().write_unaligned(v) };
             }

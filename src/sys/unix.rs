@@ -233,10 +233,10 @@ pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
         ) else {
             return;
         };
+        let (fd, how) = (file.as_raw_fd(), libc::SYNC_FILE_RANGE_WRITE);
         // SAFETY: sync_file_range only reads its integer arguments; the fd
         // is valid for the lifetime of `file`, which outlives the call.
-        let _ =
-            unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) };
+        let _ = unsafe { libc::sync_file_range(fd, off, n, how) };
     }
     #[cfg(not(target_os = "linux"))]
     {
