@@ -488,6 +488,25 @@ fn writer(p: &PathBuf, seen: &Seen) {
     assert_eq!(reader.len(), len);
     let rec: Vec<u8> = (0..s.record_size()).map(|k| k as u8 ^ 0x5a).collect();
     assert_eq!(s.push(&rec).expect("push"), len);
+    if s.generation() == recmap::format::MAX_GENERATION {
+        // The last generation a header can carry: the commit is refused
+        // before anything is written, and the store stays as it was.
+        stats::hit("writer: generations used up");
+        let e = s.commit().expect_err("a commit past the last generation");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    option: "generation",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        s.rollback().expect("rollback");
+        assert_eq!((s.len(), s.generation()), (len, seen.generation));
+        return;
+    }
     s.commit().expect("commit");
     assert_eq!(s.get(len), Some(&rec[..]));
     let rep = s.verify().unwrap();
