@@ -525,11 +525,12 @@ impl<'a, T: bytemuck::Pod> Slot<'a, T> {
     /// append-only store. `Reader::get_ref` checks the flag first.
     #[inline(always)]
     pub(crate) fn lend(self) -> &'a T {
-        // SAFETY: `slot_in` made this only for a record its window holds,
-        // which vouches that `size_of::<T>()` bytes at `at` lie inside the
-        // mapping (kept alive for `'a`) and are aligned for `T`; `T` is `Pod`,
-        // so any bytes are a valid `T`; and per the caller contract above no
-        // process modifies them while the reference lives.
+        // `slot_in` made this only for a record its window holds: the
+        // `size_of::<T>()` bytes at `at` lie inside the mapping (alive for
+        // `'a`) and are aligned for `T`.
+        // SAFETY: those bytes are in bounds and aligned, any bytes are a valid
+        // `T` (`Pod`), and per the caller contract no process modifies them
+        // while the reference lives.
         unsafe { &*self.at.cast::<T>() }
     }
 }

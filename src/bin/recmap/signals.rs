@@ -102,10 +102,10 @@ extern "C" fn on_signal(sig: libc::c_int) {
 /// inherited `sig` as ignored.
 #[cfg(unix)]
 fn catch(sig: libc::c_int) {
-    // SAFETY: `old` and `sa` are zeroed, then filled, `sigaction`s that
-    // outlive the calls; the first call only reads the disposition into
-    // `old`; the handler installed by the second only does what
-    // `on_signal` says (async-signal-safe).
+    // `old` and `sa` are zeroed, then filled, `sigaction`s that outlive the
+    // calls; the first call only reads the disposition into `old`.
+    // SAFETY: the pointers are valid for the calls, and the handler the
+    // second installs only does what `on_signal` says (async-signal-safe).
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
         if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
