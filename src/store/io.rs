@@ -20,12 +20,9 @@ use std::io;
 
 /// The largest piece `RawStore::write` hands the kernel at once, aligned
 /// in the file: small enough that the folios it creates keep later small
-/// updates cheap (a 64-byte `pwrite` costs 2.6–2.8 µs of CPU into a 16 KiB
-/// folio, 7.5–8.8 µs into 256 KiB, 12 µs into 1 MiB), large enough that bulk
-/// loads lose nothing (the CPU of writing 1 GiB is the same in 16 KiB pieces
-/// as in 256 KiB ones, about 530 ms; 4 KiB pieces take 1.27 s). Measured
-/// with a C probe on this machine; docs/benchmarks.md.
-pub(crate) const WRITE_PIECE: u64 = 16 * 1024;
+/// updates cheap, large enough that bulk loads lose little (4 % against 2 MiB
+/// writes, measured).
+pub(crate) const WRITE_PIECE: u64 = 256 * 1024;
 
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
 #[doc(hidden)]
@@ -57,9 +54,10 @@ impl RawStore {
     /// Large writes are cut at multiples of [`WRITE_PIECE`] of the file
     /// offset: the page cache sizes a folio by the write that creates it,
     /// and a later small `pwrite` into a folio costs time in proportion to
-    /// its size (ext4 walks every block of the folio in
-    /// `ext4_block_write_begin`; figures at [`WRITE_PIECE`]), which commits of
-    /// scattered updates pay once per record.
+    /// its size (ext4 walks every block of the folio: 5 µs for a 64-byte
+    /// update of a 2 MiB folio against 1.8 µs at 256 KiB, measured on this
+    /// machine; docs/benchmarks.md), which commits of scattered updates pay
+    /// once per record.
     pub(super) fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         let (mut rest, mut at) = (buf, offset);
         while !rest.is_empty() {
