@@ -203,3 +203,17 @@ fn bad_sweep_values_are_usage_errors_naming_the_value() {
     let (code, _, err) = bench(dir.path(), &["--sweep", "1000", "--records", "10"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn records_and_reads_take_the_sweep_suffixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = bench(dir.path(), &["--records", "2K", "--reads", "1k"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("2048 records"), "{out}");
+    assert!(out.contains("1024 random reads"), "{out}");
+    for arg in ["0", "2X", "-1", "99999999999999999999G"] {
+        let (code, out, err) = bench(dir.path(), &["--records", arg]);
+        assert_eq!(code, 2, "--records {arg}: stdout {out} stderr {err}");
+        assert!(err.contains(&format!("'{arg}'")), "--records {arg}: {err}");
+    }
+}

@@ -51,14 +51,14 @@ Examples:
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Records in the scratch store.
-    #[arg(long, conflicts_with = "sweep", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Records in the scratch store (an integer, or with K, M or G: 16M).
+    #[arg(long, conflicts_with = "sweep", default_value_t = 1_000_000, value_parser = sweep::parse_count)]
     pub records: u64,
     /// Bytes per record (at least 8).
     #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=(16 << 20)))]
     pub record_size: u32,
-    /// Random reads per method.
-    #[arg(long, value_name = "M", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Random reads per method (an integer, or with K, M or G).
+    #[arg(long, value_name = "M", default_value_t = 1_000_000, value_parser = sweep::parse_count)]
     pub reads: u64,
     /// Directory for the scratch store (default: the system temp directory).
     #[arg(long)]

@@ -33,29 +33,37 @@ pub struct Point {
 #[derive(Clone, Debug)]
 pub struct Sizes(pub Vec<u64>);
 
-/// Parses `1M,4M,16M`: plain integers or K/M/G suffixes (binary: K = 2^10,
-/// M = 2^20, G = 2^30, so `256M` records of 64 bytes are 16 GiB). The list
-/// must be strictly increasing and every size at least 1.
+/// Parses one count of at least 1: a plain integer or one with a K/M/G
+/// suffix (binary: K = 2^10, M = 2^20, G = 2^30, so `256M` records of 64
+/// bytes are 16 GiB). `--records` and `--reads` take it too.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    let p = s.trim();
+    let (digits, mul) = match p.char_indices().last() {
+        Some((k, 'k' | 'K')) => (&p[..k], 1u64 << 10),
+        Some((k, 'm' | 'M')) => (&p[..k], 1u64 << 20),
+        Some((k, 'g' | 'G')) => (&p[..k], 1u64 << 30),
+        _ => (p, 1),
+    };
+    let n = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|v| v.checked_mul(mul))
+        .ok_or_else(|| {
+            format!("'{p}' is not a record count (an integer, optionally with K, M or G)")
+        })?;
+    if n < 1 {
+        return Err(format!("'{p}': every size must be at least 1"));
+    }
+    Ok(n)
+}
+
+/// Parses `1M,4M,16M`: counts as [`parse_count`] reads them, strictly
+/// increasing.
 pub fn parse_sizes(s: &str) -> Result<Sizes, String> {
     let mut out: Vec<u64> = Vec::new();
     for part in s.split(',') {
         let p = part.trim();
-        let (digits, mul) = match p.char_indices().last() {
-            Some((k, 'k' | 'K')) => (&p[..k], 1u64 << 10),
-            Some((k, 'm' | 'M')) => (&p[..k], 1u64 << 20),
-            Some((k, 'g' | 'G')) => (&p[..k], 1u64 << 30),
-            _ => (p, 1),
-        };
-        let n = digits
-            .parse::<u64>()
-            .ok()
-            .and_then(|v| v.checked_mul(mul))
-            .ok_or_else(|| {
-                format!("'{p}' is not a record count (an integer, optionally with K, M or G)")
-            })?;
-        if n < 1 {
-            return Err(format!("'{p}': every size must be at least 1"));
-        }
+        let n = parse_count(p)?;
         if let Some(&prev) = out.last() {
             if n <= prev {
                 return Err(format!(
