@@ -48,11 +48,9 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
         .parse::<u64>()
         .ok()
         .and_then(|v| v.checked_mul(mul))
-        .ok_or_else(|| {
-            format!("'{p}' is not a record count (an integer, optionally with K, M or G)")
-        })?;
+        .ok_or_else(|| format!("'{p}' is not a count (an integer, optionally with K, M or G)"))?;
     if n < 1 {
-        return Err(format!("'{p}': every size must be at least 1"));
+        return Err(format!("'{p}': a count must be at least 1"));
     }
     Ok(n)
 }
