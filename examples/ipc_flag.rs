@@ -8,7 +8,8 @@
 //! cargo run --example ipc_flag                 # both, as two child processes
 //! ```
 //!
-//! The waiting side prints `flag set by process PID` and removes the store.
+//! The waiting side prints `flag set by process PID` and removes the store
+//! (on Windows the system frees it with its last handle).
 
 use recmap::{Reader, Store};
 use std::time::Duration;
@@ -21,8 +22,11 @@ recmap::record! {
 fn wait(name: &str) -> Result<(), recmap::Error> {
     let mut store = Store::<Flag>::create_shared(name)?;
     store.push(&Flag { set: 0, by: 0 })?;
-    store.close()?; // release the writer lock for the other process
+    store.commit()?;
+    // The reader keeps the store alive (on Windows a named store is freed
+    // with its last handle, as .NET's named maps are).
     let mut reader = Reader::<Flag>::open_shared(name)?;
+    store.close()?; // release the writer lock for the other process
     println!("waiting on shared store {name:?}");
     let result = loop {
         let flag = reader.get(0)?.expect("the flag record exists");
@@ -34,7 +38,12 @@ fn wait(name: &str) -> Result<(), recmap::Error> {
     };
     println!("flag set by process {}", result.by);
     drop(reader);
-    recmap::remove_shared(name)
+    // Windows freed it with the reader, its last handle; elsewhere it stays
+    // until removed.
+    match recmap::remove_shared(name) {
+        Ok(()) | Err(recmap::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn set(name: &str) -> Result<(), recmap::Error> {

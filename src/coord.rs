@@ -78,10 +78,11 @@ impl DataFile {
         #[cfg(not(unix))]
         {
             let _ = m;
+            let (dev, ino, links) = crate::sys::file_identity(f)?;
             Ok(DataFile {
-                dev: 0,
-                ino: 0,
-                links: 1,
+                dev,
+                ino,
+                links,
                 uid: 0,
                 gid: 0,
                 mode: 0o600,

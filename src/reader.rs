@@ -81,6 +81,9 @@ pub struct RawReader {
     quiet: u64,
     /// The access pattern applied to every mapping (`set_access`).
     pattern: crate::access::AccessPattern,
+    /// A named shared store's lifetime anchor (Windows; see
+    /// [`crate::shared`]). Last, so it drops after the files close.
+    anchor: Option<crate::shared::Anchor>,
 }
 
 impl std::fmt::Debug for RawReader {
@@ -125,6 +128,7 @@ impl RawReader {
             seen,
             quiet,
             pattern,
+            anchor: None,
         })
     }
 
@@ -708,7 +712,10 @@ impl<T: Record> Reader<T> {
         // Names live in a directory every user may write: never follow a
         // link planted there, never block on a FIFO.
         crate::shared::check_shared_file(&path)?;
-        Self::open(path)
+        let anchor = crate::shared::hold(name, &path)?;
+        let mut r = Self::open(path)?;
+        r.raw.anchor = anchor;
+        Ok(r)
     }
 
     /// The untyped reader.

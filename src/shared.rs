@@ -2,13 +2,33 @@
 //! equivalent of .NET's `MemoryMappedFile.CreateNew(name)` /
 //! `OpenExisting(name)`.
 //!
-//! A shared store is an ordinary recmap store (with its coordination file)
-//! kept in memory: under `/dev/shm` on Linux, in the temporary directory
-//! elsewhere. Unrelated processes find it by name. It lives until
-//! [`remove_shared`] is called (or, under `/dev/shm`, until reboot): unlike a
-//! .NET named map it is not freed when the last handle closes, so a crashed
-//! creator cannot take the data with it. Commits still sync, which costs
-//! nothing on tmpfs.
+//! A shared store is an ordinary recmap store (with its coordination and
+//! log files) kept where the system keeps it in memory, found by name by
+//! unrelated processes. Its lifetime differs by platform:
+//!
+//! - **Linux** (and other Unixes): the files live under `/dev/shm` (the
+//!   temporary directory elsewhere) until [`remove_shared`] is called or the
+//!   machine restarts. Unlike a .NET named map the store outlives its last
+//!   handle, so a crashed creator cannot take the data with it.
+//! - **Windows**: as .NET's named maps, the store lives while any handle of
+//!   it is open, in any process, and is freed when the last one closes
+//!   (crashes included). Every handle holds a named, pagefile-backed
+//!   section `Local\recmap-<name>` of one page, which the system frees with
+//!   its last handle; its first word says whether the store is *live*
+//!   (made, and not being freed). The files (in `%TEMP%`, marked
+//!   `FILE_ATTRIBUTE_TEMPORARY` so the cache manager keeps them in memory)
+//!   are removed by the last handle to close: after closing its section it
+//!   creates the section afresh, and if that made a new one (no other handle
+//!   exists anywhere) it removes them and closes it. Files left when every
+//!   process died are removed by the next `create_shared` of the name. While
+//!   a section is not live, `open_shared` says `NotFound` and
+//!   `create_shared` waits (up to 2 s) for it to go.
+//!
+//! Commits still sync, which costs nothing on tmpfs.
+//!
+//! Why the data itself is not in the section: the engine reads and writes
+//! its files through file handles (positioned writes, syncs, byte-range
+//! locks, a log beside the data), which a pagefile-backed section has not.
 
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -68,6 +88,8 @@ impl Options {
     /// same user may open it in the moment between: then `Locked`.)
     pub fn create_shared<T: Record>(&self, name: &str) -> Result<Store<T>> {
         let path = shared_path(name)?;
+        #[cfg(windows)]
+        let anchor = Anchor::create(name, &path)?;
         if path.symlink_metadata().is_ok() {
             return Err(Error::AlreadyExists { path });
         }
@@ -87,19 +109,27 @@ impl Options {
         })();
         let _ = std::fs::remove_dir_all(&dir);
         made?;
+        #[cfg(windows)]
+        anchor.made();
         // The staged handle's lock may linger for a moment in a child
         // another thread forked (it holds every descriptor until it execs):
         // retry `Locked` briefly, unless the caller waits anyway.
         let opts = self.clone().create(false).create_new(false);
+        let mut opened = opts.open::<T>(&path);
         for _ in 0..100 {
-            match opts.open(&path) {
-                Err(Error::Locked { .. }) => {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
-                }
-                r => return r,
+            if !matches!(opened, Err(Error::Locked { .. })) {
+                break;
             }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            opened = opts.open(&path);
         }
-        opts.open(path)
+        #[cfg_attr(not(windows), allow(unused_mut))]
+        let mut store = opened?;
+        #[cfg(windows)]
+        {
+            store.raw_mut().anchor = Some(anchor);
+        }
+        Ok(store)
     }
     /// Opens the shared store `name` as its writer; `NotFound` if missing.
     /// Refuses a symbolic link or anything but a regular file at its path
@@ -107,7 +137,10 @@ impl Options {
     pub fn open_shared<T: Record>(&self, name: &str) -> Result<Store<T>> {
         let path = shared_path(name)?;
         check_shared_file(&path)?;
-        self.clone().create(false).create_new(false).open(path)
+        let anchor = hold(name, &path)?;
+        let mut store: Store<T> = self.clone().create(false).create_new(false).open(path)?;
+        store.raw_mut().anchor = anchor;
+        Ok(store)
     }
 }
 
@@ -188,16 +221,163 @@ impl<T: Record> Store<T> {
 /// Processes that have it open keep their mappings until they close it.
 pub fn remove_shared(name: &str) -> Result<()> {
     let path = shared_path(name)?;
-    std::fs::remove_file(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound { path: path.clone() },
-        _ => Error::io("remove", &path, e),
+    remove_files(&path)
+}
+
+/// Removes a shared store's data file (`NotFound` if it has none), then its
+/// coordination and log files if there.
+fn remove_files(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound { path: path.into() },
+        _ => Error::io("remove", path, e),
     })?;
-    let _ = std::fs::remove_file(crate::coord::coord_path(&path));
-    let _ = std::fs::remove_file(crate::store::wal::log_path(&path));
+    let _ = std::fs::remove_file(crate::coord::coord_path(path));
+    let _ = std::fs::remove_file(crate::store::wal::log_path(path));
     Ok(())
 }
 
-/// True if a shared store named `name` exists.
+/// True if a shared store named `name` exists (on Windows: is live, with
+/// its data file in place).
 pub fn shared_exists(name: &str) -> Result<bool> {
-    Ok(shared_path(name)?.exists())
+    let path = shared_path(name)?;
+    #[cfg(windows)]
+    if !Anchor::live(name, &path)? {
+        return Ok(false);
+    }
+    Ok(path.exists())
+}
+
+/// What keeps a named shared store alive on Windows while a handle of it is
+/// open anywhere (see the module docs): a handle of its section, which a
+/// store handle drops after its files. Nothing on other platforms.
+#[cfg(not(windows))]
+pub(crate) type Anchor = std::convert::Infallible;
+
+/// On Windows, takes a new handle's anchor of the live store `name`
+/// (`NotFound` if it is not live). `None` elsewhere.
+pub(crate) fn hold(name: &str, path: &Path) -> Result<Option<Anchor>> {
+    #[cfg(windows)]
+    {
+        Anchor::open(name, path).map(Some)
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = (name, path);
+        Ok(None)
+    }
+}
+
+#[cfg(windows)]
+pub(crate) use windows::Anchor;
+
+#[cfg(windows)]
+mod windows {
+    use super::{remove_files, Error, Path, PathBuf, Result};
+    use crate::sys::NamedSection;
+    use std::sync::atomic::Ordering;
+
+    /// The section's state word once the store's files are in place.
+    const LIVE: u32 = 1;
+
+    /// A handle of a named store's section (module docs).
+    pub(crate) struct Anchor {
+        section: Option<NamedSection>,
+        section_name: String,
+        path: PathBuf,
+    }
+
+    fn section_name(name: &str) -> String {
+        format!("Local\\recmap-{name}")
+    }
+
+    fn section_error(path: &Path, e: std::io::Error) -> Error {
+        Error::io("open the named section of", path, e)
+    }
+
+    impl Anchor {
+        /// For `create_shared`: a new section of the name, so no handle of
+        /// a store of that name exists anywhere; files left at `path` by
+        /// processes that all died are removed. `AlreadyExists` if the
+        /// store is live (or stays being freed for 2 s).
+        pub(super) fn create(name: &str, path: &Path) -> Result<Anchor> {
+            let section_name = section_name(name);
+            let mut waits = 0;
+            let section = loop {
+                let (s, existed) =
+                    NamedSection::create(&section_name).map_err(|e| section_error(path, e))?;
+                if !existed {
+                    break s;
+                }
+                let live = s.state().load(Ordering::Acquire) == LIVE;
+                drop(s);
+                if live || waits == 200 {
+                    return Err(Error::AlreadyExists { path: path.into() });
+                }
+                waits += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            };
+            let anchor = Anchor {
+                section: Some(section),
+                section_name,
+                path: path.into(),
+            };
+            match remove_files(path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a named store no process had open")
+                }
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            Ok(anchor)
+        }
+
+        /// For `create_shared`, once the files are in place: marks the store
+        /// live and its files temporary.
+        pub(super) fn made(&self) {
+            for p in [
+                self.path.clone(),
+                crate::coord::coord_path(&self.path),
+                crate::store::wal::log_path(&self.path),
+            ] {
+                let _ = crate::sys::mark_temporary(&p);
+            }
+            if let Some(s) = &self.section {
+                s.state().store(LIVE, Ordering::Release);
+            }
+        }
+
+        /// A new handle of the live store `name`; `NotFound` if none is.
+        pub(super) fn open(name: &str, path: &Path) -> Result<Anchor> {
+            let section_name = section_name(name);
+            match NamedSection::open(&section_name).map_err(|e| section_error(path, e))? {
+                Some(s) if s.state().load(Ordering::Acquire) == LIVE => Ok(Anchor {
+                    section: Some(s),
+                    section_name,
+                    path: path.into(),
+                }),
+                _ => Err(Error::NotFound { path: path.into() }),
+            }
+        }
+
+        /// Whether the store `name` is live.
+        pub(super) fn live(name: &str, path: &Path) -> Result<bool> {
+            Ok(NamedSection::open(&section_name(name))
+                .map_err(|e| section_error(path, e))?
+                .is_some_and(|s| s.state().load(Ordering::Acquire) == LIVE))
+        }
+    }
+
+    impl Drop for Anchor {
+        fn drop(&mut self) {
+            drop(self.section.take());
+            // If creating the section makes a new one, no handle of the
+            // store is open anywhere: its files are ours to free, and any
+            // process that opens the name meanwhile finds it not live.
+            if let Ok((fresh, false)) = NamedSection::create(&self.section_name) {
+                let removed = remove_files(&self.path);
+                tracing::info!(path = %self.path.display(), removed = removed.is_ok(), "last handle of a named store closed: freed");
+                drop(fresh);
+            }
+        }
+    }
 }

@@ -32,14 +32,76 @@ fn create_open_remove() {
     ));
     let r = Reader::<Flag>::open_shared(&n).unwrap();
     assert_eq!(r.get(0).unwrap().unwrap().set, 7);
-    drop(r);
+    // The reader keeps the store alive on every platform: the writer can
+    // close and another open it by name.
     drop(s);
     let s = Store::<Flag>::open_shared(&n).unwrap();
     assert_eq!(s.len(), 1);
     drop(s);
-    remove_shared(&n).unwrap();
+    drop(r);
+    if cfg!(windows) {
+        // As .NET's named maps: freed with its last handle.
+        assert!(!shared_exists(&n).unwrap());
+        assert!(!path.exists(), "the last handle removes the files");
+        assert!(matches!(
+            Store::<Flag>::open_shared(&n),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(remove_shared(&n), Err(Error::NotFound { .. })));
+    } else {
+        // Under /dev/shm: kept until removed.
+        assert!(shared_exists(&n).unwrap());
+        let s = Store::<Flag>::open_shared(&n).unwrap();
+        assert_eq!(s.len(), 1);
+        drop(s);
+        remove_shared(&n).unwrap();
+    }
     assert!(!shared_exists(&n).unwrap());
     assert!(!path.exists());
+    // The name can be taken again.
+    let s = Store::<Flag>::create_shared(&n).unwrap();
+    assert_eq!(s.len(), 0);
+    drop(s);
+    let _ = remove_shared(&n);
+}
+
+/// Files at a name's path that no live handle anchors (every process of the
+/// store died) are not a store to open on Windows, and `create_shared`
+/// reclaims them; elsewhere they are the store.
+#[test]
+fn files_left_without_a_live_handle() {
+    let _serial = serial();
+    let n = name("left");
+    let path = shared_path(&n).unwrap();
+    // What a crash of every process leaves: the files, no handle.
+    let mut s = Store::<Flag>::create(&path).unwrap();
+    s.push(&Flag { set: 1, by: 9 }).unwrap();
+    s.commit().unwrap();
+    drop(s);
+    assert!(path.exists());
+    if cfg!(windows) {
+        assert!(!shared_exists(&n).unwrap());
+        assert!(matches!(
+            Store::<Flag>::open_shared(&n),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            Reader::<Flag>::open_shared(&n),
+            Err(Error::NotFound { .. })
+        ));
+        let s = Store::<Flag>::create_shared(&n).unwrap();
+        assert_eq!(s.len(), 0, "a new store, not the one left behind");
+        drop(s);
+        assert!(!path.exists());
+    } else {
+        assert!(shared_exists(&n).unwrap());
+        assert_eq!(Store::<Flag>::open_shared(&n).unwrap().len(), 1);
+        assert!(matches!(
+            Store::<Flag>::create_shared(&n),
+            Err(Error::AlreadyExists { .. })
+        ));
+        remove_shared(&n).unwrap();
+    }
 }
 
 #[test]
@@ -88,9 +150,8 @@ fn invalid_names() {
     assert!(shared_path("ok-name_1.2").is_ok());
 }
 
-#[test]
-fn ipc_flag_demo_runs_as_two_processes() {
-    let _serial = serial();
+/// The `examples/ipc_flag` binary, built if this test target was built alone.
+fn demo() -> std::path::PathBuf {
     // `cargo test` builds examples next to the test binaries; when only this
     // test target was built, build the example the same way.
     let exe = std::env::current_exe().unwrap();
@@ -119,6 +180,13 @@ fn ipc_flag_demo_runs_as_two_processes() {
         );
     }
     assert!(demo.exists(), "{} not built", demo.display());
+    demo
+}
+
+#[test]
+fn ipc_flag_demo_runs_as_two_processes() {
+    let _serial = serial();
+    let demo = demo();
     let n = name("flag");
     let waiter = std::process::Command::new(&demo)
         .args(["wait", &n])
@@ -144,6 +212,53 @@ fn ipc_flag_demo_runs_as_two_processes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("flag set by process"), "{text}");
     assert!(!shared_exists(&n).unwrap(), "the waiter removes the store");
+}
+
+/// A process that dies holding the only handle of a store: on Windows the
+/// system frees the store with it (the name is free again, and
+/// `create_shared` reclaims the files); elsewhere the store stays.
+#[test]
+fn a_store_whose_only_process_was_killed() {
+    let _serial = serial();
+    let n = name("killed");
+    let mut waiter = std::process::Command::new(demo())
+        .args(["wait", &n])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !shared_exists(&n).unwrap() {
+        assert!(t.elapsed().as_secs() < 20, "waiter never created the store");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    waiter.kill().unwrap();
+    waiter.wait().unwrap();
+    if cfg!(windows) {
+        // The system closes a dead process's handles, and with the last one
+        // frees the section; the files wait for the next create.
+        let t = std::time::Instant::now();
+        while shared_exists(&n).unwrap() {
+            assert!(
+                t.elapsed().as_secs() < 20,
+                "still live after its process died"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(matches!(
+            Reader::<Flag>::open_shared(&n),
+            Err(Error::NotFound { .. })
+        ));
+        let s = Store::<Flag>::create_shared(&n).unwrap();
+        assert_eq!(s.len(), 0);
+        drop(s);
+        assert!(!shared_path(&n).unwrap().exists());
+    } else {
+        assert!(shared_exists(&n).unwrap());
+        let r = Reader::<Flag>::open_shared(&n).unwrap();
+        assert_eq!(r.len(), 1, "the flag record the dead process committed");
+        drop(r);
+        remove_shared(&n).unwrap();
+    }
 }
 
 /// Tests in this binary run one at a time: a child process forked by one

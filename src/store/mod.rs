@@ -159,6 +159,9 @@ pub struct RawStore {
     /// The access pattern applied to every mapping of the file
     /// (`Options::access`, `set_access`).
     pattern: crate::access::AccessPattern,
+    /// A named shared store's lifetime anchor (Windows; see
+    /// [`crate::shared`]). Last, so it drops after the files close.
+    pub(crate) anchor: Option<crate::shared::Anchor>,
 }
 
 /// A scan's prefetch window (`RawStore::prefetch_ahead`): 1 MiB.

@@ -247,7 +247,10 @@ impl RawStore {
             write_all_at(&file, &header.encode(), SLOT_OFFSETS[header.slot_index()])
                 .map_err(|e| Error::io("write header", &tmp, e))?;
             file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-            match std::fs::hard_link(&tmp, path) {
+            // One step, never two names (on Windows a name removed while a
+            // handle is open may stay until it closes: a second link would
+            // make readers refuse the file).
+            match sys::rename_noreplace(&tmp, path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(Error::AlreadyExists { path: path.into() })
@@ -456,6 +459,7 @@ impl RawStore {
             log: None,
             log_limit: wal::DEFAULT_LOG_SIZE,
             pattern: crate::access::AccessPattern::Random,
+            anchor: None,
         };
         s.sync_window();
         s

@@ -31,6 +31,8 @@ pub(crate) use platform::{
     data_extent, drop_cache, lock, preallocate, rename_noreplace, start_writeback, try_lock,
     unlock, wait_on, wake_all, UNMAP_BEFORE_SHRINK,
 };
+#[cfg(windows)]
+pub(crate) use platform::{file_identity, mark_temporary, NamedSection};
 
 /// The kind of a whole-file lock (`lock`, `try_lock`, `unlock`).
 ///
