@@ -245,6 +245,11 @@ impl<T: Record> Store<T> {
         self.raw.advise(range, advice)
     }
 
+    /// See [`RawStore::cached_bytes`].
+    pub fn cached_bytes(&self, range: Range<u64>) -> Option<u64> {
+        self.raw.cached_bytes(range)
+    }
+
     /// Commits all changes, atomically; see [`RawStore::commit`].
     pub fn commit(&mut self) -> Result<CommitStats> {
         self.raw.commit()

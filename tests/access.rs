@@ -222,3 +222,34 @@ fn hints_are_accepted_and_never_change_what_reads_return() {
     }
     assert!(r.get(5000).unwrap().is_none());
 }
+
+/// `cached_bytes` counts what `mincore` sees on Linux: nothing of a file
+/// whose pages were just dropped, all of it once every record was read.
+/// Elsewhere it cannot be told (`None`), which `recmap bench --cold` turns
+/// into a refusal.
+#[test]
+fn cached_bytes_sees_a_drop_and_a_read() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // On disk: a tmpfs keeps its pages whatever the advice.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("c.rmap");
+    let n = 64 * 1024; // 4 MiB of records
+    let mut s = Options::new().create_new(true).open::<Rec>(&path).unwrap();
+    s.extend((0..n).map(rec)).unwrap();
+    s.close().unwrap();
+    let s = recmap::Store::<Rec>::open_read_only(&path).unwrap();
+    let data = n * std::mem::size_of::<Rec>() as u64;
+    s.advise(0..n, Advice::DontNeed);
+    let Some(left) = s.cached_bytes(0..n) else {
+        assert!(!cfg!(target_os = "linux"), "mincore is there on Linux");
+        return;
+    };
+    assert!(left * 100 <= data, "{left} of {data} bytes stayed cached");
+    assert!(s.iter().enumerate().all(|(i, r)| *r == rec(i as u64)));
+    let read = s.cached_bytes(0..n).unwrap();
+    assert!(
+        read >= data,
+        "{read} of {data} bytes cached after reading them all"
+    );
+    assert_eq!(s.cached_bytes(n..n + 10), Some(0), "past the end: nothing");
+}

@@ -223,6 +223,21 @@ impl RawStore {
         let to = self.layout.data_offset + p.record_offset(end - 1) + p.record_size;
         self.map.advise_range(&self.file, from, to - from, advice);
     }
+
+    /// How many bytes of the pages holding records `range` are in the page
+    /// cache now (Linux `mincore` of this handle's mapping), to confirm an
+    /// [`Advice::DontNeed`](crate::access::Advice) or measure what a scan
+    /// left; `None` where that cannot be told (other platforms).
+    pub fn cached_bytes(&self, range: Range<u64>) -> Option<u64> {
+        let end = range.end.min(self.len);
+        if range.start >= end {
+            return Some(0);
+        }
+        let p = self.layout.packing;
+        let from = self.layout.data_offset + p.record_offset(range.start);
+        let to = self.layout.data_offset + p.record_offset(end - 1) + p.record_size;
+        self.map.resident_bytes(from, to - from)
+    }
 }
 
 impl std::fmt::Debug for RawStore {

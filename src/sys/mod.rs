@@ -26,7 +26,7 @@ compile_error!("recmap supports Unix and Windows only");
 
 #[cfg(target_os = "linux")]
 pub(crate) use platform::ofd;
-use platform::{advise_map, fadvise, page_resident};
+use platform::{advise_map, fadvise, page_resident, resident_pages};
 pub(crate) use platform::{
     data_extent, drop_cache, lock, preallocate, rename_noreplace, start_writeback, try_lock,
     unlock, wait_on, wake_all, UNMAP_BEFORE_SHRINK,
@@ -762,6 +762,22 @@ impl RecordMap {
     /// See [`resident`].
     pub(crate) fn resident(&self, offset: u64) -> bool {
         resident(self.map.as_ptr(), self.map.len(), offset)
+    }
+
+    /// How many bytes of the pages holding `[offset, offset + len)` of the
+    /// mapping (clamped to it) are in the page cache; `None` if that cannot
+    /// be told (not Linux).
+    pub(crate) fn resident_bytes(&self, offset: u64, len: u64) -> Option<u64> {
+        let page = crate::format::PAGE_SIZE;
+        let map_len = self.map.len() as u64;
+        let from = (offset / page * page).min(map_len);
+        let to = offset.saturating_add(len).min(map_len);
+        if from >= to {
+            return Some(0);
+        }
+        let n = usize::try_from(to - from).ok()?;
+        let at = usize::try_from(from).ok()?;
+        resident_pages(self.map.as_ptr().wrapping_add(at), n).map(|p| p * page)
     }
 }
 

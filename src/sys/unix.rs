@@ -291,6 +291,44 @@ pub(super) fn advise_map(base: *const u8, len: usize, hint: Hint) {
     }
 }
 
+/// How many of the pages of `[at, at + len)` (page-aligned, inside a live
+/// mapping) are in the page cache (Linux `mincore`, 4096 pages a call);
+/// `None` if that cannot be told.
+pub(super) fn resident_pages(at: *const u8, len: usize) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = crate::format::PAGE_SIZE as usize;
+        const STEP: usize = 4096 * PAGE;
+        let mut v = vec![0u8; STEP / PAGE];
+        let mut count = 0u64;
+        let mut off = 0;
+        while off < len {
+            let n = STEP.min(len - off);
+            // SAFETY: callers pass a page-aligned range inside a live
+            // mapping; `at + off` stays inside it and page-aligned, and
+            // mincore writes one byte per page of the `n` bytes, at most
+            // `v.len()`.
+            let rc = unsafe {
+                libc::mincore(at.wrapping_add(off) as *mut libc::c_void, n, v.as_mut_ptr())
+            };
+            if rc != 0 {
+                return None;
+            }
+            count += v[..n.div_ceil(PAGE)]
+                .iter()
+                .filter(|&&b| b & 1 == 1)
+                .count() as u64;
+            off += n;
+        }
+        Some(count)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (at, len);
+        None
+    }
+}
+
 /// True if the `page` bytes at `at` (page-aligned, inside a live mapping)
 /// are in the page cache (Linux `mincore`), or if that cannot be told.
 pub(super) fn page_resident(at: *const u8, page: usize) -> bool {

@@ -81,6 +81,12 @@ pub(super) fn page_resident(at: *const u8, page: usize) -> bool {
     true
 }
 
+/// Residency cannot be counted: `None`.
+pub(super) fn resident_pages(at: *const u8, len: usize) -> Option<u64> {
+    let _ = (at, len);
+    None
+}
+
 /// Sleeps until `word` may differ from `expected` or `timeout` passes: a
 /// short sleep while it holds `expected` (callers loop).
 pub(crate) fn wait_on(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {

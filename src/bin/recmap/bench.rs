@@ -24,10 +24,11 @@ call per record; BufReader (8 KiB buffer) seeks, which drops its buffer, then
 reads. Random reads are timed in five parts of the index sequence and the
 median part is reported. The scratch directory is removed at the end.
 
-With --cold, the file's cached pages are dropped before every timed pass
-(dirty pages written back first, then madvise + posix_fadvise DONTNEED; on
-Linux the bytes each pass made the kernel read, from /proc/self/io, are
-printed per read to confirm it), random reads are capped at 20,000 per
+With --cold (Linux only), the file's cached pages are dropped before every
+timed pass (dirty pages written back first, then madvise + posix_fadvise
+DONTNEED) and the drop is confirmed with mincore (an error if more than 1 %
+of the file stayed cached); the bytes each pass made the kernel read, from
+/proc/self/io, are printed per read. Random reads are capped at 20,000 per
 method (each one waits for the disk), and recmap's scan asks the kernel to
 read ahead of it (`advise(WillNeed)` of the next MiBs, a MiB ahead; the
 store keeps the default Random access pattern).
@@ -72,6 +73,29 @@ pub struct Args {
     /// Grow one store through these sizes (e.g. 1M,4M,16M) and time random reads at each.
     #[arg(long, value_name = "SIZES", value_parser = sweep::parse_sizes)]
     pub sweep: Option<sweep::Sizes>,
+}
+
+/// Why `--cold` is refused off Linux.
+pub(crate) const NO_COLD: &str = "--cold drops the file's cached pages (posix_fadvise DONTNEED) and confirms it (mincore), which recmap does on Linux only: here the timed passes would read a warm cache";
+
+/// `--cold`: drops the cached pages of the store's first `n` records and
+/// confirms with `mincore` that at most 1 % of the file stayed cached
+/// (otherwise the pass would not be cold: an error). Returns the bytes
+/// left cached.
+pub(crate) fn drop_cached(store: &RawStore, n: u64) -> Result<u64, Failure> {
+    store.advise(0..n, Advice::DontNeed);
+    let left = store
+        .cached_bytes(0..n)
+        .ok_or_else(|| Failure::usage(NO_COLD))?;
+    let size = store.info().file_size;
+    if left.saturating_mul(100) > size {
+        return Err(Failure::rejected(format!(
+            "--cold: {} of the {} file stayed cached after posix_fadvise(DONTNEED) (by mincore): the timed pass would not be cold",
+            human_bytes(left),
+            human_bytes(size)
+        )));
+    }
+    Ok(left)
 }
 
 /// Random reads per method with `--cold` at the most: each waits for the disk.
@@ -158,6 +182,9 @@ pub fn run(a: Args) -> CliResult {
     let _scratch = Scratch(dir.clone());
     let path = dir.join("bench.rmap");
 
+    if a.cold && !cfg!(target_os = "linux") {
+        return Err(Failure::usage(NO_COLD));
+    }
     let spec = if a.record_size <= 8 {
         "id:u64".to_string()
     } else {
@@ -200,10 +227,12 @@ pub fn run(a: Args) -> CliResult {
     // `--cold`: no page of the file cached when a pass starts. The store
     // was closed (its pages are clean), so dropping them loses nothing.
     let cold = a.cold;
-    let evict = |store: &RawStore| {
+    let left = std::cell::Cell::new(0u64);
+    let evict = |store: &RawStore| -> Result<(), Failure> {
         if cold {
-            store.advise(0..n, Advice::DontNeed);
+            left.set(left.get().max(drop_cached(store, n)?));
         }
+        Ok(())
     };
     let geo = Geometry {
         data_offset: info.data_offset,
@@ -251,7 +280,7 @@ pub fn run(a: Args) -> CliResult {
     let mut sum = 0u64;
     let before = read_bytes();
     let ns = median_of_passes(&idx, |part| {
-        evict(&store);
+        evict(&store)?;
         for &i in part {
             rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
             sum = sum.wrapping_add(id_of(&rec));
@@ -264,7 +293,7 @@ pub fn run(a: Args) -> CliResult {
     // `Store::iter` does under the Random pattern: measured faster than the
     // Sequential pattern's read-ahead on this machine (docs/benchmarks.md).
     let window = ((1u64 << 20) / geo.group_bytes).max(1) * geo.per_group;
-    evict(&store);
+    evict(&store)?;
     let before = read_bytes();
     let t = Instant::now();
     let mut sum = 0u64;
@@ -288,7 +317,7 @@ pub fn run(a: Args) -> CliResult {
     let mut sum = 0u64;
     let before = read_bytes();
     let ns = median_of_passes(&idx, |part| {
-        evict(&store);
+        evict(&store)?;
         for &i in part {
             pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(&path))?;
             sum = sum.wrapping_add(id_of(&rec));
@@ -297,7 +326,7 @@ pub fn run(a: Args) -> CliResult {
     })?;
     results.push(("random", "pread", ns, per_op(before, reads)));
     check("pread random", sum, want_random)?;
-    evict(&store);
+    evict(&store)?;
     let before = read_bytes();
     let t = Instant::now();
     let mut sum = 0u64;
@@ -313,7 +342,7 @@ pub fn run(a: Args) -> CliResult {
     let mut sum = 0u64;
     let before = read_bytes();
     let ns = median_of_passes(&idx, |part| {
-        evict(&store);
+        evict(&store)?;
         for &i in part {
             r.seek(SeekFrom::Start(geo.offset(i)))
                 .map_err(io_fail(&path))?;
@@ -324,7 +353,7 @@ pub fn run(a: Args) -> CliResult {
     })?;
     results.push(("random", "BufReader seek+read", ns, per_op(before, reads)));
     check("BufReader random", sum, want_random)?;
-    evict(&store);
+    evict(&store)?;
     let before = read_bytes();
     let t = Instant::now();
     let mut sum = 0u64;
@@ -373,7 +402,14 @@ pub fn run(a: Args) -> CliResult {
         human_bytes(info.file_size),
         if info.pages_per_group == 1 { format!("{}", info.records_per_page) } else { format!("1 per {} pages", info.pages_per_group) },
         reads,
-        if cold { "cold (dropped before every pass)" } else { "warm" }
+        if cold {
+            format!(
+                "cold (dropped before every pass; at most {} left cached, by mincore)",
+                human_bytes(left.get())
+            )
+        } else {
+            "warm".to_string()
+        }
     ));
     out.push_str(&format!(
         "write: {:.1} ns/record, {:.0} MB/s (extend_from_bytes + commit)\n\n",

@@ -10,7 +10,7 @@
 use super::{id_of, io_fail, median_of_passes, pread, xml_escape, Geometry, COLD_READS};
 use crate::common::{human_bytes, Failure};
 use crate::measure;
-use recmap::{Advice, Options, RawStore, Schema};
+use recmap::{Options, RawStore, Schema};
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -133,10 +133,11 @@ pub fn run(
             rs: rs as u64,
         };
         // Committed, so the pages are clean and dropping them loses nothing.
-        let evict = |store: &RawStore| {
+        let evict = |store: &RawStore| -> Result<(), Failure> {
             if cold {
-                store.advise(0..n, Advice::DontNeed);
+                super::drop_cached(store, n)?;
             }
+            Ok(())
         };
         if !cold {
             let mut warm = 0u64;
@@ -158,7 +159,7 @@ pub fn run(
 
         let mut sum = 0u64;
         let get_ns = median_of_passes(&idx, |part| {
-            evict(&store);
+            evict(&store)?;
             for &i in part {
                 rec.copy_from_slice(store.get(black_box(i)).expect("i < len"));
                 sum = sum.wrapping_add(id_of(&rec));
@@ -170,7 +171,7 @@ pub fn run(
         let file = File::open(path).map_err(io_fail(path))?;
         let mut sum = 0u64;
         let pread_ns = median_of_passes(&idx, |part| {
-            evict(&store);
+            evict(&store)?;
             for &i in part {
                 pread(&file, &mut rec, geo.offset(i)).map_err(io_fail(path))?;
                 sum = sum.wrapping_add(id_of(&rec));
@@ -182,7 +183,7 @@ pub fn run(
         let mut r = BufReader::new(file);
         let mut sum = 0u64;
         let buf_ns = median_of_passes(&idx, |part| {
-            evict(&store);
+            evict(&store)?;
             for &i in part {
                 r.seek(SeekFrom::Start(geo.offset(i)))
                     .map_err(io_fail(path))?;
