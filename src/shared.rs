@@ -13,7 +13,8 @@
 //! - **Windows**: as .NET's named maps, the store lives while any handle of
 //!   it is open, in any process, and is freed when the last one closes
 //!   (crashes included). Every handle holds a named, pagefile-backed
-//!   section `Local\recmap-<name>` of one page, which the system frees with
+//!   section `Local\recmap-<name>` (`Global\recmap-<name>` with
+//!   [`Options::shared_global`]) of one page, which the system frees with
 //!   its last handle; its first word says whether the store is *live*
 //!   (made, and not being freed). The files (in `%TEMP%`, marked
 //!   `FILE_ATTRIBUTE_TEMPORARY` so the cache manager keeps them in memory)
@@ -89,7 +90,7 @@ impl Options {
     pub fn create_shared<T: Record>(&self, name: &str) -> Result<Store<T>> {
         let path = shared_path(name)?;
         #[cfg(windows)]
-        let anchor = Anchor::create(name, &path)?;
+        let anchor = Anchor::create(name, &path, self.shared_global)?;
         if path.symlink_metadata().is_ok() {
             return Err(Error::AlreadyExists { path });
         }
@@ -286,8 +287,19 @@ mod windows {
         path: PathBuf,
     }
 
-    fn section_name(name: &str) -> String {
-        format!("Local\\recmap-{name}")
+    /// The section names of store `name`: the session's, then the global.
+    fn section_names(name: &str) -> [String; 2] {
+        [
+            format!("Local\\recmap-{name}"),
+            format!("Global\\recmap-{name}"),
+        ]
+    }
+
+    /// Whether the section `section_name` exists and is live.
+    fn is_live(section_name: &str, path: &Path) -> Result<bool> {
+        Ok(NamedSection::open(section_name)
+            .map_err(|e| section_error(path, e))?
+            .is_some_and(|s| s.state().load(Ordering::Acquire) == LIVE))
     }
 
     fn section_error(path: &Path, e: std::io::Error) -> Error {
@@ -299,8 +311,18 @@ mod windows {
         /// a store of that name exists anywhere; files left at `path` by
         /// processes that all died are removed. `AlreadyExists` if the
         /// store is live (or stays being freed for 2 s).
-        pub(super) fn create(name: &str, path: &Path) -> Result<Anchor> {
-            let section_name = section_name(name);
+        pub(super) fn create(name: &str, path: &Path, global: bool) -> Result<Anchor> {
+            let [local, global_name] = section_names(name);
+            let (section_name, other) = if global {
+                (global_name, local)
+            } else {
+                (local, global_name)
+            };
+            // Both namespaces name the same files: a store live under the
+            // other one is this name's store.
+            if is_live(&other, path)? {
+                return Err(Error::AlreadyExists { path: path.into() });
+            }
             let mut waits = 0;
             let section = loop {
                 let (s, existed) =
@@ -346,24 +368,33 @@ mod windows {
             }
         }
 
-        /// A new handle of the live store `name`; `NotFound` if none is.
+        /// A new handle of the live store `name` (its section in either
+        /// namespace); `NotFound` if none is.
         pub(super) fn open(name: &str, path: &Path) -> Result<Anchor> {
-            let section_name = section_name(name);
-            match NamedSection::open(&section_name).map_err(|e| section_error(path, e))? {
-                Some(s) if s.state().load(Ordering::Acquire) == LIVE => Ok(Anchor {
-                    section: Some(s),
-                    section_name,
-                    path: path.into(),
-                }),
-                _ => Err(Error::NotFound { path: path.into() }),
+            for section_name in section_names(name) {
+                if let Some(s) =
+                    NamedSection::open(&section_name).map_err(|e| section_error(path, e))?
+                {
+                    if s.state().load(Ordering::Acquire) == LIVE {
+                        return Ok(Anchor {
+                            section: Some(s),
+                            section_name,
+                            path: path.into(),
+                        });
+                    }
+                }
             }
+            Err(Error::NotFound { path: path.into() })
         }
 
-        /// Whether the store `name` is live.
+        /// Whether the store `name` is live (in either namespace).
         pub(super) fn live(name: &str, path: &Path) -> Result<bool> {
-            Ok(NamedSection::open(&section_name(name))
-                .map_err(|e| section_error(path, e))?
-                .is_some_and(|s| s.state().load(Ordering::Acquire) == LIVE))
+            for section_name in section_names(name) {
+                if is_live(&section_name, path)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         }
     }
 

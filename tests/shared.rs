@@ -65,6 +65,36 @@ fn create_open_remove() {
     let _ = remove_shared(&n);
 }
 
+/// `Options::shared_global`: on Windows the section is named in `Global\`,
+/// and opening finds it there; one name is one store in both namespaces.
+/// Elsewhere the option changes nothing.
+#[test]
+fn a_global_name_is_found_and_is_the_same_store() {
+    let _serial = serial();
+    let n = name("global");
+    let mut s = recmap::Options::new()
+        .shared_global(true)
+        .create_shared::<Flag>(&n)
+        .unwrap();
+    s.push(&Flag { set: 1, by: 3 }).unwrap();
+    s.commit().unwrap();
+    assert!(shared_exists(&n).unwrap());
+    let r = Reader::<Flag>::open_shared(&n).unwrap();
+    assert_eq!(r.get(0).unwrap().unwrap().by, 3);
+    assert!(matches!(
+        Store::<Flag>::create_shared(&n),
+        Err(Error::AlreadyExists { .. })
+    ));
+    drop(s);
+    drop(r);
+    if cfg!(windows) {
+        assert!(!shared_exists(&n).unwrap(), "freed with its last handle");
+    } else {
+        remove_shared(&n).unwrap();
+    }
+    assert!(!shared_path(&n).unwrap().exists());
+}
+
 /// Files at a name's path that no live handle anchors (every process of the
 /// store died) are not a store to open on Windows, and `create_shared`
 /// reclaims them; elsewhere they are the store.

@@ -47,6 +47,8 @@ pub struct Options {
     pub(super) access: crate::access::AccessPattern,
     /// Permission bits of a named shared store's files (`shared_mode`).
     pub(crate) shared_mode: u32,
+    /// Windows: a named shared store's section in `Global\` (`shared_global`).
+    pub(crate) shared_global: bool,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Options {
             salvage: false,
             access: crate::access::AccessPattern::Random,
             shared_mode: 0o600,
+            shared_global: false,
         }
     }
     /// Create the file if it does not exist (else open it).
@@ -148,6 +151,20 @@ impl Options {
     /// stores get the permission bits of their data file.
     pub fn shared_mode(mut self, mode: u32) -> Self {
         self.shared_mode = mode & 0o666;
+        self
+    }
+
+    /// Windows: name the section that keeps a named shared store alive
+    /// ([`Options::create_shared`]) in the `Global\` namespace, visible to
+    /// every session, instead of the session's `Local\` (the default).
+    /// Creating a global name needs the `SeCreateGlobalPrivilege` privilege
+    /// (services and administrators have it); without it `create_shared`
+    /// fails with the system's access-denied error. Opening finds a name in
+    /// either namespace. The store's files stay in the creating user's
+    /// temporary directory, so other sessions of that user find it, other
+    /// users do not. Ignored on other platforms (see [`crate::shared`]).
+    pub fn shared_global(mut self, global: bool) -> Self {
+        self.shared_global = global;
         self
     }
 
