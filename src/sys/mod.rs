@@ -704,7 +704,18 @@ fn advise_range(
         crate::access::Advice::DontNeed => Hint::DontNeed,
     };
     advise_map(base.wrapping_add(at), n, h);
-    fadvise(file, at as u64, n as u64, h);
+    if h == Hint::DontNeed {
+        // The page cache drops only folios wholly inside the range, and a
+        // folio may span up to 2 MiB: widen to 2 MiB boundaries so that
+        // the range's own pages go too (clean neighbours in those folios
+        // may go with them, which costs a later read, nothing else).
+        const FOLIO: u64 = 2 << 20;
+        let from = start / FOLIO * FOLIO;
+        let to = end.div_ceil(FOLIO).saturating_mul(FOLIO);
+        fadvise(file, from, to - from, h);
+    } else {
+        fadvise(file, at as u64, n as u64, h);
+    }
 }
 
 impl RecordMap {

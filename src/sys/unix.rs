@@ -260,6 +260,18 @@ pub(super) fn fadvise(file: &File, offset: u64, len: u64, hint: Hint) {
         let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
             return;
         };
+        if hint == Hint::DontNeed {
+            // The kernel drops only clean folios: write the range's dirty
+            // pages back first, and wait (not a sync: nothing is made
+            // durable, and every page in the cache was already free to
+            // reach the disk at any moment).
+            let how = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+            // SAFETY: sync_file_range only reads its integer arguments; the
+            // fd is valid for the lifetime of `file`, which outlives the call.
+            let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, how) };
+        }
         // SAFETY: posix_fadvise only reads its integer arguments; the fd is
         // valid for the lifetime of `file`, which outlives the call.
         let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, n, a) };
