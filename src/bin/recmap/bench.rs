@@ -208,6 +208,9 @@ pub fn run(a: Args) -> CliResult {
     let per_batch = ((4usize << 20) / rs).max(1) as u64;
     let mut buf = vec![0u8; per_batch as usize * rs];
     let mut i = 0u64;
+    // Progress on stderr, once a percent, when a write takes a while (a
+    // store of many GB takes minutes); the table goes to stdout.
+    let mut last_pct = u64::MAX;
     while i < n {
         let k = per_batch.min(n - i);
         for (j, rec) in buf[..k as usize * rs].chunks_exact_mut(rs).enumerate() {
@@ -217,6 +220,17 @@ pub fn run(a: Args) -> CliResult {
         }
         store.extend_from_bytes(&buf[..k as usize * rs])?;
         i += k;
+        let pct = i * 100 / n;
+        if pct != last_pct && t0.elapsed().as_secs() >= 1 {
+            last_pct = pct;
+            eprint!(
+                "\rbench: writing {i} of {n} records ({pct} %, {:.0} s)   ",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if last_pct != u64::MAX {
+        eprintln!("\rbench: {n} records written; committing and timing reads          ");
     }
     store.commit()?;
     drop(store);
