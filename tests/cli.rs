@@ -869,6 +869,32 @@ fn bench_cold_drops_the_cache_before_each_pass_and_counts_the_bytes_read() {
     assert!(kib > 0.5 && kib <= 16.0, "{kib} KiB per cold get: {line}");
 }
 
+/// `--cold` on a tmpfs: the pages cannot be dropped, and `mincore` says so:
+/// an error (exit 1), not warm figures printed as cold.
+#[cfg(target_os = "linux")]
+#[test]
+fn bench_cold_on_a_tmpfs_is_refused_by_the_mincore_check() {
+    if !std::path::Path::new("/dev/shm").is_dir() {
+        eprintln!("skipped: no /dev/shm tmpfs here");
+        return;
+    }
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let r = run(&[
+        "bench",
+        "--cold",
+        "--records",
+        "100000",
+        "--dir",
+        s(dir.path()),
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("stayed cached") && r.stderr.contains("tmpfs"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("random"), "no figures: {r:?}");
+}
+
 #[test]
 fn bench_prints_a_table_and_writes_an_svg() {
     let d = Dir::new();

@@ -90,7 +90,7 @@ pub(crate) fn drop_cached(store: &RawStore, n: u64) -> Result<u64, Failure> {
     let size = store.info().file_size;
     if left.saturating_mul(100) > size {
         return Err(Failure::rejected(format!(
-            "--cold: {} of the {} file stayed cached after posix_fadvise(DONTNEED) (by mincore): the timed pass would not be cold",
+            "--cold: {} of the {} file stayed cached after posix_fadvise(DONTNEED) (by mincore): the timed pass would not be cold (a tmpfs keeps its pages: give --dir on a disk)",
             human_bytes(left),
             human_bytes(size)
         )));
