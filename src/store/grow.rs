@@ -246,6 +246,11 @@ impl RawStore {
     /// another program still maps it, the shorter layout stays committed,
     /// the file keeps its length (which opens fine) and the result is
     /// `ReadersPresent`: compact again once that program has closed.
+    ///
+    /// It checkpoints first if the log holds commits, and gives the log's
+    /// room back too: the log file goes back to its initial length (64 KiB,
+    /// or the log size if smaller). The returned count is the data file's
+    /// bytes.
     pub fn compact(&mut self) -> Result<u64> {
         self.check_writable()?;
         if self.has_uncommitted() {
@@ -255,7 +260,14 @@ impl RawStore {
             });
         }
         let coord = self.coord.take().expect("writers have a coordination file");
-        let r = coord.try_lock_exclusive().and_then(|()| self.shrink());
+        let r = coord
+            .try_lock_exclusive()
+            .and_then(|()| match self.log_commits() {
+                0 => Ok(()),
+                _ => self.checkpoint(),
+            })
+            .and_then(|()| self.shrink())
+            .inspect(|_| self.trim_log());
         coord.unlock();
         self.coord = Some(coord);
         self.announce();
@@ -328,6 +340,25 @@ impl RawStore {
         self.bytes_since_commit = 0;
         tracing::info!(old_len = actual, new_len, "compacted");
         Ok(actual.saturating_sub(new_len))
+    }
+}
+
+impl RawStore {
+    /// After `compact`, with no reader present: a log holding no commit
+    /// (every frame in it belongs to a checkpointed cycle) goes back to its
+    /// initial length, so compacting gives the log's room back too. Not
+    /// synced: a crash may leave it longer, which only costs space.
+    fn trim_log(&mut self) {
+        let keep = self.log_limit.min(super::wal::INITIAL_LOG_LEN);
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        if log.commits == 0 && log.end == 0 && log.file_len > keep && log.file.set_len(keep).is_ok()
+        {
+            log.file_len = keep;
+            self.observe(IoEvent::LogSetLen { len: keep });
+            tracing::info!(len = keep, "compact: log trimmed");
+        }
     }
 }
 
