@@ -87,6 +87,10 @@ impl Options {
     /// those bits, closed, and linked into place (failing if the name was
     /// taken meanwhile), then opened as its writer. (Another process of the
     /// same user may open it in the moment between: then `Locked`.)
+    ///
+    /// On Windows the store lives while any handle of it is open and is
+    /// freed with the last (see the [module docs](crate::shared)); files a
+    /// dead store left at its path are removed first.
     pub fn create_shared<T: Record>(&self, name: &str) -> Result<Store<T>> {
         let path = shared_path(name)?;
         #[cfg(windows)]
@@ -110,8 +114,6 @@ impl Options {
         })();
         let _ = std::fs::remove_dir_all(&dir);
         made?;
-        #[cfg(windows)]
-        anchor.made();
         // The staged handle's lock may linger for a moment in a child
         // another thread forked (it holds every descriptor until it execs):
         // retry `Locked` briefly, unless the caller waits anyway.
@@ -128,6 +130,9 @@ impl Options {
         let mut store = opened?;
         #[cfg(windows)]
         {
+            // Live only now: its coordination and log files exist, and
+            // until here `open_shared` elsewhere said `NotFound`.
+            anchor.made();
             store.raw_mut().anchor = Some(anchor);
         }
         Ok(store)
