@@ -316,10 +316,9 @@ pub(super) fn resident_pages(at: *const u8, len: usize) -> Option<u64> {
         let mut off = 0;
         while off < len {
             let n = STEP.min(len - off);
-            // SAFETY: callers pass a page-aligned range inside a live
-            // mapping; `at + off` stays inside it and page-aligned, and
-            // mincore writes one byte per page of the `n` bytes, at most
-            // `v.len()`.
+            // `at + off` is page-aligned and inside the caller's live mapping.
+            // SAFETY: mincore reads nothing and writes `n / PAGE <= v.len()`
+            // bytes into `v`; the range lies inside a live mapping.
             let rc = unsafe {
                 libc::mincore(at.wrapping_add(off) as *mut libc::c_void, n, v.as_mut_ptr())
             };

@@ -313,10 +313,10 @@ impl Drop for NamedSection {
     fn drop(&mut self) {
         use windows_sys::Win32::Foundation::CloseHandle;
         use windows_sys::Win32::System::Memory::UnmapViewOfFile;
-        // SAFETY: `view` and `handle` were returned by `MapViewOfFile` and
-        // `CreateFileMappingW`/`OpenFileMappingW`, are owned by `self`, and
-        // are released exactly once, here; no reference from `state` can
-        // outlive `self`.
+        // `view` and `handle` came from `MapViewOfFile` and
+        // `CreateFileMappingW`/`OpenFileMappingW` and are owned by `self`.
+        // SAFETY: released exactly once, here; no `state` reference
+        // outlives `self`.
         unsafe {
             UnmapViewOfFile(self.view);
             CloseHandle(self.handle);
