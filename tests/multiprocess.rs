@@ -512,6 +512,20 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A new append-only store at `path` holding 100 committed records.
+fn append_only_of_100(path: &std::path::Path) -> Store<Rec> {
+    let mut s = Options::new()
+        .create_new(true)
+        .chunk_size(64 << 10)
+        .initial_capacity(100_000)
+        .append_only(true)
+        .open::<Rec>(path)
+        .unwrap();
+    s.extend((0..100).map(|i| rec(i, 0))).unwrap();
+    s.commit().unwrap();
+    s
+}
+
 // Unix only: symbolic links need a privilege on Windows (the hard-link
 // refusal, which runs everywhere, is the next test).
 #[cfg(unix)]
@@ -520,15 +534,7 @@ fn a_reader_through_a_symlink_meets_the_writer() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("real.rmap");
-    let mut s = Options::new()
-        .create_new(true)
-        .chunk_size(64 << 10)
-        .initial_capacity(100_000)
-        .append_only(true)
-        .open::<Rec>(&path)
-        .unwrap();
-    s.extend((0..100).map(|i| rec(i, 0))).unwrap();
-    s.commit().unwrap();
+    let mut s = append_only_of_100(&path);
     let link = dir.path().join("link.rmap");
     std::os::unix::fs::symlink(&path, &link).unwrap();
     let mut r = Reader::<Rec>::open(&link).unwrap();
@@ -559,15 +565,7 @@ fn a_data_file_with_hard_links_is_refused_by_readers() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("real.rmap");
-    let mut s = Options::new()
-        .create_new(true)
-        .chunk_size(64 << 10)
-        .initial_capacity(100_000)
-        .append_only(true)
-        .open::<Rec>(&path)
-        .unwrap();
-    s.extend((0..100).map(|i| rec(i, 0))).unwrap();
-    s.commit().unwrap();
+    let mut s = append_only_of_100(&path);
     Reader::<Rec>::open(&path).unwrap();
     // A second name for the same file would get its own coordination file.
     let hard = dir.path().join("hard.rmap");

@@ -218,16 +218,7 @@ fn ipc_flag_demo_runs_as_two_processes() {
     let _serial = serial();
     let demo = demo();
     let n = name("flag");
-    let waiter = std::process::Command::new(&demo)
-        .args(["wait", &n])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while !shared_exists(&n).unwrap() {
-        assert!(t.elapsed().as_secs() < 20, "waiter never created the store");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let waiter = spawn_waiter(&demo, &n, std::process::Stdio::piped());
     let set = std::process::Command::new(&demo)
         .args(["set", &n])
         .output()
@@ -251,16 +242,7 @@ fn ipc_flag_demo_runs_as_two_processes() {
 fn a_store_whose_only_process_was_killed() {
     let _serial = serial();
     let n = name("killed");
-    let mut waiter = std::process::Command::new(demo())
-        .args(["wait", &n])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while !shared_exists(&n).unwrap() {
-        assert!(t.elapsed().as_secs() < 20, "waiter never created the store");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let mut waiter = spawn_waiter(&demo(), &n, std::process::Stdio::null());
     waiter.kill().unwrap();
     waiter.wait().unwrap();
     if cfg!(windows) {
@@ -289,6 +271,26 @@ fn a_store_whose_only_process_was_killed() {
         drop(r);
         remove_shared(&n).unwrap();
     }
+}
+
+/// Starts `ipc_flag wait NAME` (which creates the store `name` and waits
+/// for its flag) and returns once the store exists.
+fn spawn_waiter(
+    demo: &std::path::Path,
+    name: &str,
+    stdout: std::process::Stdio,
+) -> std::process::Child {
+    let waiter = std::process::Command::new(demo)
+        .args(["wait", name])
+        .stdout(stdout)
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !shared_exists(name).unwrap() {
+        assert!(t.elapsed().as_secs() < 20, "waiter never created the store");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    waiter
 }
 
 /// Tests in this binary run one at a time: a child process forked by one
