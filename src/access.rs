@@ -49,9 +49,9 @@ pub enum Advice {
     /// (`MADV_DONTNEED`, then `POSIX_FADV_DONTNEED`), after writing the
     /// range's dirty pages back and waiting for them (Linux
     /// `sync_file_range`; not a sync: nothing becomes durable that a commit
-    /// had not made so). Pages other processes map stay cached. The file advice is
-    /// widened to 2 MiB boundaries: the kernel drops only large folios
-    /// wholly inside the range, so without it the pages at either end could
-    /// stay; clean neighbours sharing those folios may be dropped too.
+    /// had not made so). Pages other processes map stay cached. The file
+    /// advice is widened to 2 MiB boundaries: the kernel drops only large
+    /// folios wholly inside the range, so without it the pages at either end
+    /// could stay; clean neighbours sharing those folios may be dropped too.
     DontNeed,
 }

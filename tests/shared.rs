@@ -111,14 +111,7 @@ fn files_left_without_a_live_handle() {
     assert!(path.exists());
     if cfg!(windows) {
         assert!(!shared_exists(&n).unwrap());
-        assert!(matches!(
-            Store::<Flag>::open_shared(&n),
-            Err(Error::NotFound { .. })
-        ));
-        assert!(matches!(
-            Reader::<Flag>::open_shared(&n),
-            Err(Error::NotFound { .. })
-        ));
+        assert_not_found(&n);
         let s = Store::<Flag>::create_shared(&n).unwrap();
         assert_eq!(s.len(), 0, "a new store, not the one left behind");
         drop(s);
@@ -138,14 +131,7 @@ fn files_left_without_a_live_handle() {
 fn missing_names() {
     let _serial = serial();
     let n = name("missing");
-    assert!(matches!(
-        Store::<Flag>::open_shared(&n),
-        Err(Error::NotFound { .. })
-    ));
-    assert!(matches!(
-        Reader::<Flag>::open_shared(&n),
-        Err(Error::NotFound { .. })
-    ));
+    assert_not_found(&n);
     assert!(matches!(remove_shared(&n), Err(Error::NotFound { .. })));
 }
 
@@ -271,6 +257,18 @@ fn a_store_whose_only_process_was_killed() {
         drop(r);
         remove_shared(&n).unwrap();
     }
+}
+
+/// Neither a writer nor a reader opens the store `name`: `NotFound`.
+fn assert_not_found(name: &str) {
+    assert!(matches!(
+        Store::<Flag>::open_shared(name),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        Reader::<Flag>::open_shared(name),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// Starts `ipc_flag wait NAME` (which creates the store `name` and waits

@@ -214,14 +214,22 @@ impl RawStore {
     /// now or let the kernel drop them from the cache
     /// ([`Advice`](crate::Advice)). Never changes what a read returns.
     pub fn advise(&self, range: Range<u64>, advice: crate::access::Advice) {
+        if let Some((from, len)) = self.byte_span(range) {
+            self.map.advise_range(&self.file, from, len, advice);
+        }
+    }
+
+    /// The file bytes `(offset, length)` from the first to the last byte of
+    /// records `range` (clamped to the records); `None` if it holds none.
+    fn byte_span(&self, range: Range<u64>) -> Option<(u64, u64)> {
         let end = range.end.min(self.len);
         if range.start >= end {
-            return;
+            return None;
         }
         let p = self.layout.packing;
         let from = self.layout.data_offset + p.record_offset(range.start);
         let to = self.layout.data_offset + p.record_offset(end - 1) + p.record_size;
-        self.map.advise_range(&self.file, from, to - from, advice);
+        Some((from, to - from))
     }
 
     /// How many bytes of the pages holding records `range` are in the page
@@ -229,14 +237,10 @@ impl RawStore {
     /// [`Advice::DontNeed`](crate::access::Advice) or measure what a scan
     /// left; `None` where that cannot be told (other platforms).
     pub fn cached_bytes(&self, range: Range<u64>) -> Option<u64> {
-        let end = range.end.min(self.len);
-        if range.start >= end {
-            return Some(0);
+        match self.byte_span(range) {
+            Some((from, len)) => self.map.resident_bytes(from, len),
+            None => Some(0),
         }
-        let p = self.layout.packing;
-        let from = self.layout.data_offset + p.record_offset(range.start);
-        let to = self.layout.data_offset + p.record_offset(end - 1) + p.record_size;
-        self.map.resident_bytes(from, to - from)
     }
 }
 

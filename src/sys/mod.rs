@@ -8,7 +8,7 @@
 //! loads readers use. What differs by platform lives in one file per
 //! platform behind the same functions: `unix.rs` (Linux, with fallbacks for
 //! other Unixes) and `windows.rs`. Each platform file provides exactly the
-//! items re-exported below, plus `advise_map` and `page_resident` for the
+//! items re-exported below, plus `advise_map` and `resident_pages` for the
 //! mappings here.
 //!
 //! Everything here exposes a safe interface; the rest of the crate is
@@ -26,7 +26,7 @@ compile_error!("recmap supports Unix and Windows only");
 
 #[cfg(target_os = "linux")]
 pub(crate) use platform::ofd;
-use platform::{advise_map, fadvise, page_resident, resident_pages};
+use platform::{advise_map, fadvise, resident_pages};
 pub(crate) use platform::{
     data_extent, drop_cache, lock, preallocate, rename_noreplace, start_writeback, try_lock,
     unlock, wait_on, wake_all, UNMAP_BEFORE_SHRINK,
@@ -766,7 +766,8 @@ fn resident(base: *const u8, map_len: usize, offset: u64) -> bool {
     if at >= map_len {
         return true;
     }
-    page_resident(base.wrapping_add(at), page)
+    // Unknown (not Linux) counts as resident.
+    resident_pages(base.wrapping_add(at), page).is_none_or(|n| n > 0)
 }
 
 impl RecordMap {

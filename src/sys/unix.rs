@@ -311,7 +311,7 @@ pub(super) fn resident_pages(at: *const u8, len: usize) -> Option<u64> {
     {
         const PAGE: usize = crate::format::PAGE_SIZE as usize;
         const STEP: usize = 4096 * PAGE;
-        let mut v = vec![0u8; STEP / PAGE];
+        let mut v = [0u8; STEP / PAGE];
         let mut count = 0u64;
         let mut off = 0;
         while off < len {
@@ -337,25 +337,6 @@ pub(super) fn resident_pages(at: *const u8, len: usize) -> Option<u64> {
     {
         let _ = (at, len);
         None
-    }
-}
-
-/// True if the `page` bytes at `at` (page-aligned, inside a live mapping)
-/// are in the page cache (Linux `mincore`), or if that cannot be told.
-pub(super) fn page_resident(at: *const u8, page: usize) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        let mut v = 0u8;
-        // SAFETY: callers pass a page-aligned address of a page inside a
-        // live mapping; mincore writes one byte per page of that range, into
-        // `v`.
-        let rc = unsafe { libc::mincore(at as *mut libc::c_void, page, &mut v) };
-        rc != 0 || v & 1 == 1
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (at, page);
-        true
     }
 }
 

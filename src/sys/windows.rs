@@ -74,13 +74,6 @@ pub(super) fn advise_map(base: *const u8, len: usize, hint: Hint) {
     let _ = (base, len, hint);
 }
 
-/// Residency cannot be told cheaply: every page counts as resident (so
-/// nothing is prefetched on its account).
-pub(super) fn page_resident(at: *const u8, page: usize) -> bool {
-    let _ = (at, page);
-    true
-}
-
 /// Residency cannot be counted: `None`.
 pub(super) fn resident_pages(at: *const u8, len: usize) -> Option<u64> {
     let _ = (at, len);
