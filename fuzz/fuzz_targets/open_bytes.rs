@@ -469,6 +469,26 @@ fn writer(p: &PathBuf, seen: &Seen) {
         assert_eq!(s.get(*i), Some(&rec[..]), "record {i} replayed");
     }
     let before = s.verify().unwrap();
+    if !before.is_ok() && s.generation() == recmap::format::MAX_GENERATION {
+        // A repair is a commit: at the last generation it is refused
+        // before anything is written.
+        stats::hit("writer: no generation left to repair");
+        let e = s
+            .repair(Repair::RebuildChecksums)
+            .expect_err("a repair past the last generation");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    option: "generation",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(s.verify().unwrap().problems, before.problems);
+        return;
+    }
     if !before.is_ok() {
         stats::hit("writer: repaired");
         let rep = s

@@ -218,6 +218,12 @@ impl Chain {
         if h.generation != generation || h.prev_count != prev {
             return Err(FrameError::End("a frame that does not continue the chain"));
         }
+        if generation > super::MAX_GENERATION {
+            // A header cannot carry it: the chain ends at the last one.
+            return Err(FrameError::End(
+                "a generation past the last a header can carry",
+            ));
+        }
         let Some(len) = h.frame_len(p.record_size) else {
             return Err(FrameError::End("frame longer than a frame may be"));
         };
@@ -504,6 +510,33 @@ mod tests {
             }
             at += len;
         }
+    }
+
+    /// A store at the last generation a header can carry: a frame that
+    /// would continue its chain is not a commit (its replay would leave a
+    /// state no header can record). Found by fuzzing `open_bytes`.
+    #[test]
+    fn no_commit_past_the_last_generation() {
+        let mut c0 = chain();
+        c0.generation = super::super::MAX_GENERATION;
+        let mut out = Vec::new();
+        let w = CommitWriter::new(&mut out, header(&c0, 100, 0), 64);
+        w.finish();
+        let mut c = c0;
+        let (commits, err) = scan(&mut c, &out);
+        assert_eq!(commits, 0);
+        assert!(
+            matches!(err, Some(FrameError::End(m)) if m.contains("last a header")),
+            "{err:?}"
+        );
+        assert_eq!(c.generation, super::super::MAX_GENERATION);
+        // One below it still commits.
+        let mut c1 = chain();
+        c1.generation = super::super::MAX_GENERATION - 1;
+        let mut out = Vec::new();
+        CommitWriter::new(&mut out, header(&c1, 100, 0), 64).finish();
+        assert_eq!(scan(&mut c1, &out).0, 1);
+        assert_eq!(c1.generation, super::super::MAX_GENERATION);
     }
 
     #[test]

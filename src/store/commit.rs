@@ -78,6 +78,23 @@ impl RawStore {
         h.finalize()
     }
 
+    /// The generation the next commit (or repair) gets; `InvalidOption`
+    /// once the store has used the last one a header can carry, checked
+    /// before anything is written.
+    pub(super) fn next_generation(&self) -> Result<u64> {
+        let generation = self.header.generation + 1;
+        if generation > crate::format::MAX_GENERATION {
+            return Err(crate::Error::InvalidOption {
+                option: "generation",
+                reason: format!(
+                    "the store has used all {} generations",
+                    crate::format::MAX_GENERATION
+                ),
+            });
+        }
+        Ok(generation)
+    }
+
     /// Makes every change since the last commit durable and visible, all or
     /// nothing: after `Ok` it survives a crash; a crash before `Ok` leaves
     /// either this commit whole or none of it.
@@ -99,15 +116,7 @@ impl RawStore {
                 ..Default::default()
             });
         }
-        if generation > crate::format::MAX_GENERATION {
-            return Err(crate::Error::InvalidOption {
-                option: "generation",
-                reason: format!(
-                    "the store has used all {} generations",
-                    crate::format::MAX_GENERATION
-                ),
-            });
-        }
+        self.next_generation()?;
         self.ensure_v2()?;
         let p = self.layout.packing;
         let rpg = p.records_per_group;

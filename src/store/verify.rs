@@ -303,6 +303,8 @@ impl RawStore {
         if before.is_ok() {
             return Ok(rep);
         }
+        // A repair is a commit: it needs a generation.
+        let generation = self.next_generation()?;
         let p = self.layout.packing;
         let rpg = p.records_per_group;
         let count = match how {
@@ -337,7 +339,7 @@ impl RawStore {
         };
         self.sync(false)?;
         let header = Header {
-            generation: self.header.generation + 1,
+            generation,
             record_count: count,
             tail_crc,
             ..self.header
