@@ -12,6 +12,8 @@ use recmap::arrow::arrow_schema::{DataType, TimeUnit};
 use recmap::arrow::{self as ra, as_store_error};
 use recmap::{Error, RawReader, RawStore, Schema};
 use std::path::Path;
+mod common;
+use common::spawn::Launch;
 
 const SPEC: &str = "id:u64,small:i8?,f:f32?,d:f64,flag:bool?,ts:timestamp[ms]?,tns:timestamp[ns],\
                     day:date?,name:str[6]?,raw:bytes[3],vec:f32[3]?,_pad0:bytes[2]";
@@ -382,7 +384,7 @@ mod cli {
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
-            .output()
+            .launch_output()
             .unwrap()
     }
 
@@ -596,7 +598,7 @@ mod cli {
             .env("RECMAP_BIN", BIN)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
-            .output()
+            .launch_output()
         {
             Ok(o) => o,
             // Windows (under Wine in CI) has no Python with pyarrow and

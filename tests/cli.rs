@@ -8,6 +8,8 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+mod common;
+use common::spawn::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_recmap");
 
@@ -44,7 +46,12 @@ fn cmd(args: &[&str]) -> Command {
 }
 
 fn run(args: &[&str]) -> Run {
-    finish(cmd(args).stdin(Stdio::null()).output().expect("run recmap"))
+    finish(
+        cmd(args)
+            .stdin(Stdio::null())
+            .launch_output()
+            .expect("run recmap"),
+    )
 }
 
 fn run_stdin(args: &[&str], input: &[u8]) -> Run {
@@ -52,7 +59,7 @@ fn run_stdin(args: &[&str], input: &[u8]) -> Run {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .expect("spawn recmap");
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
@@ -814,7 +821,7 @@ fn rust_log_turns_on_library_tracing_on_stderr() {
     let store = d.path("log.rmap");
     let out = cmd(&["create", s(&store), "--schema", "id:u64"])
         .env("RUST_LOG", "info")
-        .output()
+        .launch_output()
         .unwrap();
     let r = finish(out);
     ok(&r);
@@ -948,7 +955,7 @@ fn numpy_reads_what_the_cli_wrote() {
         .arg(&script)
         .env("RECMAP_BIN", BIN)
         .env_remove("RUST_LOG")
-        .output()
+        .launch_output()
         .unwrap();
     let r = finish(out);
     assert_eq!(r.code, 0, "tests/numpy_interop.py failed: {r:?}");

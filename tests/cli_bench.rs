@@ -5,6 +5,8 @@
 #![cfg(feature = "cli")]
 
 use std::process::Command;
+mod common;
+use common::spawn::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_recmap");
 /// The methods `bench --sweep` times at each size.
@@ -16,7 +18,7 @@ fn bench(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
         .arg("--dir")
         .arg(dir)
         .args(args)
-        .output()
+        .launch_output()
         .expect("run recmap");
     (
         out.status.code().expect("exited, not killed"),

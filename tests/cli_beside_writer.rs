@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+mod common;
+use common::spawn::Launch;
 
 const SCHEMA: &str = "id:u64,v:i64";
 /// Env var that turns the `helper_writer` test into the in-place writer.
@@ -22,7 +24,7 @@ fn recmap() -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    recmap().args(args).output().expect("run recmap")
+    recmap().args(args).launch_output().expect("run recmap")
 }
 
 fn text(b: &[u8]) -> String {
@@ -98,7 +100,7 @@ fn start_load(dir: &Path, store: &Path, args: &[&str]) -> Proc {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(err)
-        .spawn()
+        .launch()
         .expect("start recmap load");
     Proc { child: Some(child) }
 }
@@ -360,7 +362,7 @@ fn in_place_updates_beside_the_commands_stay_one_commit() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
+        .launch()
         .expect("start the helper writer");
     let mut writer = Proc { child: Some(child) };
     // Kept open to the end: the test harness in the helper prints after

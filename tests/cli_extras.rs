@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+mod common;
+use common::spawn::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_recmap");
 
@@ -34,7 +36,7 @@ fn run(args: &[&str]) -> Run {
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .output()
+        .launch_output()
         .expect("run recmap");
     Run {
         code: out.status.code().expect("exited, not killed"),
@@ -371,7 +373,7 @@ fn compact_refuses_while_a_writer_holds_the_store() {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(csv(&rows(3)).as_bytes()).unwrap();

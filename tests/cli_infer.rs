@@ -14,6 +14,8 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+mod common;
+use common::spawn::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_recmap");
 
@@ -50,7 +52,7 @@ fn run_in(args: &[&str], stdin: Option<Vec<u8>>) -> Run {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .expect("spawn recmap");
     let feeder = stdin.map(|data| {
         let mut w = child.stdin.take().unwrap();
@@ -104,7 +106,7 @@ fn python(script: &str, dir: &Path) -> String {
         .arg("-c")
         .arg(script)
         .current_dir(dir)
-        .output()
+        .launch_output()
         .expect("run python3");
     assert!(
         out.status.success(),

@@ -14,6 +14,8 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
+mod common;
+use common::spawn::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_recmap");
 
@@ -49,7 +51,7 @@ fn run_in(args: &[&str], stdin: Option<&[u8]>) -> Run {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .expect("spawn recmap");
     if let Some(data) = stdin {
         let mut w = child.stdin.take().unwrap();
@@ -89,7 +91,7 @@ fn python(script: &str, dir: &Path) -> String {
         .arg("-c")
         .arg(script)
         .current_dir(dir)
-        .output()
+        .launch_output()
         .expect("run python3");
     assert!(
         out.status.success(),

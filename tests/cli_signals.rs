@@ -16,6 +16,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+mod common;
+use common::spawn::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_recmap");
 const SPEC: &str = "id:u64,v:i64";
@@ -100,7 +102,7 @@ fn run_with(args: &[String], stdin: &[u8]) -> Out {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .expect("spawn recmap");
     let mut pipe = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -217,7 +219,7 @@ impl Load {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()
+            .launch()
             .expect("spawn recmap load");
         let stdin = child.stdin.take();
         let mut err = child.stderr.take().unwrap();
@@ -639,7 +641,7 @@ fn the_file_size_limit_after_committed_batches_says_how_to_resume() {
         .arg(&csv)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .output()
+        .launch_output()
         .unwrap();
     let out = Out {
         code: limited.status.code(),
@@ -678,7 +680,7 @@ fn an_inherited_ignored_sigint_stays_ignored() {
             Ok(())
         });
     }
-    let child = cmd.spawn().expect("spawn recmap load");
+    let child = cmd.launch().expect("spawn recmap load");
     let mut load = Load {
         child,
         stdin: None,

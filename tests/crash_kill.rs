@@ -31,6 +31,7 @@
 
 mod common;
 
+use common::spawn::Launch;
 use common::{mix, seed_from_env, Make, Rng, R24};
 use recmap::{Error, Options, Store};
 use std::collections::HashMap;
@@ -243,7 +244,7 @@ fn sigkill_during_appends_and_commits() {
                 .env(CHILD_SEED, child_seed.to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .spawn()
+                .launch()
                 .unwrap(),
         );
         let (tx, rx) = mpsc::channel();
@@ -764,7 +765,7 @@ fn sigkill_inside_update_batches() {
                 .env(UPD_LOG, log_size.to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .spawn()
+                .launch()
                 .unwrap(),
         );
         let (tx, rx) = mpsc::channel();

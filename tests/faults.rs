@@ -8,6 +8,9 @@
 use recmap::{Error, Options, Problem, Repair, Store};
 mod common;
 use common::file_at::FileAt;
+// Only the Unix-only tests here start processes.
+#[cfg(unix)]
+use common::spawn::Launch;
 use std::path::Path;
 
 recmap::record! {
@@ -290,7 +293,7 @@ fn child(name: &str, path: &Path) -> std::process::Output {
             "--test-threads=1",
         ])
         .env("RECMAP_FAULT_PATH", path)
-        .output()
+        .launch_output()
         .unwrap()
 }
 

@@ -16,6 +16,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+mod common;
+use common::spawn::Launch;
 
 recmap::record! {
     /// `check` is always `!value ^ index`: a torn record fails it.
@@ -409,7 +411,11 @@ fn child_read_only_reader() {
 
 #[test]
 fn read_only_user_opens_a_reader() {
-    if Command::new("setpriv").arg("--help").output().is_err() {
+    if Command::new("setpriv")
+        .arg("--help")
+        .launch_output()
+        .is_err()
+    {
         println!("SKIPPED read_only_user_opens_a_reader: setpriv is missing");
         return;
     }
@@ -434,7 +440,7 @@ fn read_only_user_opens_a_reader() {
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let probe = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
-        .output();
+        .launch_output();
     if !probe.map(|o| o.status.success()).unwrap_or(false) {
         println!(
             "SKIPPED read_only_user_opens_a_reader: setpriv cannot change uid here (needs root)"
@@ -456,7 +462,7 @@ fn read_only_user_opens_a_reader() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
@@ -806,7 +812,7 @@ impl SmallFs {
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
             .arg(dir.path())
-            .output()
+            .launch_output()
             .ok()?;
         out.status.success().then_some(SmallFs { dir })
     }
@@ -946,7 +952,7 @@ fn the_lock_files_mode_does_not_depend_on_the_umask() {
         .arg("umask 077 && exec \"$0\" child_umask_writer --exact --ignored --nocapture --test-threads=1")
         .arg(std::env::current_exe().unwrap())
         .env("RECMAP_HE_PATH", &path)
-        .output()
+        .launch_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+mod common;
+use common::spawn::Launch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_recmap");
 
@@ -426,7 +428,7 @@ fn run_cmd_timeout(c: &mut Command, secs: u64) -> (Option<i32>, String, String) 
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .expect("spawn recmap");
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -920,7 +922,7 @@ fn ctrl_c_stops_the_cli_verify_with_a_message() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .unwrap();
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -49,6 +49,7 @@
 
 mod common;
 
+use common::spawn::Launch;
 use common::{mix, seed_from_env, Rng};
 use recmap::{Error, Options, Reader, Store};
 use std::collections::HashMap;
@@ -763,7 +764,7 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
+        let mut child = cmd.launch().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let out = thread::spawn(move || {

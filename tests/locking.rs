@@ -14,6 +14,7 @@
 
 mod common;
 
+use common::spawn::Launch;
 use common::{Make, R16};
 use recmap::{Error, Options, RawStore, Store};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -278,7 +279,7 @@ impl Holder {
             .env(CHILD_MODE, mode)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .spawn()
+            .launch()
             .unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
         let mut h = Holder { child, out };
@@ -370,7 +371,7 @@ fn this_process_holding_the_lock_locks_out_a_child() {
         .env(CHILD_PATH, &path)
         .env(CHILD_MODE, "read")
         .stdin(Stdio::null())
-        .output()
+        .launch_output()
         .unwrap();
     let out = String::from_utf8_lossy(&child.stdout);
     assert!(out.contains("error Locked"), "child output: {out}");

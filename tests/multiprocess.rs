@@ -17,6 +17,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+mod common;
+use common::spawn::Launch;
 
 recmap::record! {
     /// 56 bytes: 73 per page, with padding. `check` covers the other fields.
@@ -94,7 +96,7 @@ fn spawn(role: &str, path: &Path, seconds: f64) -> Child {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .unwrap()
 }
 

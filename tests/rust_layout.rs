@@ -15,6 +15,8 @@ use recmap::{Bool, Date, Error, FixedStr, Record, Schema, Store, TimestampS};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+mod common;
+use common::spawn::Launch;
 
 include!("fixtures/flights_layout.rs");
 
@@ -32,7 +34,7 @@ fn recmap(args: &[&str]) -> String {
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .output()
+        .launch_output()
         .expect("run recmap");
     assert!(out.status.success(), "recmap {args:?}: {out:?}");
     String::from_utf8(out.stdout).expect("UTF-8 output")

@@ -4,6 +4,8 @@
 
 use recmap::shared::{remove_shared, shared_exists, shared_path};
 use recmap::{Error, Reader, Store};
+mod common;
+use common::spawn::Launch;
 
 recmap::record! {
     pub struct Flag { pub set: u32, pub by: u32 }
@@ -207,7 +209,7 @@ fn ipc_flag_demo_runs_as_two_processes() {
     let waiter = spawn_waiter(&demo, &n, std::process::Stdio::piped());
     let set = std::process::Command::new(&demo)
         .args(["set", &n])
-        .output()
+        .launch_output()
         .unwrap();
     assert!(
         set.status.success(),
@@ -281,7 +283,7 @@ fn spawn_waiter(
     let waiter = std::process::Command::new(demo)
         .args(["wait", name])
         .stdout(stdout)
-        .spawn()
+        .launch()
         .unwrap();
     let t = std::time::Instant::now();
     while !shared_exists(name).unwrap() {

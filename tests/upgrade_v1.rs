@@ -14,6 +14,7 @@
 
 mod common;
 
+use common::spawn::Launch;
 use common::*;
 use recmap::format::{decode_list, slot, FLAG_CHECKED, FORMAT_V1, FORMAT_VERSION, LIST_CARRIED};
 use recmap::{Bool, Error, RawStore, Reader, Store};
@@ -500,7 +501,7 @@ fn recmap_info_and_verify_read_a_v1_file() {
         let out = Command::new(bin)
             .args(["info", path.to_str().unwrap(), "--json"])
             .env_remove("RUST_LOG")
-            .output()
+            .launch_output()
             .unwrap();
         assert!(out.status.success(), "{name}: {out:?}");
         let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -513,7 +514,7 @@ fn recmap_info_and_verify_read_a_v1_file() {
         let out = Command::new(bin)
             .args(["info", path.to_str().unwrap()])
             .env_remove("RUST_LOG")
-            .output()
+            .launch_output()
             .unwrap();
         assert!(out.status.success(), "{name}: {out:?}");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -525,7 +526,7 @@ fn recmap_info_and_verify_read_a_v1_file() {
         let out = Command::new(bin)
             .args(["verify", path.to_str().unwrap()])
             .env_remove("RUST_LOG")
-            .output()
+            .launch_output()
             .unwrap();
         assert!(out.status.success(), "{name}: {out:?}");
         // Neither command wrote anything.
@@ -536,7 +537,7 @@ fn recmap_info_and_verify_read_a_v1_file() {
             let out = Command::new(bin)
                 .args(["upgrade", path.to_str().unwrap()])
                 .env_remove("RUST_LOG")
-                .output()
+                .launch_output()
                 .unwrap();
             assert!(out.status.success(), "{name} upgrade {round}: {out:?}");
             let err = String::from_utf8_lossy(&out.stderr);

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod file_at;
+pub mod spawn;
 
 use recmap::format::{slot, Header, SlotError, SLOT_LEN, SLOT_OFFSETS};
 use std::fs::OpenOptions;
