@@ -81,6 +81,12 @@ pub struct RawReader {
     quiet: u64,
     /// The access pattern applied to every mapping (`set_access`).
     pattern: crate::access::AccessPattern,
+    /// The data file opened once more for bulk reads of data not cached
+    /// (`cold_copy`), on first use; `None` inside if that failed.
+    streaming: std::sync::OnceLock<Option<File>>,
+    /// The record a bulk read streamed through `streaming` last ended at
+    /// (`u64::MAX`: none), so that the read continuing it streams too.
+    streamed_to: std::sync::atomic::AtomicU64,
     /// A named shared store's lifetime anchor (Windows; see
     /// [`crate::shared`]). Last, so it drops after the files close.
     anchor: Option<crate::shared::Anchor>,
@@ -128,6 +134,8 @@ impl RawReader {
             seen,
             quiet,
             pattern,
+            streaming: std::sync::OnceLock::new(),
+            streamed_to: std::sync::atomic::AtomicU64::new(u64::MAX),
             anchor: None,
         })
     }
@@ -396,6 +404,86 @@ impl RawReader {
                 crate::access::Advice::WillNeed,
             );
         }
+    }
+
+    /// True unless a page of records `[first, end)` is known to be absent
+    /// from the page cache (one `mincore`; always true where that cannot
+    /// be told).
+    pub(crate) fn is_cached(&self, first: u64, end: u64) -> bool {
+        let (from, to) = (self.offset(first) as u64, self.offset(end) as u64);
+        self.map
+            .resident_bytes(from, to - from)
+            .is_none_or(|cached| cached >= to - from)
+    }
+
+    /// True if the last bulk read streamed (`cold_copy`) up to `first`.
+    pub(crate) fn stream_continues_at(&self, first: u64) -> bool {
+        self.streamed_to.load(std::sync::atomic::Ordering::Relaxed) == first
+    }
+
+    /// Records that a bulk read streamed up to `end` (`u64::MAX`: stopped).
+    pub(crate) fn stream_reached(&self, end: u64) {
+        self.streamed_to
+            .store(end, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Copies records `[first, end)` of the adopted state into `out` with
+    /// positioned reads of the data file instead of through the map: the
+    /// path of bulk reads of data the page cache does not hold, where the
+    /// kernel's read-ahead for `pread` keeps more of the device busy than
+    /// faults do. `Ok(false)` if this path cannot vouch for the copy (the
+    /// reader holds log images, or a writer wrote data pages since the
+    /// state was adopted): the caller copies those records through the map,
+    /// which checks their pages' stripes.
+    ///
+    /// Sound for the same reason as a mapped copy: the file's bytes are the
+    /// map's (one page cache), and the apply sequence read unchanged and
+    /// even after the reads says no data page was written since the state
+    /// was adopted. Append-only stores never change committed records.
+    pub(crate) fn cold_copy(&self, first: u64, end: u64, out: &mut [u8]) -> Result<bool> {
+        if !self.overlay.is_empty() {
+            return Ok(false);
+        }
+        let quiet = self.is_append_only() || self.applied_nothing_since(self.quiet);
+        if !quiet {
+            return Ok(false);
+        }
+        let p = self.header.layout.packing;
+        let size = p.record_size as usize;
+        let dense = p.records_per_group * p.record_size == p.group_bytes();
+        let streaming = self
+            .streaming
+            .get_or_init(|| crate::sys::reopen_sequential(&self.file));
+        let Some(file) = streaming.as_ref() else {
+            return Ok(false);
+        };
+        let read = |at: u64, buf: &mut [u8]| {
+            crate::fileio::read_exact_at(file, buf, at).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::Truncated {
+                        path: self.path.clone(),
+                        expected: at + buf.len() as u64,
+                        actual: self.file.metadata().map_or(0, |m| m.len()),
+                    }
+                } else {
+                    Error::io("read", &self.path, e)
+                }
+            })
+        };
+        if dense {
+            read(self.offset(first) as u64, out)?;
+        } else {
+            // Records are contiguous within a group, padding after them.
+            let mut i = first;
+            while i < end {
+                let g_end = ((p.group_of(i) + 1) * p.records_per_group).min(end);
+                let k = (i - first) as usize * size;
+                let buf = &mut out[k..k + (g_end - i) as usize * size];
+                read(self.offset(i) as u64, buf)?;
+                i = g_end;
+            }
+        }
+        Ok(self.is_append_only() || self.applied_nothing_since(self.quiet))
     }
 
     fn offset(&self, i: u64) -> usize {

@@ -39,6 +39,12 @@ pub(crate) fn serves(word: u64, generation: u64) -> bool {
     word.rotate_right(1) <= generation
 }
 
+/// Bulk reads of at least this many bytes whose first page is not cached
+/// read through `pread` (`RawSnapshot::read_range_bytes`).
+const COLD_READ_MIN: u64 = 64 << 10;
+/// Bytes of such a read per `pread` (whole groups), each checked on its own.
+const COLD_CHUNK: u64 = 1 << 20;
+
 /// An untyped read transaction on a [`RawReader`]'s adopted commit.
 #[derive(Debug, Clone, Copy)]
 pub struct RawSnapshot<'r> {
@@ -67,7 +73,8 @@ impl<'r> RawSnapshot<'r> {
 
     /// Copies records `first..` as of the snapshot into `dst` (a whole
     /// number of records), returning how many were copied (fewer at the end
-    /// of the snapshot).
+    /// of the snapshot). Bulk reads of data not cached go through `pread`,
+    /// as [`Snapshot::read_range`] says.
     pub fn read_range_bytes(&self, first: u64, dst: &mut [u8]) -> Result<u64> {
         let r = self.reader;
         let size = r.schema().record_size as usize;
@@ -81,16 +88,44 @@ impl<'r> RawSnapshot<'r> {
             });
         }
         let n = ((dst.len() / size) as u64).min(self.len().saturating_sub(first));
-        r.prefetch_for(first, first + n);
         let p = r.packing();
+        // A bulk read goes a chunk at a time; a chunk the page cache does
+        // not hold whole is read through `pread` (the kernel's read-ahead
+        // keeps the device busy, which faults through the map do not), the
+        // rest is copied from the map.
+        // Once a read streams it streams to its end, and so does the next
+        // read that continues it: the kernel's read-ahead runs ahead of the
+        // `pread`s, so the pages ahead look cached while still being read,
+        // and the map's path would wait on them a fault at a time.
+        let chunk = (COLD_CHUNK / p.group_bytes()).max(1) * p.records_per_group;
+        let first_end = ((first / chunk + 1) * chunk).min(first + n);
+        let mut stream = n * size as u64 >= COLD_READ_MIN
+            && (r.stream_continues_at(first) || !r.is_cached(first, first_end));
         let mut i = first;
         while i < first + n {
-            // One group at a time: one stripe check per group.
-            let g = p.group_of(i);
-            let end = ((g + 1) * p.records_per_group).min(first + n);
+            let end = ((i / chunk + 1) * chunk).min(first + n);
             let out = &mut dst[((i - first) as usize) * size..((end - first) as usize) * size];
-            r.snapshot_copy(i, end, g, self.generation(), out)?;
-            i = end;
+            if stream {
+                if r.cold_copy(i, end, out)? {
+                    i = end;
+                    r.stream_reached(end);
+                    continue;
+                }
+                // It cannot vouch for this reader's copies: the map's path
+                // from here on.
+                stream = false;
+                r.stream_reached(u64::MAX);
+            }
+            r.prefetch_for(i, end);
+            while i < end {
+                // One group at a time: one stripe check per group.
+                let g = p.group_of(i);
+                let g_end = ((g + 1) * p.records_per_group).min(end);
+                let k = ((i - first) as usize) * size;
+                let out = &mut dst[k..((g_end - first) as usize) * size];
+                r.snapshot_copy(i, g_end, g, self.generation(), out)?;
+                i = g_end;
+            }
         }
         Ok(n)
     }
@@ -179,6 +214,13 @@ impl<'r, T: Record> Snapshot<'r, T> {
 
     /// Copies records `first..` as of the snapshot into `out`, returning
     /// how many were copied (fewer at the end of the snapshot).
+    ///
+    /// The bulk read of the crate: a read of at least 64 KiB of records the
+    /// page cache does not hold goes through `pread` (Linux), which reads
+    /// a cold store at the device's sequential rate; mapped scans
+    /// (`iter`, `Store::iter`) fault their way through at a fraction of it
+    /// (docs/concurrency.md, docs/benchmarks.md). `SnapshotExpired` if a
+    /// later commit changed a page the read reached.
     pub fn read_range(&self, first: u64, out: &mut [T]) -> Result<usize> {
         let n = self
             .raw()

@@ -255,3 +255,82 @@ fn cached_bytes_sees_a_drop_and_a_read() {
     );
     assert_eq!(s.cached_bytes(n..n + 10), Some(0), "past the end: nothing");
 }
+
+recmap::record! {
+    /// 24 bytes: 170 a page, 16 bytes of padding at the end of each.
+    pub struct Padded { pub i: u64, pub a: u64, pub b: u64 }
+}
+
+fn padded(i: u64) -> Padded {
+    Padded { i, a: !i, b: i * 3 }
+}
+
+/// A bulk `read_range` of records the page cache does not hold reads the
+/// file with `pread` (on Linux; elsewhere, and for cached pages, it copies
+/// from the map), densely packed or padded, whole or from the middle: the
+/// records returned are the snapshot's. Once a writer has changed a page
+/// after the snapshot's commit, the read expires instead of returning the
+/// new value, and a new snapshot reads the new value, cold again.
+#[test]
+fn cold_bulk_reads_through_a_snapshot_return_the_snapshots_records() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    cold_bulk_read(rec, |i| Rec { i, pad: [!i; 7] });
+    cold_bulk_read(padded, |i| Padded { i, a: 7, b: 7 });
+}
+
+fn cold_bulk_read<T: recmap::Record + PartialEq + std::fmt::Debug>(
+    make: fn(u64) -> T,
+    changed: fn(u64) -> T,
+) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("bulk.rmap");
+    let n = 100_000u64;
+    let mut w = Options::new().create_new(true).open::<T>(&path).unwrap();
+    w.extend((0..n).map(make)).unwrap();
+    w.commit().unwrap();
+    let drop_all = |w: &recmap::Store<T>| {
+        w.advise(0..n, Advice::DontNeed);
+        match w.cached_bytes(0..n) {
+            Some(left) => {
+                let all = n * std::mem::size_of::<T>() as u64;
+                if left * 100 > all {
+                    eprintln!("{left} of {all} bytes stayed cached: the reads below are warm");
+                }
+            }
+            None => eprintln!("no mincore here: the reads below copy from the map"),
+        }
+    };
+    let mut r = Reader::<T>::open(&path).unwrap();
+    let first = 1234u64;
+    let mut buf: Vec<T> = (0..n - first - 5).map(|_| make(0)).collect();
+    {
+        let snap = r.snapshot().unwrap();
+        drop_all(&w);
+        assert_eq!(snap.read_range(first, &mut buf).unwrap(), buf.len());
+        for (k, v) in buf.iter().enumerate() {
+            assert_eq!(*v, make(first + k as u64), "record {}", first + k as u64);
+        }
+        // Past the end: only what the snapshot has.
+        let mut tail: Vec<T> = (0..100).map(|_| make(0)).collect();
+        assert_eq!(snap.read_range(n - 10, &mut tail).unwrap(), 10);
+        assert_eq!(tail[9], make(n - 1));
+
+        // A writer changes a record the read covers, after the snapshot.
+        let k = 60_000;
+        w.set(k, &changed(k)).unwrap();
+        w.commit().unwrap();
+        drop_all(&w);
+        match snap.read_range(first, &mut buf) {
+            Err(recmap::Error::SnapshotExpired { .. }) => {}
+            other => panic!("a page changed after the snapshot: {other:?}"),
+        }
+    }
+    let snap = r.snapshot().unwrap();
+    drop_all(&w);
+    assert_eq!(snap.read_range(first, &mut buf).unwrap(), buf.len());
+    for (k, v) in buf.iter().enumerate() {
+        let i = first + k as u64;
+        let want = if i == 60_000 { changed(i) } else { make(i) };
+        assert_eq!(*v, want, "record {i}");
+    }
+}

@@ -28,8 +28,8 @@ compile_error!("recmap supports Unix and Windows only");
 pub(crate) use platform::ofd;
 use platform::{advise_map, fadvise, resident_pages};
 pub(crate) use platform::{
-    data_extent, drop_cache, lock, preallocate, rename_noreplace, start_writeback, try_lock,
-    unlock, wait_on, wake_all, UNMAP_BEFORE_SHRINK,
+    data_extent, drop_cache, lock, preallocate, rename_noreplace, reopen_sequential,
+    start_writeback, try_lock, unlock, wait_on, wake_all, UNMAP_BEFORE_SHRINK,
 };
 #[cfg(windows)]
 pub(crate) use platform::{file_identity, mark_temporary, NamedSection};
@@ -770,26 +770,31 @@ fn resident(base: *const u8, map_len: usize, offset: u64) -> bool {
     resident_pages(base.wrapping_add(at), page).is_none_or(|n| n > 0)
 }
 
+/// How many bytes of the pages holding `[offset, offset + len)` of the
+/// mapping `[base, base + map_len)` (clamped to it) are in the page cache;
+/// `None` if that cannot be told (not Linux).
+fn resident_bytes(base: *const u8, map_len: usize, offset: u64, len: u64) -> Option<u64> {
+    let page = crate::format::PAGE_SIZE;
+    let map_len = map_len as u64;
+    let from = (offset / page * page).min(map_len);
+    let to = offset.saturating_add(len).min(map_len);
+    if from >= to {
+        return Some(0);
+    }
+    let n = usize::try_from(to - from).ok()?;
+    let at = usize::try_from(from).ok()?;
+    resident_pages(base.wrapping_add(at), n).map(|p| p * page)
+}
+
 impl RecordMap {
     /// See [`resident`].
     pub(crate) fn resident(&self, offset: u64) -> bool {
         resident(self.map.as_ptr(), self.map.len(), offset)
     }
 
-    /// How many bytes of the pages holding `[offset, offset + len)` of the
-    /// mapping (clamped to it) are in the page cache; `None` if that cannot
-    /// be told (not Linux).
+    /// See [`resident_bytes`].
     pub(crate) fn resident_bytes(&self, offset: u64, len: u64) -> Option<u64> {
-        let page = crate::format::PAGE_SIZE;
-        let map_len = self.map.len() as u64;
-        let from = (offset / page * page).min(map_len);
-        let to = offset.saturating_add(len).min(map_len);
-        if from >= to {
-            return Some(0);
-        }
-        let n = usize::try_from(to - from).ok()?;
-        let at = usize::try_from(from).ok()?;
-        resident_pages(self.map.as_ptr().wrapping_add(at), n).map(|p| p * page)
+        resident_bytes(self.map.as_ptr(), self.map.len(), offset, len)
     }
 }
 
@@ -797,5 +802,10 @@ impl SharedMap {
     /// See [`resident`].
     pub(crate) fn resident(&self, offset: u64) -> bool {
         resident(self.raw.as_ptr(), self.len, offset)
+    }
+
+    /// See [`resident_bytes`].
+    pub(crate) fn resident_bytes(&self, offset: u64, len: u64) -> Option<u64> {
+        resident_bytes(self.raw.as_ptr(), self.len, offset, len)
     }
 }

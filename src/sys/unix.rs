@@ -66,6 +66,27 @@ pub(crate) fn drop_cache(file: &File) {
     let _ = file;
 }
 
+/// A second open file description of `file`'s file, read-only, with the
+/// sequential read-ahead hint (Linux: through `/proc/self/fd`). A file
+/// description carries its own read-ahead state, so bulk `pread`s through
+/// it get the kernel's largest read-ahead windows whatever hint the
+/// original (a reader's, `Random` by default) carries. `None` where this
+/// cannot be done.
+pub(crate) fn reopen_sequential(file: &File) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let f = File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+        fadvise(&f, 0, 0, Hint::Sequential);
+        Some(f)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
+
 /// Renames `from` to `to` unless `to` exists (`ErrorKind::AlreadyExists`
 /// then). Linux: `renameat2(RENAME_NOREPLACE)`; where the file system or
 /// system lacks it, a hard link followed by removing `from` (the file

@@ -25,6 +25,12 @@ pub(crate) fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// A second handle for bulk sequential reads: not needed here (bulk reads
+/// copy from the map off Linux, where residency cannot be told).
+pub(crate) fn reopen_sequential(_file: &File) -> Option<File> {
+    None
+}
+
 /// Dropping a file's cached pages has no Windows counterpart: a no-op.
 pub(crate) fn drop_cache(file: &File) {
     let _ = file;

@@ -3,13 +3,15 @@
 //! with `cached_bytes`) before every pass, and each pass reports GB/s and
 //! the device bytes read (`/sys/block/<dev>/stat`). Methods: `Store::iter`
 //! under the default `Random` pattern (it asks for the next MiBs where they
-//! are not cached), the same under `Sequential`, and `read()` of the whole
+//! are not cached), the same under `Sequential`, a `Reader` snapshot's
+//! `read_range` into a 1 MiB buffer (`pread` for pages not cached), and
+//! `read()` of the whole
 //! file with 8 KiB, 256 KiB and 1 MiB buffers (the kernel's read-ahead).
 //!
 //! `cargo run --release --bin cold_scan -- DIR [RECORDS] [DEVICE]`
 //! (defaults: 16 Mi records of 64 bytes = 1 GiB, `vda`). Linux only.
 
-use recmap::{AccessPattern, Advice, Options, Store};
+use recmap::{AccessPattern, Advice, Options, Reader, Store};
 use std::hint::black_box;
 use std::io::Read;
 use std::time::Instant;
@@ -49,9 +51,28 @@ fn main() {
     let mut store = Store::<Rec>::open_read_only(&path).unwrap();
     let n = store.len();
     let bytes = std::fs::metadata(&path).unwrap().len();
-    let methods = ["iter Random", "iter Sequential", "read 8K", "read 256K", "read 1M"];
+    let methods = [
+        "iter Random",
+        "iter Sequential",
+        "snapshot 1M",
+        "read 8K",
+        "read 256K",
+        "read 1M",
+    ];
+    // PROBE_METHODS=a,b: only those (names as printed).
+    let only: Option<Vec<String>> = std::env::var("PROBE_METHODS")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
+    let methods: Vec<&str> = methods
+        .into_iter()
+        .filter(|m| only.as_ref().is_none_or(|o| o.iter().any(|x| x == m)))
+        .collect();
     println!("{n} records, {bytes} bytes, cold before every pass");
-    for round in 0..3 {
+    let rounds: usize = std::env::var("PROBE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for round in 0..rounds {
         for k in 0..methods.len() {
             let m = methods[(k + round) % methods.len()];
             store.advise(0..n, Advice::DontNeed);
@@ -72,6 +93,19 @@ fn main() {
                         sum = sum.wrapping_add(black_box(r).id);
                     }
                     store.set_access(AccessPattern::Random);
+                }
+                "snapshot 1M" => {
+                    let mut r = Reader::<Rec>::open(&path).unwrap();
+                    let snap = r.snapshot().unwrap();
+                    let mut buf = vec![Rec { id: 0, a: [0; 7] }; 16384];
+                    let mut i = 0;
+                    while i < n {
+                        let got = snap.read_range(i, &mut buf).unwrap();
+                        for r in &buf[..got] {
+                            sum = sum.wrapping_add(r.id);
+                        }
+                        i += got as u64;
+                    }
                 }
                 _ => {
                     let size = match m {

@@ -37,7 +37,11 @@ fn sum_cast(recs: &[Rec], idx: &[u64]) -> u64 {
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
     let path = dir.join("get-paths.rmap");
-    for p in [path.clone(), dir.join("get-paths.rmap-lock"), dir.join("get-paths.rmap-wal")] {
+    for p in [
+        path.clone(),
+        dir.join("get-paths.rmap-lock"),
+        dir.join("get-paths.rmap-wal"),
+    ] {
         let _ = std::fs::remove_file(p);
     }
     let n: u64 = 1 << 20;
@@ -74,7 +78,9 @@ fn main() {
         assert_eq!(black_box(f()), want);
         t.elapsed().as_nanos() as f64 / idx.len() as f64
     };
-    println!("round  Store::get  get_ref  memmap2-bytes  memmap2-cast  get_ref/get  get/bytes  get/cast");
+    println!(
+        "round  Store::get  get_ref  memmap2-bytes  memmap2-cast  get_ref/get  get/bytes  get/cast"
+    );
     for round in 0..7 {
         let a = time(&|| sum_store(&s, &idx));
         let b = time(&|| sum_reader(&r, &idx));
