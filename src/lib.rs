@@ -54,6 +54,7 @@ pub mod schema;
 pub mod shared;
 mod snapshot;
 mod store;
+mod stream;
 mod sys;
 mod typed;
 

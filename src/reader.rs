@@ -81,12 +81,8 @@ pub struct RawReader {
     quiet: u64,
     /// The access pattern applied to every mapping (`set_access`).
     pattern: crate::access::AccessPattern,
-    /// The data file opened once more for bulk reads of data not cached
-    /// (`cold_copy`), on first use; `None` inside if that failed.
-    streaming: std::sync::OnceLock<Option<File>>,
-    /// The record a bulk read streamed through `streaming` last ended at
-    /// (`u64::MAX`: none), so that the read continuing it streams too.
-    streamed_to: std::sync::atomic::AtomicU64,
+    /// Bulk reads of data not cached (`cold_copy`).
+    pub(crate) stream: crate::stream::Stream,
     /// A named shared store's lifetime anchor (Windows; see
     /// [`crate::shared`]). Last, so it drops after the files close.
     anchor: Option<crate::shared::Anchor>,
@@ -134,8 +130,7 @@ impl RawReader {
             seen,
             quiet,
             pattern,
-            streaming: std::sync::OnceLock::new(),
-            streamed_to: std::sync::atomic::AtomicU64::new(u64::MAX),
+            stream: crate::stream::Stream::new(),
             anchor: None,
         })
     }
@@ -416,17 +411,6 @@ impl RawReader {
             .is_none_or(|cached| cached >= to - from)
     }
 
-    /// True if the last bulk read streamed (`cold_copy`) up to `first`.
-    pub(crate) fn stream_continues_at(&self, first: u64) -> bool {
-        self.streamed_to.load(std::sync::atomic::Ordering::Relaxed) == first
-    }
-
-    /// Records that a bulk read streamed up to `end` (`u64::MAX`: stopped).
-    pub(crate) fn stream_reached(&self, end: u64) {
-        self.streamed_to
-            .store(end, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Copies records `[first, end)` of the adopted state into `out` with
     /// positioned reads of the data file instead of through the map: the
     /// path of bulk reads of data the page cache does not hold, where the
@@ -448,40 +432,12 @@ impl RawReader {
         if !quiet {
             return Ok(false);
         }
-        let p = self.header.layout.packing;
-        let size = p.record_size as usize;
-        let dense = p.records_per_group * p.record_size == p.group_bytes();
-        let streaming = self
-            .streaming
-            .get_or_init(|| crate::sys::reopen_sequential(&self.file));
-        let Some(file) = streaming.as_ref() else {
+        let layout = self.header.layout;
+        if !self
+            .stream
+            .read(&self.file, &self.path, &layout, first, end, out)?
+        {
             return Ok(false);
-        };
-        let read = |at: u64, buf: &mut [u8]| {
-            crate::fileio::read_exact_at(file, buf, at).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    Error::Truncated {
-                        path: self.path.clone(),
-                        expected: at + buf.len() as u64,
-                        actual: self.file.metadata().map_or(0, |m| m.len()),
-                    }
-                } else {
-                    Error::io("read", &self.path, e)
-                }
-            })
-        };
-        if dense {
-            read(self.offset(first) as u64, out)?;
-        } else {
-            // Records are contiguous within a group, padding after them.
-            let mut i = first;
-            while i < end {
-                let g_end = ((p.group_of(i) + 1) * p.records_per_group).min(end);
-                let k = (i - first) as usize * size;
-                let buf = &mut out[k..k + (g_end - i) as usize * size];
-                read(self.offset(i) as u64, buf)?;
-                i = g_end;
-            }
         }
         Ok(self.is_append_only() || self.applied_nothing_since(self.quiet))
     }

@@ -39,12 +39,6 @@ pub(crate) fn serves(word: u64, generation: u64) -> bool {
     word.rotate_right(1) <= generation
 }
 
-/// Bulk reads of at least this many bytes whose first page is not cached
-/// read through `pread` (`RawSnapshot::read_range_bytes`).
-const COLD_READ_MIN: u64 = 64 << 10;
-/// Bytes of such a read per `pread` (whole groups), each checked on its own.
-const COLD_CHUNK: u64 = 1 << 20;
-
 /// An untyped read transaction on a [`RawReader`]'s adopted commit.
 #[derive(Debug, Clone, Copy)]
 pub struct RawSnapshot<'r> {
@@ -93,14 +87,11 @@ impl<'r> RawSnapshot<'r> {
         // not hold whole is read through `pread` (the kernel's read-ahead
         // keeps the device busy, which faults through the map do not), the
         // rest is copied from the map.
-        // Once a read streams it streams to its end, and so does the next
-        // read that continues it: the kernel's read-ahead runs ahead of the
-        // `pread`s, so the pages ahead look cached while still being read,
-        // and the map's path would wait on them a fault at a time.
-        let chunk = (COLD_CHUNK / p.group_bytes()).max(1) * p.records_per_group;
+        let chunk = crate::stream::Stream::chunk(p);
         let first_end = ((first / chunk + 1) * chunk).min(first + n);
-        let mut stream = n * size as u64 >= COLD_READ_MIN
-            && (r.stream_continues_at(first) || !r.is_cached(first, first_end));
+        let mut stream = r
+            .stream
+            .should(first, n, size as u64, || r.is_cached(first, first_end));
         let mut i = first;
         while i < first + n {
             let end = ((i / chunk + 1) * chunk).min(first + n);
@@ -108,13 +99,13 @@ impl<'r> RawSnapshot<'r> {
             if stream {
                 if r.cold_copy(i, end, out)? {
                     i = end;
-                    r.stream_reached(end);
+                    r.stream.reached(end);
                     continue;
                 }
                 // It cannot vouch for this reader's copies: the map's path
                 // from here on.
                 stream = false;
-                r.stream_reached(u64::MAX);
+                r.stream.reached(u64::MAX);
             }
             r.prefetch_for(i, end);
             while i < end {

@@ -235,6 +235,18 @@ impl<T: Record> Store<T> {
             .map(|(i, b)| (i, bytemuck::cast_slice(b)))
     }
 
+    /// Copies records `first..` into `out`, returning how many were copied
+    /// (fewer at the end of the store): the bulk copy, which reads records
+    /// the page cache does not hold at the device's sequential rate (see
+    /// [`RawStore::read_range_bytes`]). Sees this handle's uncommitted
+    /// writes, as [`get`](Self::get) does.
+    pub fn read_range(&self, first: u64, out: &mut [T]) -> Result<usize> {
+        let n = self
+            .raw
+            .read_range_bytes(first, bytemuck::cast_slice_mut(out))?;
+        Ok(n as usize)
+    }
+
     /// See [`RawStore::set_access`].
     pub fn set_access(&mut self, pattern: crate::access::AccessPattern) {
         self.raw.set_access(pattern)

@@ -334,3 +334,53 @@ fn cold_bulk_read<T: recmap::Record + PartialEq + std::fmt::Debug>(
         assert_eq!(*v, want, "record {i}");
     }
 }
+
+/// `Store::read_range` copies what `get` sees, cold or warm: committed
+/// records read back cold (through `pread` on Linux), the writer's own
+/// uncommitted update and its staged appends included, densely packed or
+/// padded, and a read-only store's too.
+#[test]
+fn store_read_range_copies_what_get_sees_cold_or_warm() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    store_read_range(rec, |i| Rec { i, pad: [!i; 7] });
+    store_read_range(padded, |i| Padded { i, a: 7, b: 7 });
+}
+
+fn store_read_range<T: recmap::Record + PartialEq + std::fmt::Debug>(
+    make: fn(u64) -> T,
+    changed: fn(u64) -> T,
+) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("store-range.rmap");
+    let n = 100_000u64;
+    let mut w = Options::new().create_new(true).open::<T>(&path).unwrap();
+    w.extend((0..n).map(make)).unwrap();
+    w.commit().unwrap();
+    let check = |s: &recmap::Store<T>, first: u64| {
+        let mut buf: Vec<T> = (0..s.len() + 7).map(|_| make(0)).collect();
+        let got = s.read_range(first, &mut buf).unwrap();
+        assert_eq!(got as u64, s.len() - first);
+        for (k, v) in buf[..got].iter().enumerate() {
+            let i = first + k as u64;
+            assert_eq!(Some(v), s.get(i), "record {i}");
+        }
+    };
+    w.advise(0..n, Advice::DontNeed);
+    check(&w, 0);
+    w.advise(0..n, Advice::DontNeed);
+    check(&w, 777);
+    // Uncommitted: an update of a committed record and a few staged appends.
+    w.set(50_000, &changed(50_000)).unwrap();
+    w.extend((n..n + 10).map(make)).unwrap();
+    w.advise(0..n, Advice::DontNeed);
+    check(&w, 3);
+    assert_eq!(w.get(50_000), Some(&changed(50_000)));
+    let mut small: Vec<T> = (0..4).map(|_| make(0)).collect();
+    assert_eq!(w.read_range(49_999, &mut small).unwrap(), 4);
+    assert_eq!(small[1], changed(50_000));
+    w.close().unwrap();
+    let r = recmap::Store::<T>::open_read_only(&path).unwrap();
+    r.advise(0..r.len(), Advice::DontNeed);
+    check(&r, 0);
+    assert_eq!(r.len(), n + 10);
+}

@@ -159,6 +159,8 @@ pub struct RawStore {
     /// The access pattern applied to every mapping of the file
     /// (`Options::access`, `set_access`).
     pattern: crate::access::AccessPattern,
+    /// Bulk reads of data not cached (`read_range_bytes`).
+    stream: crate::stream::Stream,
     /// A named shared store's lifetime anchor (Windows; see
     /// [`crate::shared`]). Last, so it drops after the files close.
     pub(crate) anchor: Option<crate::shared::Anchor>,
@@ -241,6 +243,73 @@ impl RawStore {
             Some((from, len)) => self.map.resident_bytes(from, len),
             None => Some(0),
         }
+    }
+
+    /// Copies records `first..` as this handle sees them (its own
+    /// uncommitted writes included, as [`get`](Self::get)) into `dst`, a
+    /// whole number of records; returns how many were copied (fewer at the
+    /// end of the store).
+    ///
+    /// The bulk copy of the crate: a read of at least 64 KiB of records
+    /// the page cache does not hold goes through `pread` (Linux), at the
+    /// device's sequential rate, where a mapped scan ([`runs`](Self::runs),
+    /// `Store::iter`) faults its way through at a fraction of it
+    /// (docs/benchmarks.md, "Cold bulk reads"). Only this handle changes the
+    /// file's records while it is open (one writer, and a read-only handle
+    /// excludes writers), so the file's bytes are the map's.
+    pub fn read_range_bytes(&self, first: u64, dst: &mut [u8]) -> crate::Result<u64> {
+        let size = self.schema.record_size as usize;
+        if !dst.len().is_multiple_of(size) {
+            return Err(crate::Error::InvalidOption {
+                option: "buffer",
+                reason: format!(
+                    "{} bytes is not a whole number of {size}-byte records",
+                    dst.len()
+                ),
+            });
+        }
+        let n = ((dst.len() / size) as u64).min(self.len.saturating_sub(first));
+        let p = self.layout.packing;
+        let chunk = crate::stream::Stream::chunk(p);
+        let first_end = ((first / chunk + 1) * chunk).min(first + n);
+        let mut stream = self.stream.should(first, n, size as u64, || {
+            self.cached_bytes(first..first_end).is_none_or(|c| {
+                self.byte_span(first..first_end)
+                    .is_none_or(|(_, len)| c >= len)
+            })
+        });
+        let mut i = first;
+        while i < first + n {
+            let end = ((i / chunk + 1) * chunk).min(first + n);
+            let out = &mut dst[((i - first) as usize) * size..((end - first) as usize) * size];
+            // Only records already in the file stream: staged appends are
+            // in memory.
+            if stream && end <= self.flushed {
+                let layout = self.layout;
+                if self
+                    .stream
+                    .read(&self.file, &self.path, &layout, i, end, out)?
+                {
+                    for (k, image) in self.overlay.range(i..end) {
+                        let at = ((k - i) as usize) * size;
+                        out[at..at + size].copy_from_slice(image);
+                    }
+                    self.stream.reached(end);
+                    i = end;
+                    continue;
+                }
+            }
+            if stream {
+                stream = false;
+                self.stream.reached(u64::MAX);
+            }
+            for (k, bytes) in self.runs(i..end) {
+                let at = ((k - i) as usize) * size;
+                out[at..at + bytes.len()].copy_from_slice(bytes);
+            }
+            i = end;
+        }
+        Ok(n)
     }
 }
 

@@ -459,6 +459,7 @@ impl RawStore {
             log: None,
             log_limit: wal::DEFAULT_LOG_SIZE,
             pattern: crate::access::AccessPattern::Random,
+            stream: crate::stream::Stream::new(),
             anchor: None,
         };
         s.sync_window();

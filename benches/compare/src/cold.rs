@@ -1,7 +1,8 @@
 //! `--cold`: random gets and a full scan with the file's pages dropped
 //! from the page cache before every pass (issue 13): recmap `Store::get`
 //! (default `Random` access pattern) and `Store::iter`, a `Reader`
-//! snapshot's `read_range` in 1 MiB pieces (scan only), raw memmap2
+//! snapshot's `read_range` and `Store::read_range` in 1 MiB pieces (scans
+//! only), raw memmap2
 //! read-only maps with and without `MADV_RANDOM`, and `pread`; the scan's
 //! yardstick is the device's sequential rate, read as a plain `read()` of
 //! the same file in 1 MiB pieces after `POSIX_FADV_SEQUENTIAL`. Device bytes
@@ -165,6 +166,35 @@ pub fn run(cx: &mut Cx) -> Result<String> {
     let (sc, sb) = median_of(&mut scans);
     lines.push(Line {
         method: "recmap Reader snapshot read_range (1 MiB)",
+        ns_per_get: f64::NAN,
+        bytes_per_get: None,
+        scan_gbps: Some(bytes / sc),
+        scan_bytes: sb,
+    });
+
+    // The same bulk copy through the store itself: Store::read_range.
+    let mut scans = Vec::new();
+    for _ in 0..PASSES {
+        scans.push(pass(
+            &path,
+            1,
+            &mut || {
+                let s = recmap::Store::<Rec>::open_read_only(&path)?;
+                let mut buf = vec![Rec::new(0); (1 << 20) / REC];
+                let (mut i, mut sum) = (0u64, 0u64);
+                while i < n {
+                    let got = s.read_range(i, &mut buf)?;
+                    sum = buf[..got].iter().fold(sum, |a, r| a.wrapping_add(r.a));
+                    i += got as u64;
+                }
+                Ok(sum)
+            },
+            None,
+        )?);
+    }
+    let (sc, sb) = median_of(&mut scans);
+    lines.push(Line {
+        method: "recmap Store::read_range (1 MiB)",
         ns_per_get: f64::NAN,
         bytes_per_get: None,
         scan_gbps: Some(bytes / sc),

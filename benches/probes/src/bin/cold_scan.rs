@@ -4,7 +4,8 @@
 //! the device bytes read (`/sys/block/<dev>/stat`). Methods: `Store::iter`
 //! under the default `Random` pattern (it asks for the next MiBs where they
 //! are not cached), the same under `Sequential`, a `Reader` snapshot's
-//! `read_range` into a 1 MiB buffer (`pread` for pages not cached), and
+//! `read_range` into a 1 MiB buffer (`pread` for pages not cached), the
+//! same through `Store::read_range`, and
 //! `read()` of the whole
 //! file with 8 KiB, 256 KiB and 1 MiB buffers (the kernel's read-ahead).
 //!
@@ -55,6 +56,7 @@ fn main() {
         "iter Random",
         "iter Sequential",
         "snapshot 1M",
+        "store 1M",
         "read 8K",
         "read 256K",
         "read 1M",
@@ -93,6 +95,17 @@ fn main() {
                         sum = sum.wrapping_add(black_box(r).id);
                     }
                     store.set_access(AccessPattern::Random);
+                }
+                "store 1M" => {
+                    let mut buf = vec![Rec { id: 0, a: [0; 7] }; 16384];
+                    let mut i = 0;
+                    while i < n {
+                        let got = store.read_range(i, &mut buf).unwrap();
+                        for r in &buf[..got] {
+                            sum = sum.wrapping_add(r.id);
+                        }
+                        i += got as u64;
+                    }
                 }
                 "snapshot 1M" => {
                     let mut r = Reader::<Rec>::open(&path).unwrap();
