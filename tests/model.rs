@@ -602,6 +602,19 @@ impl<T: Make> Harness<T> {
             );
         }
         assert!(s.get(len).is_none(), "step {step} {what}: get(len)");
+        // The bulk copy sees what `get` sees, from a start in the middle.
+        let first = len / 3;
+        let mut buf: Vec<T> = (0..len - first + 2).map(|_| T::make(0)).collect();
+        let got = s.read_range(first, &mut buf).unwrap();
+        assert_eq!(
+            got as u64,
+            len - first,
+            "step {step} {what}: read_range count"
+        );
+        assert!(
+            buf[..got] == model[first as usize..],
+            "step {step} {what}: read_range({first}..)"
+        );
     }
 }
 
