@@ -20,9 +20,12 @@ use std::io;
 
 /// The largest piece `RawStore::write` hands the kernel at once, aligned
 /// in the file: small enough that the folios it creates keep later small
-/// updates cheap, large enough that bulk loads lose little (4 % against 2 MiB
-/// writes, measured).
-pub(crate) const WRITE_PIECE: u64 = 256 * 1024;
+/// updates cheap, large enough that bulk loads keep the raw rate. Measured
+/// in benches/compare, paired runs of 16, 32, 64 and 256 KiB builds
+/// (docs/benchmarks.md, "Write pieces"): 64 KiB is the largest piece at
+/// which a single-record commit stays within 1.1× its probe, and the
+/// smallest at which bulk loads stayed at or above 0.94× a raw `write()`.
+pub(crate) const WRITE_PIECE: u64 = 64 * 1024;
 
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
 #[doc(hidden)]
@@ -54,10 +57,10 @@ impl RawStore {
     /// Large writes are cut at multiples of [`WRITE_PIECE`] of the file
     /// offset: the page cache sizes a folio by the write that creates it,
     /// and a later small `pwrite` into a folio costs time in proportion to
-    /// its size (ext4 walks every block of the folio: 5 µs for a 64-byte
-    /// update of a 2 MiB folio against 1.8 µs at 256 KiB, measured on this
-    /// machine; docs/benchmarks.md), which commits of scattered updates pay
-    /// once per record.
+    /// its size (ext4 walks every block of the folio, twice: a 64-byte
+    /// update costs 2.3 µs of CPU in a 4 KiB folio, 7.5–8.8 µs at 256 KiB
+    /// and 12 µs at 1 MiB, measured on this machine; docs/benchmarks.md),
+    /// which commits of scattered updates pay once per record.
     pub(super) fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         let (mut rest, mut at) = (buf, offset);
         while !rest.is_empty() {
