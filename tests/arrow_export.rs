@@ -13,6 +13,14 @@ use recmap::arrow::{self as ra, as_store_error};
 use recmap::{Error, RawReader, RawStore, Schema};
 use std::path::Path;
 mod common;
+
+/// Tests in this binary run one at a time: a child process forked by one
+/// test briefly holds copies of every open descriptor (until it execs), and
+/// with them the `flock` locks of another test's stores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 use common::spawn::Launch;
 
 const SPEC: &str = "id:u64,small:i8?,f:f32?,d:f64,flag:bool?,ts:timestamp[ms]?,tns:timestamp[ns],\
@@ -137,6 +145,7 @@ fn check_batch(batch: &RecordBatch, first: u64) {
 
 #[test]
 fn schema_maps_every_type_and_leaves_out_validity_and_padding() {
+    let _serial = serial();
     let schema = Schema::parse(SPEC).unwrap();
     let a = ra::to_arrow_schema(&schema);
     let names: Vec<&str> = a.fields().iter().map(|f| f.name().as_str()).collect();
@@ -180,6 +189,7 @@ fn schema_maps_every_type_and_leaves_out_validity_and_padding() {
 
 #[test]
 fn store_batches_hold_every_value_and_null() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.rmap");
     make_store(&path, 1000);
@@ -203,6 +213,7 @@ fn store_batches_hold_every_value_and_null() {
 
 #[test]
 fn a_damaged_page_is_an_error_unless_not_verified() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.rmap");
     let schema = make_store(&path, 500);
@@ -240,6 +251,7 @@ fn a_damaged_page_is_an_error_unless_not_verified() {
 
 #[test]
 fn snapshot_batches_are_of_one_commit_beside_a_writer() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.rmap");
     let schema = make_store(&path, 2000);
@@ -297,6 +309,7 @@ fn snapshot_batches_are_of_one_commit_beside_a_writer() {
 
 #[test]
 fn convert_refuses_a_partial_record() {
+    let _serial = serial();
     let schema = Schema::parse("a:u32").unwrap();
     let c = ra::Converter::new(&schema);
     assert!(c.convert(&[0u8; 6]).is_err());
@@ -313,6 +326,7 @@ fn convert_refuses_a_partial_record() {
 
 #[test]
 fn strings_replace_invalid_utf8_value_by_value() {
+    let _serial = serial();
     // str[3] then a u8: valid text, text cut at a NUL, a lone invalid byte,
     // and the two halves of "é" (C3 A9) in two records: together they are
     // valid UTF-8, each alone is not.
@@ -422,6 +436,7 @@ mod cli {
 
     #[test]
     fn parquet_and_arrow_exports_read_back() {
+        let _serial = super::serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.rmap");
         make_store(&path, 5000);
@@ -488,6 +503,7 @@ mod cli {
 
     #[test]
     fn seconds_past_the_millisecond_range_stop_a_parquet_export() {
+        let _serial = super::serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.rmap");
         let schema = Schema::parse("id:u32,_pad0:bytes[4],t:timestamp[s]").unwrap();
@@ -540,6 +556,7 @@ mod cli {
 
     #[test]
     fn bad_columnar_options_are_usage_errors() {
+        let _serial = super::serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.rmap");
         make_store(&path, 10);
@@ -571,6 +588,7 @@ mod cli {
 
     #[test]
     fn a_damaged_page_stops_a_parquet_export() {
+        let _serial = super::serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.rmap");
         let schema = make_store(&path, 500);
@@ -592,6 +610,7 @@ mod cli {
 
     #[test]
     fn pyarrow_and_duckdb_read_the_exports() {
+        let _serial = super::serial();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/arrow_interop.py");
         let out = match Command::new("python3")
             .arg(&script)

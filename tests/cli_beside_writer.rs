@@ -11,6 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 mod common;
+
+/// Tests in this binary run one at a time: a child process forked by one
+/// test briefly holds copies of every open descriptor (until it execs), and
+/// with them the `flock` locks of another test's stores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 use common::spawn::Launch;
 
 const SCHEMA: &str = "id:u64,v:i64";
@@ -225,6 +233,7 @@ fn check_commands_show(store: &Path, n: u64) {
 /// rows of the batch being filled.
 #[test]
 fn a_batch_load_in_progress_shows_exactly_its_committed_batches() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let store = base_store(dir.path(), 1000);
     let mut load = start_load(dir.path(), &store, &["--batch", "100"]);
@@ -257,6 +266,7 @@ fn a_batch_load_in_progress_shows_exactly_its_committed_batches() {
 /// them is seen, before or after the load is killed.
 #[test]
 fn uncommitted_rows_of_a_load_never_appear() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let store = base_store(dir.path(), 1000);
     let mut load = start_load(dir.path(), &store, &[]);
@@ -296,6 +306,7 @@ fn uncommitted_rows_of_a_load_never_appear() {
 /// `READY` after the first commit. Without the variable: nothing.
 #[test]
 fn helper_writer() {
+    let _serial = serial();
     let Some(path) = std::env::var_os(HELPER_ENV) else {
         return;
     };
@@ -349,6 +360,7 @@ fn v_column(csv: &str) -> Vec<i64> {
     ignore = "under Wine the helper's back-to-back whole-store commits expire 100 snapshots in a row (docs/platforms.md)"
 )]
 fn in_place_updates_beside_the_commands_stay_one_commit() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let store = base_store(dir.path(), 3000);
     let child = Command::new(std::env::current_exe().unwrap())

@@ -17,6 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 mod common;
+
+/// Tests in this binary run one at a time: a child process forked by one
+/// test briefly holds copies of every open descriptor (until it execs), and
+/// with them the `flock` locks of another test's stores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 use common::spawn::Launch;
 
 recmap::record! {
@@ -148,6 +156,7 @@ fn assert_bad(r: Result<(), Error>, lock: &Path, needle: &str, secret: &str, wha
 
 #[test]
 fn a_planted_lock_symlink_is_never_followed() {
+    let _serial = serial();
     let d = sticky_dir();
     let path = d.path().join("store.rmap");
     store_at(&path);
@@ -204,6 +213,7 @@ fn a_planted_lock_symlink_is_never_followed() {
 
 #[test]
 fn a_fifo_or_directory_as_lock_file_is_refused_without_hanging() {
+    let _serial = serial();
     for kind in ["fifo", "directory"] {
         let d = sticky_dir();
         let path = d.path().join("store.rmap");
@@ -231,6 +241,7 @@ fn a_fifo_or_directory_as_lock_file_is_refused_without_hanging() {
 
 #[test]
 fn lock_files_that_are_not_ours_are_refused_without_echoing_them() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("store.rmap");
     store_at(&path);
@@ -294,6 +305,7 @@ fn lock_files_that_are_not_ours_are_refused_without_echoing_them() {
 
 #[test]
 fn a_lock_file_of_another_owner_is_refused() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("store.rmap");
     store_at(&path);
@@ -327,6 +339,7 @@ fn a_lock_file_of_another_owner_is_refused() {
 
 #[test]
 fn the_lock_file_gets_the_data_files_owner_and_permission_bits_and_is_not_sparse() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("store.rmap");
     store_at(&path);
@@ -372,6 +385,7 @@ fn the_lock_file_gets_the_data_files_owner_and_permission_bits_and_is_not_sparse
 #[test]
 #[ignore = "child process of read_only_user_opens_a_reader"]
 fn child_read_only_reader() {
+    let _serial = serial();
     let Some(path) = std::env::var_os("RECMAP_HE_PATH").map(PathBuf::from) else {
         return;
     };
@@ -411,6 +425,7 @@ fn child_read_only_reader() {
 
 #[test]
 fn read_only_user_opens_a_reader() {
+    let _serial = serial();
     if Command::new("setpriv")
         .arg("--help")
         .launch_output()
@@ -608,6 +623,7 @@ impl Hammer {
 
 #[test]
 fn a_deleted_or_renamed_lock_file_under_a_live_writer_and_reader() {
+    let _serial = serial();
     for how in ["deleted", "renamed"] {
         lock_file_gone_under_live_handles(how);
     }
@@ -654,6 +670,7 @@ fn lock_file_gone_under_live_handles(how: &str) {
 
 #[test]
 fn a_writer_refuses_a_new_lock_file_while_readers_use_the_old_one() {
+    let _serial = serial();
     for how in ["deleted", "renamed", "store renamed"] {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("store.rmap");
@@ -716,6 +733,7 @@ fn shared_name(tag: &str) -> String {
 
 #[test]
 fn named_shared_stores_are_private_unless_asked() {
+    let _serial = serial();
     for (mode, want) in [(None, 0o600), (Some(0o640), 0o640)] {
         let n = shared_name(&format!("mode{want:o}"));
         let _ = recmap::shared::remove_shared(&n);
@@ -757,6 +775,7 @@ fn named_shared_stores_are_private_unless_asked() {
 
 #[test]
 fn planted_links_at_named_shared_store_paths_are_not_followed() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let private = d.path().join("private");
     std::fs::write(&private, b"SECRET!").unwrap();
@@ -841,6 +860,7 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_full_disk_is_no_space_when_opening_never_a_signal_later() {
+    let _serial = serial();
     let Some(fs) = SmallFs::mount(512) else {
         println!("SKIPPED a_full_disk_is_no_space_when_opening_never_a_signal_later: cannot mount a tmpfs (needs root)");
         return;
@@ -894,6 +914,7 @@ fn a_full_disk_is_no_space_when_opening_never_a_signal_later() {
 
 #[test]
 fn racing_first_opens_make_one_complete_lock_file() {
+    let _serial = serial();
     for round in 0..5 {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("store.rmap");
@@ -933,6 +954,7 @@ fn racing_first_opens_make_one_complete_lock_file() {
 #[test]
 #[ignore = "child process of the_lock_files_mode_does_not_depend_on_the_umask"]
 fn child_umask_writer() {
+    let _serial = serial();
     let Some(path) = std::env::var_os("RECMAP_HE_PATH").map(PathBuf::from) else {
         return;
     };
@@ -943,6 +965,7 @@ fn child_umask_writer() {
 
 #[test]
 fn the_lock_files_mode_does_not_depend_on_the_umask() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("store.rmap");
     store_at(&path);
@@ -969,6 +992,7 @@ fn the_lock_files_mode_does_not_depend_on_the_umask() {
 /// once. Before: `Reader::get` spun forever.
 #[test]
 fn a_stripe_held_odd_by_a_live_writer_bounds_the_readers_wait() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stall.rmap");
     store_at(&path);

@@ -40,6 +40,15 @@ fn recmap(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// Tests in this binary run one at a time: a child process forked by one
+/// test briefly holds copies of every open descriptor (until it execs), and
+/// with them the `flock` locks of another test's stores (seen: a writer
+/// open refused as `Locked` right after the test's own reader closed).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -61,6 +70,7 @@ year,dep_time,carrier,tailnum,time_hour,day,arr_delay,type,ok,dist
 
 #[test]
 fn schema_rust_prints_the_checked_in_fixture() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = cli_store(dir.path());
     let printed = recmap(&["schema", s(&path), "--rust"]);
@@ -80,6 +90,7 @@ fn schema_rust_prints_the_checked_in_fixture() {
 
 #[test]
 fn the_fixture_type_is_the_stored_layout_with_explicit_padding() {
+    let _serial = serial();
     let cli = Schema::parse(SPEC.trim()).unwrap();
     let rust = FlightsLayout::schema();
     assert_eq!(std::mem::size_of::<FlightsLayout>(), 56);
@@ -117,6 +128,7 @@ fn the_fixture_type_is_the_stored_layout_with_explicit_padding() {
 
 #[test]
 fn typed_store_reads_and_writes_a_cli_made_store() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = cli_store(dir.path());
     let csv = dir.path().join("flights.csv");
@@ -214,6 +226,7 @@ recmap::record! {
 
 #[test]
 fn padding_fields_open_gaps_and_real_mismatches_are_refused() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gap.rmap");
     let csv = dir.path().join("gap.csv");

@@ -13,8 +13,11 @@
 //!   before the commit's first frame (`FRAME_APPENDS_IN_PLACE`; bulk loads
 //!   are not written twice);
 //! - every group the commit changes gets its new checksum in the commit's
-//!   frames (full groups) or as its `tail_crc` (the partly filled last one),
-//!   computed from the bytes the commit makes committed;
+//!   frames (full groups) or as its `tail_crc` (the partly filled last one):
+//!   a group only updates change gets it from its old checksum and the
+//!   changed bytes, so a mismatch it had stays; any other is hashed from the
+//!   bytes the commit makes committed, after its committed bytes were
+//!   checked against the checksum they have;
 //! - readers learn of a commit (generation, count) only after it is durable
 //!   and applied (`announce`).
 
@@ -78,6 +81,36 @@ impl RawStore {
         h.finalize()
     }
 
+    /// The checksum of full committed group `g` once the overlay's images
+    /// of its records replace theirs, from the checksum it has and the
+    /// changed bytes alone. CRC32 is affine over GF(2): for messages of one
+    /// length, `crc(a ^ b) = crc(a) ^ crc(b) ^ crc(zeros)`, so with `d` the
+    /// old bytes XOR the new ones (zero outside the updated records),
+    /// `crc(new) = crc(old) ^ crc(d) ^ crc(zeros)`. Starting from the stored
+    /// checksum rather than `crc(old)` keeps `crc(page) ^ checksum` what it
+    /// was: a page that matched matches, a damaged one stays reported (even
+    /// where the update overwrote the damaged bytes), and nothing but the
+    /// updated records is read. `delta` is scratch space; `zeros` is the
+    /// CRC32 of a full group's length of zero bytes.
+    pub(super) fn updated_group_crc(&self, g: u64, delta: &mut Vec<u8>, zeros: u32) -> u32 {
+        let p = self.layout.packing;
+        let committed = self.header.record_count;
+        let (first, end) = p.group_records(g, committed);
+        debug_assert_eq!(end - first, p.records_per_group, "a full group");
+        let len = ((end - first) * p.record_size) as usize;
+        delta.clear();
+        delta.resize(len, 0);
+        let base = (self.layout.data_offset + g * p.group_bytes()) as usize;
+        for (i, image) in self.overlay.range(first..end) {
+            let at = ((i - first) * p.record_size) as usize;
+            let old = &self.map[base + at..base + at + image.len()];
+            for ((d, o), n) in delta[at..at + image.len()].iter_mut().zip(old).zip(image) {
+                *d = o ^ n;
+            }
+        }
+        self.stored_crc(g, committed) ^ crc32fast::hash(delta) ^ zeros
+    }
+
     /// The generation the next commit (or repair) gets; `InvalidOption`
     /// once the store has used the last one a header can carry, checked
     /// before anything is written.
@@ -137,23 +170,44 @@ impl RawStore {
             touched.sort_unstable();
             touched.dedup();
         }
-        // Never bless damage: the committed bytes of every page whose
-        // checksum this commit recomputes (the other records of an updated
-        // page, the partly filled last page appends go into) must still
-        // match the checksum they have. Pages past the committed records
-        // have none to check.
-        for &g in &touched {
+        // Never bless damage. A group full before and after the commit (only
+        // updates change it) gets its new checksum from its old one and the
+        // changed bytes (`updated_group_crc`): the rest of its page is never
+        // read, and any mismatch it had is carried over unchanged. Every
+        // other group's checksum is recomputed from its bytes, so its
+        // committed bytes (the partly filled last page appends go into)
+        // must first match the checksum they have. Pages past the committed
+        // records have none to check.
+        let linear_below = committed / rpg;
+        for &g in touched.iter().filter(|&&g| g >= linear_below) {
             self.check_committed_page(g)?;
         }
         let full = self.len / rpg;
+        let mut delta = Vec::new();
+        let zeros = match touched.first() {
+            Some(&g) if g < linear_below => {
+                crc32fast::hash(&vec![0; (rpg * p.record_size) as usize])
+            }
+            _ => 0,
+        };
         let crcs: Vec<(u64, u32)> = touched
             .iter()
-            .map(|&g| (g, self.group_crc(g, self.len)))
+            .map(|&g| {
+                let crc = if g < linear_below {
+                    self.updated_group_crc(g, &mut delta, zeros)
+                } else {
+                    self.group_crc(g, self.len)
+                };
+                (g, crc)
+            })
             .collect();
+        // A partly filled last group the commit does not touch keeps its
+        // bytes and so its checksum: hashing it again would bless damage
+        // in it that no check looked for.
         let tail_crc = match crcs.last() {
             _ if self.len.is_multiple_of(rpg) => 0,
             Some(&(g, crc)) if g == full => crc,
-            _ => self.group_crc(full, self.len),
+            _ => self.header.tail_crc,
         };
         let frame = FrameHeader {
             store_id: self.header.store_id,

@@ -464,7 +464,7 @@ impl RawStore {
     /// The checksum the store keeps for committed group `g` (`committed`
     /// records): `tail_crc` for a partly filled last group, else the last
     /// log commit's entry, else the table's.
-    fn stored_crc(&self, g: u64, committed: u64) -> u32 {
+    pub(super) fn stored_crc(&self, g: u64, committed: u64) -> u32 {
         self.stored_crc_in(g, committed, None)
     }
 
