@@ -6,10 +6,10 @@
 //! RECMAP_BENCH_DIR=/path/on/disk cargo bench --no-default-features --bench commit
 //! ```
 //!
-//! Up to 128 dirty pages a commit is a checked commit (one `fdatasync`),
-//! beyond it an ordinary one (two); see docs/format.md, "Commit". Iterations
-//! alternate between two disjoint sets of pages, so no update touches a page
-//! of the commit just made (which would add a confirming header first).
+//! Every commit is one log write and one `fdatasync` of the log, then the
+//! images are written to their pages (docs/format.md, "Commit"); the
+//! dirty-page count changes the log frame's size and the number of those
+//! writes. Iterations alternate between two disjoint sets of pages.
 //! The directory defaults to the system temp directory: on a tmpfs `/tmp`
 //! the syncs cost nothing, so point `RECMAP_BENCH_DIR` at a disk.
 //! Results: `docs/benchmarks.md`.
