@@ -213,14 +213,27 @@ struct Load {
 
 impl Load {
     fn spawn(args: &[String]) -> Load {
-        let mut child = Command::new(BIN)
-            .args(args)
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .launch()
-            .expect("spawn recmap load");
+            .stderr(Stdio::piped());
+        // The load gets SIGINT at its default, whatever this process
+        // inherited: a test run started as a background job of a
+        // non-interactive shell has SIGINT ignored, the load would inherit
+        // that and keep it (by design: an_inherited_ignored_sigint_stays_
+        // ignored), and a SIGINT test would wait for a load that runs on.
+        // SAFETY: between fork and exec the closure only calls `signal`,
+        // which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.launch().expect("spawn recmap load");
         let stdin = child.stdin.take();
         let mut err = child.stderr.take().unwrap();
         let stderr = std::thread::spawn(move || {
@@ -256,7 +269,19 @@ impl Load {
     /// Waits for the load to end (its stdin still open, so it does not see
     /// the end of its input first), then closes the pipe.
     fn wait(mut self) -> Out {
-        let status = self.child.wait().expect("wait for recmap load");
+        // Never a hang: a load that outlives any slow machine's need is a
+        // failure (`Drop` kills and reaps it).
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("wait for recmap load") {
+                break st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "recmap load still running 300 s after it was told to stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         drop(self.stdin.take());
         let stderr = self.stderr.take().unwrap().join().unwrap();
         Out {

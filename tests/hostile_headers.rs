@@ -916,14 +916,24 @@ fn ctrl_c_stops_the_cli_verify_with_a_message() {
     // Claims 1 TiB of committed records (sparse): a verify of seconds even
     // though it skips the holes (one step per page).
     give_capacity(&path, 1 << 28, true);
-    let mut child = Command::new(BIN)
-        .args(["verify", path.to_str().unwrap()])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["verify", path.to_str().unwrap()])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .launch()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // SIGINT at its default in the child whatever this process inherited
+    // (a background job of a non-interactive shell starts with it ignored,
+    // and the tool keeps an inherited ignore).
+    // SAFETY: between fork and exec the closure only calls `signal`, which
+    // is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.launch().unwrap();
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(60);
     // The handler is installed once the store is open and verify begins.
