@@ -202,13 +202,10 @@ fn check_after_kill(path: &Path, at_least: u64, ever_opened: bool, ctx: &str) ->
     Some(len)
 }
 
-/// Tests in this binary run one at a time: a child forked by one test holds
-/// copies of every open descriptor until it execs, and with them the `flock`
-/// locks of the other test's store (a reopen would find it `Locked`).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Tests in this binary run one at a time: a child forked by one test holds
+// copies of every open descriptor until it execs, and with them the `flock`
+// locks of the other test's store (a reopen would find it `Locked`).
+use common::serial;
 
 #[test]
 fn sigkill_during_appends_and_commits() {

@@ -450,13 +450,10 @@ fn a_log_that_cannot_grow_is_checkpointed_instead() {
     }
 }
 
-/// Tests in this binary run one at a time: a child process forked by one
-/// test briefly holds copies of every open descriptor (until it execs), and
-/// with them the `flock` locks of another test's stores.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Tests in this binary run one at a time: a child process forked by one
+// test briefly holds copies of every open descriptor (until it execs), and
+// with them the `flock` locks of another test's stores.
+use common::serial;
 
 #[test]
 fn refresh_detects_a_file_truncated_behind_the_engine() {

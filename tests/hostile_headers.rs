@@ -35,12 +35,9 @@ fn rec(i: u64) -> R {
     }
 }
 
-/// Tests of this binary one at a time: memory and child processes are
-/// measured per process.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Tests of this binary one at a time: memory and child processes are
+// measured per process.
+use common::serial;
 
 /// Bytes this thread has read through system calls so far.
 fn thread_rchar() -> u64 {

@@ -1020,12 +1020,9 @@ fn isolation_stress_long() {
     run_stress(300.0);
 }
 
-/// Tests in this binary that spawn children run one at a time (a child
-/// holds copies of the parent's descriptors, and their locks, until exec).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Tests in this binary that spawn children run one at a time (a child
+// holds copies of the parent's descriptors, and their locks, until exec).
+use common::serial;
 
 // ----- the checker can fail -------------------------------------------------
 

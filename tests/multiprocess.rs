@@ -506,13 +506,10 @@ fn refresh_is_monotonic_and_wait_times_out() {
     ));
 }
 
-/// Tests in this binary run one at a time: a child process forked by one
-/// test briefly holds copies of every open descriptor (until it execs), and
-/// with them the `flock` locks of another test's stores.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Tests in this binary run one at a time: a child process forked by one
+// test briefly holds copies of every open descriptor (until it execs), and
+// with them the `flock` locks of another test's stores.
+use common::serial;
 
 /// A new append-only store at `path` holding 100 committed records.
 fn append_only_of_100(path: &std::path::Path) -> Store<Rec> {

@@ -40,14 +40,11 @@ fn recmap(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
-/// Tests in this binary run one at a time: a child process forked by one
-/// test briefly holds copies of every open descriptor (until it execs), and
-/// with them the `flock` locks of another test's stores (seen: a writer
-/// open refused as `Locked` right after the test's own reader closed).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Tests in this binary run one at a time: a child process forked by one
+// test briefly holds copies of every open descriptor (until it execs), and
+// with them the `flock` locks of another test's stores (seen: a writer
+// open refused as `Locked` right after the test's own reader closed).
+use common::serial;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -119,13 +119,10 @@ fn as_a_v1_reader_sees_it(path: &Path, i: usize) -> Result<u32, &'static str> {
     Ok(get_u32(&b, slot::FORMAT_VERSION))
 }
 
-/// Tests in this binary run one at a time: a child process spawned by one
-/// test briefly holds copies of every open descriptor (until it execs), and
-/// with them the `flock` locks of another test's stores.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Tests in this binary run one at a time: a child process spawned by one
+// test briefly holds copies of every open descriptor (until it execs), and
+// with them the `flock` locks of another test's stores.
+use common::serial;
 
 #[test]
 fn the_fixtures_are_what_the_readme_says() {

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: record types of three packing
 //! shapes, a bitwise CRC32 (so tests can re-sign edited header slots without
-//! depending on the crate's CRC), raw header-slot access, and a small
-//! xorshift RNG.
+//! depending on the crate's CRC), raw header-slot access, a small
+//! xorshift RNG, and the lock that runs a binary's tests one at a time.
 //!
 //! Not every test binary uses every helper.
 #![allow(dead_code)]
@@ -241,4 +241,12 @@ pub fn killed(status: &std::process::ExitStatus) -> bool {
     {
         status.code() == Some(1)
     }
+}
+
+/// Holds the lock that makes a test binary's tests run one at a time (each
+/// binary that calls it says why). A test that panicked while holding it
+/// does not poison the rest.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
