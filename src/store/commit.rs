@@ -114,13 +114,11 @@ impl RawStore {
             return stored;
         };
         let rs = p.record_size as usize;
-        let base = (self.layout.data_offset + g * p.group_bytes()) as usize;
-        let skip = (from - first) as usize * rs;
         delta.clear();
         delta.resize((end - from) as usize * rs, 0);
         for (i, image) in images {
             let at = (i - from) as usize * rs;
-            let old = &self.map[base + skip + at..][..rs];
+            let old = &self.map[self.layout.record_file_offset(i) as usize..][..rs];
             for ((d, o), n) in delta[at..at + rs].iter_mut().zip(old).zip(image) {
                 *d = o ^ n;
             }
