@@ -776,6 +776,13 @@ impl Coord {
         self.word(at::APPLY_SEQ).load(Ordering::Acquire)
     }
 
+    /// The apply sequence's word, for `sys::seq_recheck` against a token of
+    /// `apply_seq` (what `applied_nothing_since` does).
+    #[inline(always)]
+    pub(crate) fn apply_seq_word(&self) -> &AtomicU64 {
+        self.word(at::APPLY_SEQ)
+    }
+
     /// True if the apply sequence still reads `token` (from `apply_seq`,
     /// even): no data page was written since, up to this load, which is
     /// ordered after every copy made before it (`sys::seq_recheck`).
@@ -879,8 +886,10 @@ impl Coord {
             .fetch_max(count, Ordering::AcqRel);
     }
 
+    /// The stripe word of `group`, for `sys::seq_recheck` against a value
+    /// of `read_begin` (what `read_validate` does).
     #[inline]
-    fn stripe(&self, group: u64) -> &AtomicU64 {
+    pub(crate) fn stripe(&self, group: u64) -> &AtomicU64 {
         self.word(at::STRIPES + (group % STRIPES) as usize * 8)
     }
 

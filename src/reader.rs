@@ -529,12 +529,7 @@ impl RawReader {
         self.header.layout.packing
     }
 
-    #[inline(always)]
-    pub(crate) fn map_slot<T: bytemuck::Pod>(&self, i: u64) -> Option<Slot<'_, T>> {
-        self.map.slot::<T>(i)
-    }
-
-    /// Where a typed read finds record `i` when `map_slot` has none: past
+    /// Where a typed read finds record `i` when the window has none: past
     /// the end, in the overlay, or in the map after all (any record while
     /// the window lends none).
     ///
@@ -563,10 +558,24 @@ impl RawReader {
         }
     }
 
-    /// The apply sequence the adopted state was taken at (see `quiet`).
+    /// A word and the value it holds while no data page has been written
+    /// since the state was adopted: the apply sequence and `quiet`, or for
+    /// append-only stores (whose committed records never change) a word
+    /// nobody writes and its value.
     #[inline(always)]
-    pub(crate) fn quiet_token(&self) -> u64 {
-        self.quiet
+    pub(crate) fn quiet_check(&self) -> (&std::sync::atomic::AtomicU64, u64) {
+        static NEVER_WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if self.is_append_only() {
+            (&NEVER_WRITTEN, 0)
+        } else {
+            (self.coord.apply_seq_word(), self.quiet)
+        }
+    }
+
+    /// The reader's window as `T`s (empty while it holds an overlay).
+    #[inline(always)]
+    pub(crate) fn typed_window<T: bytemuck::Pod>(&self) -> crate::sys::TypedWindow<'_, T> {
+        self.map.typed::<T>()
     }
 
     /// True if no data page was written since the state was adopted: copies
@@ -576,14 +585,15 @@ impl RawReader {
         self.coord.applied_nothing_since(token)
     }
 
+    /// The stripe word of `group` (see `stripe_begin`).
     #[inline(always)]
-    pub(crate) fn stripe_begin(&self, group: u64) -> u64 {
-        self.coord.read_begin(group)
+    pub(crate) fn stripe_word(&self, group: u64) -> &std::sync::atomic::AtomicU64 {
+        self.coord.stripe(group)
     }
 
     #[inline(always)]
-    pub(crate) fn stripe_recheck(&self, group: u64, begin: u64) -> bool {
-        self.coord.read_validate(group, begin)
+    pub(crate) fn stripe_begin(&self, group: u64) -> u64 {
+        self.coord.read_begin(group)
     }
 
     /// Copies records `[first, end)` of group `g` as of commit
@@ -776,10 +786,7 @@ impl<T: Record> Reader<T> {
     /// A snapshot of the adopted commit (after adopting the newest).
     pub fn snapshot(&mut self) -> Result<Snapshot<'_, T>> {
         self.raw.refresh()?;
-        Ok(Snapshot {
-            raw: &self.raw,
-            _t: PhantomData,
-        })
+        Ok(Snapshot::new(&self.raw))
     }
 
     /// Runs `f` on a snapshot of the newest commit; if a read in it fails

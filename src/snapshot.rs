@@ -29,7 +29,8 @@ use crate::error::{Error, Result};
 use crate::format::Packing;
 use crate::reader::{RawReader, Unwindowed};
 use crate::record::Record;
-use std::marker::PhantomData;
+use crate::sys::{Slot, TypedWindow};
+use std::sync::atomic::AtomicU64;
 
 /// `true` if a stripe word lets a snapshot of `generation` use a copy:
 /// even and at most `2 * generation`. One compare: rotating moves the odd
@@ -127,8 +128,13 @@ impl<'r> RawSnapshot<'r> {
 /// [`Reader::snapshot`](crate::Reader::snapshot) or
 /// [`Reader::read_txn`](crate::Reader::read_txn).
 pub struct Snapshot<'r, T: Record> {
-    pub(crate) raw: &'r RawReader,
-    pub(crate) _t: PhantomData<T>,
+    raw: &'r RawReader,
+    /// The reader's window as `T`s (empty while it holds an overlay).
+    slots: TypedWindow<'r, T>,
+    /// `quiet` holds `token` while no data page was written since the
+    /// adopted state was taken (`RawReader::quiet_check`).
+    quiet: &'r AtomicU64,
+    token: u64,
 }
 
 impl<T: Record> std::fmt::Debug for Snapshot<'_, T> {
@@ -142,6 +148,18 @@ impl<T: Record> std::fmt::Debug for Snapshot<'_, T> {
 
 impl<'r, T: Record> Snapshot<'r, T> {
     const PACKING: Packing = Packing::new(std::mem::size_of::<T>() as u64);
+
+    /// A snapshot of `raw`'s adopted commit (`Reader<T>` checked that `T`
+    /// is the stored layout).
+    pub(crate) fn new(raw: &'r RawReader) -> Self {
+        let (quiet, token) = raw.quiet_check();
+        Snapshot {
+            raw,
+            slots: raw.typed_window::<T>(),
+            quiet,
+            token,
+        }
+    }
 
     /// The commit this snapshot reads.
     pub fn generation(&self) -> u64 {
@@ -164,43 +182,77 @@ impl<'r, T: Record> Snapshot<'r, T> {
     /// `SnapshotExpired` if a later commit changed its page.
     #[inline(always)]
     pub fn get(&self, i: u64) -> Result<Option<T>> {
-        let raw = self.raw;
-        // Everything the lookup reads of the reader is read here, before the
-        // first branch: in a caller's loop these reads then come first in
-        // every lookup, where the compiler can keep the fields in registers
-        // (`unwindowed` writes nothing).
-        let generation = raw.generation();
-        let append_only = raw.is_append_only();
-        let token = raw.quiet_token();
-        let slot = raw.map_slot::<T>(i);
-        let slot = match slot {
-            Some(slot) => slot,
-            None => match raw.unwindowed::<T>(i) {
-                Unwindowed::Map(slot) => slot,
-                Unwindowed::Image(v) => return Ok(Some(*v)),
-                Unwindowed::End => return Ok(None),
+        // Every path copies the record with the one `slot.read()` below and
+        // validates it with one load of a word, so the value never merges
+        // through memory with a slow path's in a caller's loop. The fast
+        // path reads only this snapshot's own fields (kept in registers:
+        // the slow paths are passed values, never `self`), the record and
+        // the word: a random-get loop is bounded by the loads in flight.
+        let (slot, word, expect) = match self.slots.slot(i) {
+            Some(slot) => (slot, self.quiet, self.token),
+            None => match Self::locate(self.raw, i, self.quiet, self.token)? {
+                Some(found) => found,
+                None => return Ok(None),
             },
         };
         let v = slot.read();
-        // No data page written since the snapshot's state was adopted (one
-        // load of a line no writer touches while idle): the copy is of
-        // that state. Append-only stores never change committed records.
-        if raw.applied_nothing_since(token) || append_only {
+        // No data page written since the adopted state was taken (a word no
+        // writer touches while idle; never written for append-only stores
+        // and overlay images): the copy is of that state.
+        if crate::sys::seq_recheck(word, expect) {
             return Ok(Some(v));
         }
         // A writer applied something since: the page's stripe decides.
+        let (word, expect) = Self::stripe(self.raw, i)?;
+        let v = slot.read();
+        if crate::sys::seq_recheck(word, expect) {
+            return Ok(Some(v));
+        }
+        Err(Self::expired(self.raw, i))
+    }
+
+    /// Where `get` finds record `i` outside the window: `None` past the
+    /// end; an overlay image (with a word that never changes); or the map
+    /// after all (any record while the window lends none), validated like
+    /// the window's.
+    #[cold]
+    #[inline(never)]
+    fn locate(
+        raw: &'r RawReader,
+        i: u64,
+        quiet: &'r AtomicU64,
+        token: u64,
+    ) -> Result<Option<(Slot<'r, T>, &'r AtomicU64, u64)>> {
+        static FIXED: AtomicU64 = AtomicU64::new(0);
+        Ok(match raw.unwindowed::<T>(i) {
+            Unwindowed::Map(slot) => Some((slot, quiet, token)),
+            Unwindowed::Image(v) => Some((Slot::of_ref(v), &FIXED, 0)),
+            Unwindowed::End => None,
+        })
+    }
+
+    /// The stripe word of record `i`'s page and the value a copy made from
+    /// now on must see it keep; `SnapshotExpired` if the word already says
+    /// a later commit changed the page (or is changing it).
+    #[cold]
+    #[inline(never)]
+    fn stripe(raw: &'r RawReader, i: u64) -> Result<(&'r AtomicU64, u64)> {
         let g = Self::PACKING.group_of(i);
         let w = raw.stripe_begin(g);
-        if serves(w, generation) {
-            let v = slot.read();
-            if raw.stripe_recheck(g, w) {
-                return Ok(Some(v));
-            }
+        if serves(w, raw.generation()) {
+            Ok((raw.stripe_word(g), w))
+        } else {
+            Err(Self::expired(raw, i))
         }
-        Err(Error::SnapshotExpired {
-            generation,
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn expired(raw: &RawReader, i: u64) -> Error {
+        Error::SnapshotExpired {
+            generation: raw.generation(),
             index: i,
-        })
+        }
     }
 
     /// Copies records `first..` as of the snapshot into `out`, returning

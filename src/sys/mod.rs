@@ -165,17 +165,23 @@ impl RecordWindow {
     /// (else any value: the arithmetic wraps).
     #[inline(always)]
     fn place<T>(&self, i: u64) -> usize {
-        // A constant packing for `T`: no division at run time.
-        let p = crate::format::Packing::new(std::mem::size_of::<T>() as u64);
-        let rel = if p.is_dense() {
-            i.wrapping_mul(p.record_size)
-        } else {
-            (i / p.records_per_group)
-                .wrapping_mul(p.group_bytes())
-                .wrapping_add(i % p.records_per_group * p.record_size)
-        };
-        self.data_offset.wrapping_add(rel as usize)
+        self.data_offset.wrapping_add(rel_offset::<T>(i))
     }
+}
+
+/// Byte offset of record `i` as a `T` from the first record (wrapping).
+#[inline(always)]
+fn rel_offset<T>(i: u64) -> usize {
+    // A constant packing for `T`: no division at run time.
+    let p = crate::format::Packing::new(std::mem::size_of::<T>() as u64);
+    let rel = if p.is_dense() {
+        i.wrapping_mul(p.record_size)
+    } else {
+        (i / p.records_per_group)
+            .wrapping_mul(p.group_bytes())
+            .wrapping_add(i % p.records_per_group * p.record_size)
+    };
+    rel as usize
 }
 
 impl RecordMap {
@@ -488,7 +494,8 @@ pub(crate) struct SharedMap {
 /// that reading it (again, on a seqlock retry) needs no check.
 pub(crate) struct Slot<'a, T> {
     /// The record's address: `size_of::<T>()` bytes inside the mapping
-    /// (which `'a` keeps alive), as the window vouched when the slot was made.
+    /// (which `'a` keeps alive), as the window vouched when the slot was
+    /// made, or those of a `T` borrowed for `'a` (`of_ref`).
     at: *const u8,
     _t: std::marker::PhantomData<(&'a SharedMap, T)>,
 }
@@ -503,8 +510,9 @@ impl<T: bytemuck::Pod> Slot<'_, T> {
     #[inline(always)]
     pub(crate) fn read(&self) -> T {
         let mut v = std::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: `slot_in` made this only for a record its window holds,
-        // which vouches that the bytes at `at` are inside the mapping, which
+        // SAFETY: `slot_in` or `TypedWindow::slot` made this only for a
+        // record its window holds, which vouches that the bytes at `at` are
+        // inside the mapping (or `of_ref` for a borrowed `T`), which
         // `'a` keeps alive; `v` is a local of exactly `size_of::<T>()` bytes.
         unsafe {
             racy_copy(
@@ -519,7 +527,65 @@ impl<T: bytemuck::Pod> Slot<'_, T> {
     }
 }
 
+/// A `SharedMap`'s window as records of one type `T`, checked against
+/// `T`'s size and alignment once, when made: `slot` is then one compare.
+///
+/// Invariant: `count` is the window's record count if `T` has the
+/// window's shape, else 0, and `base` is the mapping's address plus the
+/// window's data offset; the window cannot change while this borrows the
+/// map (`set_records` takes `&mut`). So every record below `count` is one
+/// `holds::<T>` vouches for, at `base + rel_offset::<T>(i)`.
+pub(crate) struct TypedWindow<'a, T> {
+    base: *const u8,
+    count: u64,
+    _t: std::marker::PhantomData<(&'a SharedMap, T)>,
+}
+
+impl<T> Clone for TypedWindow<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for TypedWindow<'_, T> {}
+
+// SAFETY: a `TypedWindow` is a shared borrow of a `SharedMap` plus an
+// address inside it and a count; it permits exactly the reads a
+// `&SharedMap` permits (`Slot::read`), and `SharedMap` is `Send + Sync`
+// (an `MmapRaw` and plain integers).
+unsafe impl<T: Sync> Send for TypedWindow<'_, T> {}
+// SAFETY: as for `Send`: nothing in it is mutated through a shared borrow.
+unsafe impl<T: Sync> Sync for TypedWindow<'_, T> {}
+
+impl<'a, T: bytemuck::Pod> TypedWindow<'a, T> {
+    /// Record `i` as a `T`, or `None` past the window (or if `T` was not
+    /// the window's shape).
+    #[inline(always)]
+    pub(crate) fn slot(&self, i: u64) -> Option<Slot<'a, T>> {
+        // The address is computed (wrapping; used only once checked) before
+        // the branch, as in `slot_in`.
+        let at = self.base.wrapping_add(rel_offset::<T>(i));
+        if i >= self.count {
+            return None;
+        }
+        Some(Slot {
+            at,
+            _t: std::marker::PhantomData,
+        })
+    }
+}
+
 impl<'a, T: bytemuck::Pod> Slot<'a, T> {
+    /// A slot over a value of this process that nobody changes while it
+    /// is borrowed (a reader's overlay image), so that one read path serves
+    /// both.
+    #[inline(always)]
+    pub(crate) fn of_ref(v: &'a T) -> Slot<'a, T> {
+        Slot {
+            at: (v as *const T).cast::<u8>(),
+            _t: std::marker::PhantomData,
+        }
+    }
+
     /// The record, lent for as long as the mapping lives.
     ///
     /// Callers may only lend records no process writes while this mapping
@@ -527,9 +593,10 @@ impl<'a, T: bytemuck::Pod> Slot<'a, T> {
     /// append-only store. `Reader::get_ref` checks the flag first.
     #[inline(always)]
     pub(crate) fn lend(self) -> &'a T {
-        // `slot_in` made this only for a record its window holds: the
-        // `size_of::<T>()` bytes at `at` lie inside the mapping (alive for
-        // `'a`) and are aligned for `T`.
+        // `slot_in` or `TypedWindow::slot` made this only for a record its
+        // window holds: the `size_of::<T>()` bytes at `at` lie inside the
+        // mapping (alive for `'a`) and are aligned for `T` (or `of_ref`
+        // made it from a `&'a T`).
         // SAFETY: those bytes are in bounds and aligned, any bytes are a valid
         // `T` (`Pod`), and per the caller contract no process modifies them
         // while the reference lives.
@@ -585,6 +652,22 @@ impl SharedMap {
     #[inline(always)]
     pub(crate) fn slot<T: bytemuck::Pod>(&self, i: u64) -> Option<Slot<'_, T>> {
         self.slot_in(self.window, i)
+    }
+
+    /// The window as `T`s, for many `slot`s of one borrow.
+    #[inline(always)]
+    pub(crate) fn typed<T: bytemuck::Pod>(&self) -> TypedWindow<'_, T> {
+        let w = self.window;
+        let fits = w.shape
+            == shape(
+                std::mem::size_of::<T>() as u64,
+                std::mem::align_of::<T>() as u64,
+            );
+        TypedWindow {
+            base: self.raw.as_ptr().wrapping_add(w.data_offset),
+            count: if fits { w.count } else { 0 },
+            _t: std::marker::PhantomData,
+        }
     }
 
     /// `slot` for every record of the adopted commit, even while `slot`
