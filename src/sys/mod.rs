@@ -4,8 +4,8 @@
 //!
 //! This file is the one safe interface the rest of the crate uses, and the
 //! platform-neutral part of it: the mappings (`RecordMap`, `SharedMap`,
-//! `AtomicMap`), their record windows, and the racy copies and seqlock
-//! loads readers use. What differs by platform lives in one file per
+//! `AtomicMap`) and their record windows; the racy copies and seqlock
+//! loads readers use are in `copy.rs`. What differs by platform lives in one file per
 //! platform behind the same functions: `unix.rs` (Linux, with fallbacks for
 //! other Unixes) and `windows.rs`. Each platform file provides exactly the
 //! items re-exported below, plus `advise_map` and `resident_pages` for the
@@ -23,6 +23,10 @@ mod platform;
 mod platform;
 #[cfg(not(any(unix, windows)))]
 compile_error!("recmap supports Unix and Windows only");
+
+mod copy;
+use copy::racy_copy;
+pub(crate) use copy::{seq_begin, seq_recheck};
 
 #[cfg(target_os = "linux")]
 pub(crate) use platform::ofd;
@@ -66,7 +70,7 @@ use crate::record::FixedStr;
 use memmap2::{Mmap, MmapOptions, MmapRaw};
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// A store handle's read-only, shared mapping of its data file, and the
 /// window of records it may lend out as `&T`.
@@ -322,156 +326,6 @@ impl<const LEN: usize> AtomicMap<LEN> {
         // and the mapping outlives `&self`.
         unsafe { &*(self.raw.as_ptr().add(offset) as *const AtomicU64) }
     }
-}
-
-/// Copies `n` bytes from `src` to `dst` with the semantics of per-byte
-/// relaxed atomic loads (Rust RFC 3301, `AtomicPerByte`): not a data race
-/// even if another process writes the source meanwhile; the copy may mix old
-/// and new bytes.
-///
-/// On x86_64 the bulk is read 16 bytes per instruction in inline assembly;
-/// elsewhere with word-sized relaxed atomic loads. The width matters for
-/// random lookups: each load of a missing cache line holds a load-buffer slot
-/// until the line arrives, so 8 word loads per 64-byte record let fewer
-/// lookups overlap than 4 wide ones (docs/benchmarks.md, "Readers beside a
-/// writer").
-///
-/// # Safety
-///
-/// `src..src + n` must be inside one live mapping (or allocation) for the
-/// whole call, and `dst..dst + n` must be valid for writes and not overlap
-/// the source.
-#[inline(always)]
-unsafe fn racy_copy(src: *const u8, dst: *mut u8, n: usize) {
-    #[cfg(target_arch = "x86_64")]
-    let done = {
-        use std::arch::x86_64::{__m128i, _mm_storeu_si128};
-        // Unaligned 16-byte loads in assembly, four per block of 64 bytes
-        // (one address register for the block keeps the loop short). Inline
-        // assembly is outside Rust's data-race rules as long as its effect is
-        // one Rust code could have: reading each byte once with a relaxed
-        // atomic load, which is what `movdqu` does (no promise across bytes
-        // is needed; callers validate).
-        let blocks = n / 64;
-        for k in 0..blocks {
-            let (a, b, c, d): (__m128i, __m128i, __m128i, __m128i);
-            // SAFETY: `src + 64k .. + 64` is inside the source range
-            // (k < n / 64), live per the contract; the asm only reads those
-            // bytes and writes its output registers.
-            unsafe {
-                std::arch::asm!(
-                    "movdqu {a}, [{p}]",
-                    "movdqu {b}, [{p} + 16]",
-                    "movdqu {c}, [{p} + 32]",
-                    "movdqu {d}, [{p} + 48]",
-                    p = in(reg) src.add(k * 64),
-                    a = out(xmm_reg) a,
-                    b = out(xmm_reg) b,
-                    c = out(xmm_reg) c,
-                    d = out(xmm_reg) d,
-                    options(nostack, readonly, preserves_flags),
-                );
-            }
-            // SAFETY: `dst + 64k .. + 64` is inside the destination
-            // (contract); unaligned stores accept any address.
-            unsafe {
-                let q = dst.add(k * 64).cast::<__m128i>();
-                _mm_storeu_si128(q, a);
-                _mm_storeu_si128(q.add(1), b);
-                _mm_storeu_si128(q.add(2), c);
-                _mm_storeu_si128(q.add(3), d);
-            }
-        }
-        let chunks = (n - blocks * 64) / 16;
-        for k in 0..chunks {
-            let at = blocks * 64 + k * 16;
-            let v: __m128i;
-            // SAFETY: as above, for the 16 bytes at `at` (< n).
-            unsafe {
-                std::arch::asm!(
-                    "movdqu {v}, [{p}]",
-                    p = in(reg) src.add(at),
-                    v = out(xmm_reg) v,
-                    options(nostack, readonly, preserves_flags),
-                );
-            }
-            // SAFETY: as above.
-            unsafe { _mm_storeu_si128(dst.add(at).cast(), v) };
-        }
-        blocks * 64 + chunks * 16
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = {
-        use std::sync::atomic::AtomicUsize;
-        const W: usize = std::mem::size_of::<usize>();
-        if (src as usize).is_multiple_of(W) {
-            let words = n / W;
-            for k in 0..words {
-                // A relaxed load of at most pointer width is a plain load on
-                // every target (fine on read-only memory) and is not a data
-                // race even if another process writes these bytes.
-                let word = src.wrapping_add(k * W) as *const AtomicUsize;
-                // SAFETY: inside the source range (contract) and aligned.
-                let v = unsafe { (*word).load(Ordering::Relaxed) };
-                // SAFETY: inside the destination (contract), unaligned write.
-                unsafe { dst.add(k * W).cast::<usize>().write_unaligned(v) };
-            }
-            words * W
-        } else {
-            0
-        }
-    };
-    for k in done..n {
-        // SAFETY: inside both ranges (contract); one byte needs no alignment.
-        unsafe { *dst.add(k) = (*(src.add(k) as *const AtomicU8)).load(Ordering::Relaxed) };
-    }
-}
-
-/// Seqlock read side, first and last step: loads `word` with acquire
-/// ordering (no later load is performed before it).
-///
-/// On x86_64 this is one `mov` in inline assembly: every x86 load has acquire
-/// semantics and loads are not reordered with older loads (TSO), so the
-/// sequence "load the counter, copy with `racy_copy`, load the counter again"
-/// needs no fence. Written as assembly rather than an `Acquire` atomic load
-/// because the compiler must then keep every later load, even of the
-/// reader's own fields, below it, which lengthens a lookup loop; the
-/// assembly orders itself against the copy's assembly (both have side
-/// effects) and lets the compiler hoist the rest. Elsewhere: an `Acquire`
-/// load, and `seq_recheck` adds the fence.
-#[inline(always)]
-pub(crate) fn seq_begin(word: &AtomicU64) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let v: u64;
-        // SAFETY: `word` is a valid, aligned 8-byte atomic for the call; an
-        // aligned 8-byte `mov` is an atomic load with acquire semantics on
-        // x86_64, the same operation as `load(Ordering::Acquire)`.
-        unsafe {
-            std::arch::asm!(
-                "mov {v}, qword ptr [{p}]",
-                p = in(reg) word.as_ptr(),
-                v = out(reg) v,
-                options(nostack, readonly, preserves_flags),
-            );
-        }
-        v
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        word.load(Ordering::Acquire)
-    }
-}
-
-/// Seqlock read side, last step: true if `word` still holds `begin`, i.e.
-/// no write to the protected bytes overlapped the copy made since
-/// `seq_begin`. The copy's loads are ordered before this load (x86_64: TSO;
-/// elsewhere: an acquire fence).
-#[inline(always)]
-pub(crate) fn seq_recheck(word: &AtomicU64, begin: u64) -> bool {
-    #[cfg(not(target_arch = "x86_64"))]
-    std::sync::atomic::fence(Ordering::Acquire);
-    seq_begin(word) == begin
 }
 
 /// A read-only mapping of a data file that another process may be writing.
