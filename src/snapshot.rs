@@ -182,24 +182,25 @@ impl<'r, T: Record> Snapshot<'r, T> {
     /// `SnapshotExpired` if a later commit changed its page.
     #[inline(always)]
     pub fn get(&self, i: u64) -> Result<Option<T>> {
-        // Every path copies the record with the one `slot.read()` below and
-        // validates it with one load of a word, so the value never merges
-        // through memory with a slow path's in a caller's loop. The fast
-        // path reads only this snapshot's own fields (kept in registers:
-        // the slow paths are passed values, never `self`), the record and
-        // the word: a random-get loop is bounded by the loads in flight.
-        let (slot, word, expect) = match self.slots.slot(i) {
-            Some(slot) => (slot, self.quiet, self.token),
-            None => match Self::locate(self.raw, i, self.quiet, self.token)? {
-                Some(found) => found,
+        // Every path copies the record with the one inline slot read and
+        // validates the copy with one word load, so no slow path's value
+        // merges through memory with the fast path's in a caller's loop.
+        // The fast path reads only this snapshot's own fields (kept in
+        // registers: the slow paths are passed values, never `self`), the
+        // record and the word: a random-get loop is bounded by the loads
+        // in flight.
+        let slot = match self.slots.slot(i) {
+            Some(slot) => slot,
+            None => match Self::locate(self.raw, i) {
+                Some(slot) => slot,
                 None => return Ok(None),
             },
         };
         let v = slot.read();
         // No data page written since the adopted state was taken (a word no
-        // writer touches while idle; never written for append-only stores
-        // and overlay images): the copy is of that state.
-        if crate::sys::seq_recheck(word, expect) {
+        // writer touches while idle; never written for append-only
+        // stores): the copy is of that state.
+        if crate::sys::seq_recheck(self.quiet, self.token) {
             return Ok(Some(v));
         }
         // A writer applied something since: the page's stripe decides.
@@ -212,31 +213,30 @@ impl<'r, T: Record> Snapshot<'r, T> {
     }
 
     /// Where `get` finds record `i` outside the window: `None` past the
-    /// end; an overlay image (with a word that never changes); or the map
-    /// after all (any record while the window lends none), validated like
-    /// the window's.
+    /// end; an overlay image; or the map after all (any record while the
+    /// window lends none).
     #[cold]
     #[inline(never)]
-    fn locate(
-        raw: &'r RawReader,
-        i: u64,
-        quiet: &'r AtomicU64,
-        token: u64,
-    ) -> Result<Option<(Slot<'r, T>, &'r AtomicU64, u64)>> {
-        static FIXED: AtomicU64 = AtomicU64::new(0);
-        Ok(match raw.unwindowed::<T>(i) {
-            Unwindowed::Map(slot) => Some((slot, quiet, token)),
-            Unwindowed::Image(v) => Some((Slot::of_ref(v), &FIXED, 0)),
+    fn locate(raw: &'r RawReader, i: u64) -> Option<Slot<'r, T>> {
+        match raw.unwindowed::<T>(i) {
+            Unwindowed::Map(slot) => Some(slot),
+            Unwindowed::Image(v) => Some(Slot::of_ref(v)),
             Unwindowed::End => None,
-        })
+        }
     }
 
-    /// The stripe word of record `i`'s page and the value a copy made from
-    /// now on must see it keep; `SnapshotExpired` if the word already says
-    /// a later commit changed the page (or is changing it).
+    /// The word that validates a copy of record `i` made from now on, and
+    /// the value it must keep: the stripe word of the record's page, or for
+    /// an overlay image (which never changes) a word nobody writes;
+    /// `SnapshotExpired` if the stripe already says a later commit changed
+    /// the page (or is changing it).
     #[cold]
     #[inline(never)]
     fn stripe(raw: &'r RawReader, i: u64) -> Result<(&'r AtomicU64, u64)> {
+        static FIXED: AtomicU64 = AtomicU64::new(0);
+        if matches!(raw.unwindowed::<T>(i), Unwindowed::Image(_)) {
+            return Ok((&FIXED, 0));
+        }
         let g = Self::PACKING.group_of(i);
         let w = raw.stripe_begin(g);
         if serves(w, raw.generation()) {
