@@ -1054,6 +1054,78 @@ impl Cx {
         Ok(())
     }
 
+    /// Times random gets of `f` against gets of `base` directly: `passes`
+    /// pairs of one pass each over the same `lookups` indices, in ABBA
+    /// order, both sums checked. Records the median of the per-pair ratios
+    /// (`f` over `base`, ns per get) as the row's `get vs <base_name>`
+    /// figure. This is what a target comparing two get paths is judged on:
+    /// the quotient of two ratios to the reference, taken minutes apart,
+    /// carries the noise of both.
+    pub fn get_vs(
+        &mut self,
+        row: &str,
+        base_name: &str,
+        mut f: impl FnMut(&[u64]) -> Result<u64>,
+        mut base: impl FnMut(&[u64]) -> Result<u64>,
+    ) -> Result<()> {
+        if !self.s.workloads.get {
+            return Ok(());
+        }
+        let k = self.s.lookups as usize;
+        let passes = self.s.passes.max(1);
+        let want = *self.want_get.entry(k).or_insert_with(|| {
+            self.get_idx[..k]
+                .iter()
+                .fold(0u64, |acc, &i| acc.wrapping_add(Rec::new(i).get_value()))
+        });
+        let idx = &self.get_idx[..k];
+        eprintln!(
+            "[{row}] get: {passes} passes of {k} random lookups, each paired with a pass of {base_name}"
+        );
+        let timed = |label: &str, g: &mut dyn FnMut(&[u64]) -> Result<u64>| -> Result<f64> {
+            let t = Instant::now();
+            let sum = g(std::hint::black_box(idx))?;
+            let v = measure::ns_per_op(t, k as u64);
+            if sum != want {
+                return Err(format!("{label}: get read wrong data (sum {sum}, want {want})").into());
+            }
+            Ok(v)
+        };
+        for _ in 0..2 {
+            timed(row, &mut f)?;
+            timed(base_name, &mut base)?;
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for j in 0..passes {
+            if j % 2 == 0 {
+                b.push(timed(base_name, &mut base)?);
+                a.push(timed(row, &mut f)?);
+            } else {
+                a.push(timed(row, &mut f)?);
+                b.push(timed(base_name, &mut base)?);
+            }
+        }
+        let mut ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+        let pair = measure::median(&mut ratios);
+        let med = measure::median(&mut a.clone());
+        let base_med = measure::median(&mut b.clone());
+        eprintln!(
+            "[{row}] get: median {med:.1} ns/op, {base_name} {base_med:.1} ns/op, pairs {pair:.2}×"
+        );
+        self.paired.push(Paired {
+            row: row.to_string(),
+            workload: "get (direct pairs)",
+            yard_name: base_name.to_string(),
+            unit: Unit::Ns,
+            sys: med,
+            yard: base_med,
+            pair_ratio: pair,
+            pairs: a.len(),
+            vs_update: None,
+        });
+        Ok(())
+    }
+
     /// Times a full scan summing `a` of every record (`f` returns the sum).
     /// Up to `scan_passes` passes, fewer once 10 s have gone by; median GB/s.
     pub fn scan(&mut self, row: &str, mut f: impl FnMut() -> Result<u64>) -> Result<()> {

@@ -119,6 +119,19 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         snap_allocs.set(snap_allocs.get() + allocations() - before);
         Ok(sum)
     })?;
+    // The same gets against Store::get directly, pass for pass: what the
+    // Snapshot::get target is judged on.
+    cx.get_vs(
+        ROW_SNAPSHOT,
+        "Store::get",
+        |idx| {
+            let snap = reader.snapshot()?;
+            Ok(get_loop_owned(mode, idx, |i| {
+                snap.get(i).map(|r| r.unwrap_or(Rec::zeroed()))
+            })?)
+        },
+        |idx| Ok(get_loop(mode, idx, |i| store.get(i).expect("i < len"))),
+    )?;
     if cx.s.workloads.get {
         cx.note(format!(
             "allocations during recmap Snapshot::get loop: {}",
