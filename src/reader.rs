@@ -596,6 +596,19 @@ impl RawReader {
         self.coord.read_begin(group)
     }
 
+    /// Copies records `[first, end)` (densely packed: their bytes are
+    /// contiguous in the file) as of the adopted commit into `out` in one
+    /// bulk copy, if that copy can be validated as a whole: no overlay, and
+    /// no data page written since the state was adopted (or an append-only
+    /// store). `false` if it was not (then `out` holds bytes to overwrite).
+    pub(crate) fn copy_quiet(&self, first: u64, end: u64, out: &mut [u8]) -> bool {
+        if !self.overlay.is_empty() || first >= end {
+            return false;
+        }
+        self.map.copy_atomic_bulk(self.offset(first), out);
+        self.is_append_only() || self.applied_nothing_since(self.quiet)
+    }
+
     /// Copies records `[first, end)` of group `g` as of commit
     /// `generation` (the adopted one) into `out`; see `crate::snapshot`.
     pub(crate) fn snapshot_copy(

@@ -25,7 +25,7 @@ mod platform;
 compile_error!("recmap supports Unix and Windows only");
 
 mod copy;
-use copy::racy_copy;
+use copy::{racy_copy, racy_copy_bulk};
 pub(crate) use copy::{seq_begin, seq_recheck};
 
 #[cfg(target_os = "linux")]
@@ -565,6 +565,22 @@ impl SharedMap {
         // same length.
         unsafe {
             racy_copy(
+                self.raw.as_ptr().wrapping_add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        }
+    }
+
+    /// `copy_atomic` for copies of many pages (`racy_copy_bulk`).
+    pub(crate) fn copy_atomic_bulk(&self, offset: usize, dst: &mut [u8]) {
+        assert!(
+            offset <= self.len && dst.len() <= self.len - offset,
+            "read past the mapping"
+        );
+        // SAFETY: as in `copy_atomic`.
+        unsafe {
+            racy_copy_bulk(
                 self.raw.as_ptr().wrapping_add(offset),
                 dst.as_mut_ptr(),
                 dst.len(),
