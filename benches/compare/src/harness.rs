@@ -1087,7 +1087,9 @@ impl Cx {
             let sum = g(std::hint::black_box(idx))?;
             let v = measure::ns_per_op(t, k as u64);
             if sum != want {
-                return Err(format!("{label}: get read wrong data (sum {sum}, want {want})").into());
+                return Err(
+                    format!("{label}: get read wrong data (sum {sum}, want {want})").into(),
+                );
             }
             Ok(v)
         };

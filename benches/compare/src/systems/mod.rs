@@ -20,6 +20,7 @@ pub mod rows {
     pub use super::memmap::ROW as MEMMAP;
     pub use super::recmap::{
         ROW as RECMAP, ROW_RO_MAP as RECMAP_RO_MAP, ROW_SNAPSHOT as RECMAP_SNAPSHOT,
+        ROW_SNAPSHOT_ITER as RECMAP_SNAPSHOT_ITER,
     };
     pub use super::sqlite::ROW as SQLITE;
 }
