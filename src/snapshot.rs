@@ -272,10 +272,13 @@ impl<'r, T: Record> Snapshot<'r, T> {
     /// later commit changed a page the read reached.
     ///
     /// For a scan of cached records, [`Snapshot::iter`] or a buffer of
-    /// about a page is fastest: the copy into a buffer larger than the L1
-    /// cache is read back from L2 by the caller's pass over it (0.55-0.7×
-    /// a `Store::iter` scan for 32-256 KiB buffers, about 1.2× for 4 KiB;
-    /// `benches/snapshot_scan.rs`).
+    /// about a page is fastest: a copy into a buffer larger than the L1
+    /// cache costs about a third more than reading the map in place, any
+    /// copy (glibc's `memcpy` into the same buffer measured the same), and
+    /// the caller's pass then reads it back from L2 (a 256 KiB buffer
+    /// 0.57-0.9× a `Store::iter` scan, a 4 KiB one 1.1-1.9×, depending on
+    /// the machine's memory speed at the time; `benches/snapshot_scan.rs`,
+    /// docs/benchmarks.md).
     pub fn read_range(&self, first: u64, out: &mut [T]) -> Result<usize> {
         let n = self
             .raw()

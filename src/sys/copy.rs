@@ -200,3 +200,50 @@ pub(super) unsafe fn racy_copy_bulk(src: *const u8, dst: *mut u8, n: usize) {
     // SAFETY: the contract is `racy_copy`'s.
     unsafe { racy_copy(src, dst, n) }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Both copies reproduce their source exactly at every length around
+    /// their block sizes and the bulk threshold, at odd alignments.
+    #[test]
+    fn racy_copies_copy_exactly() {
+        let src: Vec<u8> = (0..(1usize << 20) + 200)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        for n in [
+            0,
+            1,
+            15,
+            16,
+            17,
+            63,
+            64,
+            65,
+            127,
+            4095,
+            4096,
+            4097,
+            65_537,
+            1 << 20,
+        ] {
+            for skew in [0usize, 1, 13] {
+                let s = &src[skew..skew + n];
+                let mut a = vec![0u8; n + 1];
+                let mut b = vec![0u8; n + 1];
+                // SAFETY: `s` is a live slice of `n` bytes; `a` and `b` are
+                // distinct allocations of at least `n + 1` bytes.
+                unsafe {
+                    super::racy_copy(s.as_ptr(), a[1..].as_mut_ptr(), n);
+                    super::racy_copy_bulk(s.as_ptr(), b[1..].as_mut_ptr(), n);
+                }
+                assert_eq!(&a[1..], s, "racy_copy, {n} bytes at +{skew}");
+                assert_eq!(&b[1..], s, "racy_copy_bulk, {n} bytes at +{skew}");
+                assert_eq!(
+                    (a[0], b[0]),
+                    (0, 0),
+                    "nothing written before the destination"
+                );
+            }
+        }
+    }
+}
