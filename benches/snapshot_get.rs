@@ -33,6 +33,22 @@ mod loads {
     use super::Rec;
     use std::arch::x86_64::{__m128i, _mm_storeu_si128};
 
+    /// The record of four 16-byte registers, in order.
+    #[inline(always)]
+    fn join(a: __m128i, b: __m128i, c: __m128i, d: __m128i) -> Rec {
+        let mut v = std::mem::MaybeUninit::<Rec>::uninit();
+        let q = v.as_mut_ptr().cast::<__m128i>();
+        // SAFETY: `v` is 64 bytes (four unaligned 16-byte stores fill it),
+        // and every bit pattern is a `Rec`.
+        unsafe {
+            _mm_storeu_si128(q, a);
+            _mm_storeu_si128(q.add(1), b);
+            _mm_storeu_si128(q.add(2), c);
+            _mm_storeu_si128(q.add(3), d);
+            v.assume_init()
+        }
+    }
+
     /// Four 16-byte loads, as `Snapshot::get`'s copy.
     #[inline(always)]
     pub unsafe fn sse4(p: *const u8) -> Rec {
@@ -45,13 +61,7 @@ mod loads {
                 c = out(xmm_reg) c, d = out(xmm_reg) d,
                 options(nostack, readonly, preserves_flags),
             );
-            let mut v = std::mem::MaybeUninit::<Rec>::uninit();
-            let q = v.as_mut_ptr().cast::<__m128i>();
-            _mm_storeu_si128(q, a);
-            _mm_storeu_si128(q.add(1), b);
-            _mm_storeu_si128(q.add(2), c);
-            _mm_storeu_si128(q.add(3), d);
-            v.assume_init()
+            join(a, b, c, d)
         }
     }
 
@@ -86,13 +96,7 @@ mod loads {
                 c = out(xmm_reg) c, d = out(xmm_reg) d,
                 options(nostack, readonly, preserves_flags),
             );
-            let mut v = std::mem::MaybeUninit::<Rec>::uninit();
-            let q = v.as_mut_ptr().cast::<__m128i>();
-            _mm_storeu_si128(q, a);
-            _mm_storeu_si128(q.add(1), b);
-            _mm_storeu_si128(q.add(2), c);
-            _mm_storeu_si128(q.add(3), d);
-            v.assume_init()
+            join(a, b, c, d)
         }
     }
 }

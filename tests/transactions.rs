@@ -108,11 +108,12 @@ fn readers_see_only_commits_and_snapshots_expire_instead_of_mixing() {
     assert_eq!(buf[99].balance, 20);
 }
 
-#[test]
-fn a_reader_of_an_unreplayed_log_reads_the_commits_in_it() {
-    let d = dir();
-    let p = d.path().join("a.rmap");
-    let mut w = Store::<Acct>::create(&p).unwrap();
+/// A store at `p` of 1000 records of balance 1 whose last commit (record 7
+/// set to 77, record 1000 appended with 5) is in the log only: the writer
+/// crashed before a checkpoint and the data file forgot both records (as a
+/// power loss could).
+fn unreplayed_log(p: &std::path::Path) {
+    let mut w = Store::<Acct>::create(p).unwrap();
     w.extend((0..1000).map(|i| acct(i, 1))).unwrap();
     w.commit().unwrap();
     w.checkpoint().unwrap();
@@ -120,19 +121,21 @@ fn a_reader_of_an_unreplayed_log_reads_the_commits_in_it() {
     w.push(&acct(1000, 5)).unwrap();
     w.commit().unwrap();
     assert_eq!(w.raw().log_commits(), 1);
-    // Leave the commit in the log only (no checkpoint), then make the data
-    // file forget it (as a power loss could): the log alone has it.
     let data_offset = w.info().data_offset;
     w.simulate_crash();
-    {
-        use crate::common::file_at::FileAt;
-        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        let old = acct(7, 1);
-        f.write_all_at(bytemuck::bytes_of(&old), data_offset + 7 * 16)
-            .unwrap();
-        f.write_all_at(&[0xee; 16], data_offset + 1000 * 16)
-            .unwrap();
-    }
+    use crate::common::file_at::FileAt;
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all_at(bytemuck::bytes_of(&acct(7, 1)), data_offset + 7 * 16)
+        .unwrap();
+    f.write_all_at(&[0xee; 16], data_offset + 1000 * 16)
+        .unwrap();
+}
+
+#[test]
+fn a_reader_of_an_unreplayed_log_reads_the_commits_in_it() {
+    let d = dir();
+    let p = d.path().join("a.rmap");
+    unreplayed_log(&p);
     let data = std::fs::read(&p).unwrap();
     let mut r = Reader::<Acct>::open(&p).unwrap();
     assert_eq!(r.len(), 1001);
@@ -162,21 +165,7 @@ fn a_reader_of_an_unreplayed_log_reads_the_commits_in_it() {
 fn a_snapshot_of_an_unreplayed_log_outlives_its_replay() {
     let d = dir();
     let p = d.path().join("a.rmap");
-    let mut w = Store::<Acct>::create(&p).unwrap();
-    w.extend((0..1000).map(|i| acct(i, 1))).unwrap();
-    w.commit().unwrap();
-    w.checkpoint().unwrap();
-    w.set(7, &acct(7, 77)).unwrap();
-    w.push(&acct(1000, 5)).unwrap();
-    w.commit().unwrap();
-    let data_offset = w.info().data_offset;
-    w.simulate_crash();
-    {
-        use crate::common::file_at::FileAt;
-        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        f.write_all_at(bytemuck::bytes_of(&acct(7, 1)), data_offset + 7 * 16)
-            .unwrap();
-    }
+    unreplayed_log(&p);
     let mut r = Reader::<Acct>::open(&p).unwrap();
     let snap = r.snapshot().unwrap();
     assert_eq!(snap.get(7).unwrap().unwrap().balance, 77);

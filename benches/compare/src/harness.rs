@@ -980,44 +980,15 @@ impl Cx {
             std::hint::black_box(f(idx)?);
             std::hint::black_box(reference.pass(mode, idx));
         }
-        let mut ns = Vec::new();
-        let mut ref_ns = Vec::new();
-        for j in 0..passes.max(1) {
-            let mut sys_pass = || -> Result<f64> {
-                let t = Instant::now();
-                let sum = f(std::hint::black_box(idx))?;
-                let v = measure::ns_per_op(t, k as u64);
-                if sum != want {
-                    return Err(
-                        format!("{row}: get read wrong data (sum {sum}, want {want})").into(),
-                    );
-                }
-                Ok(v)
-            };
-            let ref_pass = || -> Result<f64> {
-                let t = Instant::now();
-                let sum = reference.pass(mode, std::hint::black_box(idx));
-                let v = measure::ns_per_op(t, k as u64);
-                if sum != want {
-                    return Err(
-                        format!("reference: get read wrong data (sum {sum}, want {want})").into(),
-                    );
-                }
-                Ok(v)
-            };
-            if j % 2 == 0 {
-                ref_ns.push(ref_pass()?);
-                ns.push(sys_pass()?);
-            } else {
-                ns.push(sys_pass()?);
-                ref_ns.push(ref_pass()?);
-            }
-        }
+        let mut ref_f = |idx: &[u64]| -> Result<u64> { Ok(reference.pass(mode, idx)) };
+        let (ns, ref_ns) = abba(
+            passes.max(1),
+            || timed_gets(row, idx, want, &mut f),
+            || timed_gets("reference", idx, want, &mut ref_f),
+            |_| false,
+        )?;
         reference.samples.extend_from_slice(&ref_ns);
-        let mut ratios: Vec<f64> = ns.iter().zip(&ref_ns).map(|(a, b)| a / b).collect();
-        let pair = measure::median(&mut ratios);
-        let med = measure::median(&mut ns.clone());
-        let ref_med = measure::median(&mut ref_ns.clone());
+        let (pair, med, ref_med) = pair_medians(&ns, &ref_ns);
         eprintln!(
             "[{row}] get: median {med:.1} ns/op, reference {ref_med:.1}, pairs {pair:.2}× (passes {ns:.1?})"
         );
@@ -1082,35 +1053,17 @@ impl Cx {
         eprintln!(
             "[{row}] get: {passes} passes of {k} random lookups, each paired with a pass of {base_name}"
         );
-        let timed = |label: &str, g: &mut dyn FnMut(&[u64]) -> Result<u64>| -> Result<f64> {
-            let t = Instant::now();
-            let sum = g(std::hint::black_box(idx))?;
-            let v = measure::ns_per_op(t, k as u64);
-            if sum != want {
-                return Err(
-                    format!("{label}: get read wrong data (sum {sum}, want {want})").into(),
-                );
-            }
-            Ok(v)
-        };
         for _ in 0..2 {
-            timed(row, &mut f)?;
-            timed(base_name, &mut base)?;
+            timed_gets(row, idx, want, &mut f)?;
+            timed_gets(base_name, idx, want, &mut base)?;
         }
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for j in 0..passes {
-            if j % 2 == 0 {
-                b.push(timed(base_name, &mut base)?);
-                a.push(timed(row, &mut f)?);
-            } else {
-                a.push(timed(row, &mut f)?);
-                b.push(timed(base_name, &mut base)?);
-            }
-        }
-        let mut ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
-        let pair = measure::median(&mut ratios);
-        let med = measure::median(&mut a.clone());
-        let base_med = measure::median(&mut b.clone());
+        let (a, b) = abba(
+            passes,
+            || timed_gets(row, idx, want, &mut f),
+            || timed_gets(base_name, idx, want, &mut base),
+            |_| false,
+        )?;
+        let (pair, med, base_med) = pair_medians(&a, &b);
         eprintln!(
             "[{row}] get: median {med:.1} ns/op, {base_name} {base_med:.1} ns/op, pairs {pair:.2}×"
         );
@@ -1239,10 +1192,7 @@ impl Cx {
         }
         self.data = data;
         result?;
-        let mut ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
-        let pair = measure::median(&mut ratios);
-        let med = measure::median(&mut a.clone());
-        let raw_med = measure::median(&mut b.clone());
+        let (pair, med, raw_med) = pair_medians(&a, &b);
         eprintln!(
             "[{row}] load: median {med:.0} MB/s, raw write {raw_med:.0} MB/s, pairs {pair:.2}× (runs {a:.0?} / {b:.0?})"
         );
@@ -1297,23 +1247,13 @@ impl Cx {
         timed(row, &mut f)?;
         timed(base_name, &mut base)?;
         let start = Instant::now();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for j in 0..pairs {
-            if j % 2 == 0 {
-                b.push(timed(base_name, &mut base)?);
-                a.push(timed(row, &mut f)?);
-            } else {
-                a.push(timed(row, &mut f)?);
-                b.push(timed(base_name, &mut base)?);
-            }
-            if j >= 2 && start.elapsed() > Duration::from_secs(10) {
-                break;
-            }
-        }
-        let mut ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
-        let pair = measure::median(&mut ratios);
-        let med = measure::median(&mut a.clone());
-        let base_med = measure::median(&mut b.clone());
+        let (a, b) = abba(
+            pairs,
+            || timed(row, &mut f),
+            || timed(base_name, &mut base),
+            |j| j >= 2 && start.elapsed() > Duration::from_secs(10),
+        )?;
+        let (pair, med, base_med) = pair_medians(&a, &b);
         eprintln!(
             "[{row}] scan: median {med:.2} GB/s, {base_name} {base_med:.2} GB/s, pairs {pair:.2}×"
         );
@@ -1897,4 +1837,57 @@ pub fn bb<T>(mode: GetMode, x: T) -> T {
 #[inline(always)]
 pub fn read_rec(bytes: &[u8]) -> Rec {
     bytemuck::pod_read_unaligned(bytes)
+}
+
+/// Up to `pairs` pairs of one run of `a` and one of `b`, in ABBA order
+/// (pair j even: `b` first), stopping after pair j when `stop(j)`; the
+/// figures of each, in pair order.
+fn abba(
+    pairs: usize,
+    mut a: impl FnMut() -> Result<f64>,
+    mut b: impl FnMut() -> Result<f64>,
+    stop: impl Fn(usize) -> bool,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for j in 0..pairs {
+        if j % 2 == 0 {
+            ys.push(b()?);
+            xs.push(a()?);
+        } else {
+            xs.push(a()?);
+            ys.push(b()?);
+        }
+        if stop(j) {
+            break;
+        }
+    }
+    Ok((xs, ys))
+}
+
+/// The median of the per-pair ratios `a[k] / b[k]`, and the medians of `a`
+/// and of `b`.
+fn pair_medians(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    (
+        measure::median(&mut ratios),
+        measure::median(&mut a.to_vec()),
+        measure::median(&mut b.to_vec()),
+    )
+}
+
+/// One timed pass of `g` over `idx`: ns per get; an error naming `label` if
+/// its sum is not `want`.
+fn timed_gets(
+    label: &str,
+    idx: &[u64],
+    want: u64,
+    g: &mut dyn FnMut(&[u64]) -> Result<u64>,
+) -> Result<f64> {
+    let t = Instant::now();
+    let sum = g(std::hint::black_box(idx))?;
+    let v = measure::ns_per_op(t, idx.len() as u64);
+    if sum != want {
+        return Err(format!("{label}: get read wrong data (sum {sum}, want {want})").into());
+    }
+    Ok(v)
 }
