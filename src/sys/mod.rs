@@ -556,35 +556,34 @@ impl SharedMap {
     /// bounds.
     #[inline]
     pub(crate) fn copy_atomic(&self, offset: usize, dst: &mut [u8]) {
+        self.copy_racy(offset, dst, false)
+    }
+
+    /// `copy_atomic` for copies of many pages (`racy_copy_bulk`).
+    pub(crate) fn copy_atomic_bulk(&self, offset: usize, dst: &mut [u8]) {
+        self.copy_racy(offset, dst, true)
+    }
+
+    #[inline(always)]
+    fn copy_racy(&self, offset: usize, dst: &mut [u8], bulk: bool) {
         assert!(
             offset <= self.len && dst.len() <= self.len - offset,
             "read past the mapping"
+        );
+        let (src, to, n) = (
+            self.raw.as_ptr().wrapping_add(offset),
+            dst.as_mut_ptr(),
+            dst.len(),
         );
         // SAFETY: the source range is inside the mapping (checked above),
         // which outlives the call; `dst` is a distinct, writable slice of the
         // same length.
         unsafe {
-            racy_copy(
-                self.raw.as_ptr().wrapping_add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            )
-        }
-    }
-
-    /// `copy_atomic` for copies of many pages (`racy_copy_bulk`).
-    pub(crate) fn copy_atomic_bulk(&self, offset: usize, dst: &mut [u8]) {
-        assert!(
-            offset <= self.len && dst.len() <= self.len - offset,
-            "read past the mapping"
-        );
-        // SAFETY: as in `copy_atomic`.
-        unsafe {
-            racy_copy_bulk(
-                self.raw.as_ptr().wrapping_add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            )
+            if bulk {
+                racy_copy_bulk(src, to, n)
+            } else {
+                racy_copy(src, to, n)
+            }
         }
     }
 
