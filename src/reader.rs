@@ -602,11 +602,19 @@ impl RawReader {
     /// no data page written since the state was adopted (or an append-only
     /// store). `false` if it was not (then `out` holds bytes to overwrite).
     pub(crate) fn copy_quiet(&self, first: u64, end: u64, out: &mut [u8]) -> bool {
-        if !self.overlay.is_empty() || first >= end {
+        debug_assert!(self.packing().is_dense(), "copy_quiet of padded records");
+        let append_only = self.is_append_only();
+        // Checked before the copy too: once a writer has written since the
+        // state was taken, no copy can pass, and the caller's per-page path
+        // would copy the chunk a second time.
+        if !self.overlay.is_empty()
+            || first >= end
+            || !(append_only || self.applied_nothing_since(self.quiet))
+        {
             return false;
         }
         self.map.copy_atomic_bulk(self.offset(first), out);
-        self.is_append_only() || self.applied_nothing_since(self.quiet)
+        append_only || self.applied_nothing_since(self.quiet)
     }
 
     /// Copies records `[first, end)` of group `g` as of commit

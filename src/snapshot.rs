@@ -83,6 +83,11 @@ impl<'r> RawSnapshot<'r> {
             });
         }
         let n = ((dst.len() / size) as u64).min(self.len().saturating_sub(first));
+        if n == 0 {
+            // Also keeps the chunk arithmetic below away from any `first`
+            // past the end (it could overflow near `u64::MAX`).
+            return Ok(0);
+        }
         let p = r.packing();
         // A bulk read goes a chunk at a time; a chunk the page cache does
         // not hold whole is read through `pread` (the kernel's read-ahead
@@ -188,9 +193,10 @@ impl<'r, T: Record> Snapshot<'r, T> {
     /// `SnapshotExpired` if a later commit changed its page.
     #[inline(always)]
     pub fn get(&self, i: u64) -> Result<Option<T>> {
-        // Every path copies the record with the one inline slot read and
-        // validates the copy with one word load, so no slow path's value
-        // merges through memory with the fast path's in a caller's loop.
+        // Every path copies the record with the inline slot reads below
+        // (never a slow path's own copy), so no slow path's value merges
+        // through memory with the fast path's in a caller's loop; the fast
+        // path validates its copy with one word load.
         // The fast path reads only this snapshot's own fields (kept in
         // registers: the slow paths are passed values, never `self`), the
         // record and the word: a random-get loop is bounded by the loads
@@ -302,7 +308,8 @@ impl<'r, T: Record> Snapshot<'r, T> {
 }
 
 /// Iterator of [`Snapshot::iter`]: copies one page of records at a time
-/// (one stripe check per page), then yields them.
+/// (one check per copy: of the apply sequence while no writer wrote since
+/// the snapshot, else of the page's stripe), then yields them.
 pub struct SnapshotIter<'s, 'r, T: Record> {
     snap: &'s Snapshot<'r, T>,
     next: u64,

@@ -344,8 +344,9 @@ pub(crate) struct SharedMap {
     window: RecordWindow,
 }
 
-/// Record `i` of a `SharedMap`'s window, bounds-checked once when made, so
-/// that reading it (again, on a seqlock retry) needs no check.
+/// Record `i` of a `SharedMap`'s window, bounds-checked once when made (or
+/// a `T` of this process borrowed for `'a`, `of_ref`), so that reading it
+/// (again, on a seqlock retry) needs no check.
 pub(crate) struct Slot<'a, T> {
     /// The record's address: `size_of::<T>()` bytes inside the mapping
     /// (which `'a` keeps alive), as the window vouched when the slot was
@@ -405,8 +406,10 @@ impl<T> Copy for TypedWindow<'_, T> {}
 // SAFETY: a `TypedWindow` is a shared borrow of a `SharedMap` plus an
 // address inside it and a count; it permits exactly the reads a
 // `&SharedMap` permits (`Slot::read`), and `SharedMap` is `Send + Sync`
-// (an `MmapRaw` and plain integers).
-unsafe impl<T: Sync> Send for TypedWindow<'_, T> {}
+// (an `MmapRaw` and plain integers). The bounds on `T` are
+// `PhantomData<T>`'s, so a `Snapshot<T>` is `Send` and `Sync` exactly when
+// it was before it held a window.
+unsafe impl<T: Send> Send for TypedWindow<'_, T> {}
 // SAFETY: as for `Send`: nothing in it is mutated through a shared borrow.
 unsafe impl<T: Sync> Sync for TypedWindow<'_, T> {}
 
@@ -431,7 +434,9 @@ impl<'a, T: bytemuck::Pod> TypedWindow<'a, T> {
 impl<'a, T: bytemuck::Pod> Slot<'a, T> {
     /// A slot over a value of this process that nobody changes while it
     /// is borrowed (a reader's overlay image), so that one read path serves
-    /// both.
+    /// both. (Off x86_64 `read` copies it with relaxed atomic loads through
+    /// the shared borrow: accepted by the Tree Borrows model, while Stacked
+    /// Borrows, stricter than the language promises, would flag it.)
     #[inline(always)]
     pub(crate) fn of_ref(v: &'a T) -> Slot<'a, T> {
         Slot {
