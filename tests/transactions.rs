@@ -186,6 +186,7 @@ fn a_snapshot_of_an_unreplayed_log_outlives_its_replay() {
     let mut buf = vec![acct(0, 0); 10];
     assert_eq!(snap.read_range(u64::MAX - 1, &mut buf).unwrap(), 0);
     assert_eq!(snap.read_range(1001, &mut buf).unwrap(), 0);
+    assert_eq!(w.read_range(u64::MAX - 1, &mut buf).unwrap(), 0);
     // A neighbour of record 7 is the snapshot's value or expired, never other.
     match snap.get(8) {
         Ok(Some(a)) => assert_eq!(a.balance, 1),

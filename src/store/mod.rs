@@ -269,6 +269,11 @@ impl RawStore {
             });
         }
         let n = ((dst.len() / size) as u64).min(self.len.saturating_sub(first));
+        if n == 0 {
+            // Also keeps the chunk arithmetic below away from any `first`
+            // past the end (it could overflow near `u64::MAX`).
+            return Ok(0);
+        }
         let p = self.layout.packing;
         let chunk = crate::stream::Stream::chunk(p);
         let first_end = ((first / chunk + 1) * chunk).min(first + n);
