@@ -180,11 +180,12 @@ const BULK_MIN: usize = 4096;
 pub(super) unsafe fn racy_copy_bulk(src: *const u8, dst: *mut u8, n: usize) {
     #[cfg(target_arch = "x86_64")]
     if n >= BULK_MIN {
+        // The string move reads each source byte once (as relaxed per-byte
+        // loads would). The direction flag is clear on entry to inline
+        // assembly (Rust's asm contract), so it moves upwards; neither
+        // instruction changes the flags.
         // SAFETY: per the contract both ranges are valid and disjoint; the
-        // string move reads each source byte once (as relaxed per-byte
-        // loads would) and writes only `dst..dst + n`. The direction flag
-        // is clear on entry to inline assembly (Rust's asm contract), so
-        // it moves upwards; neither instruction changes the flags.
+        // move writes only `dst..dst + n`.
         unsafe {
             std::arch::asm!(
                 "rep movsb",

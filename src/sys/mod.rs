@@ -365,10 +365,10 @@ impl<T: bytemuck::Pod> Slot<'_, T> {
     #[inline(always)]
     pub(crate) fn read(&self) -> T {
         let mut v = std::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: `slot_in` or `TypedWindow::slot` made this only for a
-        // record its window holds, which vouches that the bytes at `at` are
-        // inside the mapping (or `of_ref` for a borrowed `T`), which
-        // `'a` keeps alive; `v` is a local of exactly `size_of::<T>()` bytes.
+        // `slot_in` or `TypedWindow::slot` made this slot only for a record
+        // its window holds (`of_ref` only for a borrowed `T`).
+        // SAFETY: so the bytes at `at` are inside the mapping (or the `T`),
+        // alive for `'a`; `v` is a local of exactly `size_of::<T>()` bytes.
         unsafe {
             racy_copy(
                 self.at,
