@@ -110,10 +110,8 @@ impl RawStore {
         let t0 = Instant::now();
         let commits = self.log_commits();
         let before = self.bytes_since_commit;
-        let entries = std::mem::take(&mut self.pending_crcs);
-        let r = self.write_table_entries(entries.iter().map(|(&g, &c)| (g, c)));
-        self.pending_crcs = entries;
-        r?;
+        let entries = self.pending_crcs.sorted();
+        self.write_table_entries(entries)?;
         self.sync(false)?;
         let was = self.header.version;
         self.publish(self.header)?;

@@ -91,8 +91,9 @@ impl RawStore {
         h.finalize()
     }
 
-    /// The checksum of full committed group `g` once the overlay's images
-    /// of its records replace theirs, from the checksum it has and the
+    /// The checksum of full committed group `g` once `images` (the
+    /// overlay's images of its records, in index order) replace theirs,
+    /// from the checksum it has (`stored`, its `stored_crc`) and the
     /// changed bytes alone (`delta` is scratch space).
     ///
     /// For messages of one length, `crc(a) ^ crc(b) = lin(a ^ b)`, where
@@ -103,13 +104,19 @@ impl RawStore {
     /// what it was: a page that matched matches, a damaged one stays
     /// reported (even where the update overwrote the damaged bytes), and
     /// nothing of the page is read but the updated records.
-    pub(super) fn updated_group_crc(&self, g: u64, delta: &mut Vec<u8>) -> u32 {
+    pub(super) fn updated_group_crc<'a>(
+        &self,
+        g: u64,
+        stored: u32,
+        images: impl Iterator<Item = (u64, &'a [u8])>,
+        delta: &mut Vec<u8>,
+    ) -> u32 {
         let p = self.layout.packing;
         let committed = self.header.record_count;
         let (first, end) = p.group_records(g, committed);
         debug_assert_eq!(end - first, p.records_per_group, "a full group");
-        let stored = self.stored_crc(g, committed);
-        let mut images = self.overlay.range(first..end).peekable();
+        debug_assert_eq!(stored, self.stored_crc(g, committed));
+        let mut images = images.peekable();
         let Some(&(from, _)) = images.peek() else {
             return stored;
         };
@@ -117,6 +124,7 @@ impl RawStore {
         delta.clear();
         delta.resize((end - from) as usize * rs, 0);
         for (i, image) in images {
+            debug_assert!((first..end).contains(&i), "an image of the group");
             let at = (i - from) as usize * rs;
             let old = &self.map[self.layout.record_file_offset(i) as usize..][..rs];
             for ((d, o), n) in delta[at..at + rs].iter_mut().zip(old).zip(image) {
@@ -197,27 +205,42 @@ impl RawStore {
         for &g in touched.iter().filter(|&&g| g >= linear_below) {
             self.check_committed_page(g)?;
         }
-        // Load a byte of every record the updates replace first, in one
-        // tight pass: each is a likely cache miss, and these loads overlap,
-        // where the work per group below would wait for them one at a time.
+        // Load a byte of every record the updates replace, and the checksum
+        // every group they change has, first, each in one tight pass: each
+        // is a likely cache miss, and these loads overlap, where the work
+        // per group below would wait for them one at a time.
         let mut first_bytes = 0u8;
         for (i, _) in self.overlay.iter() {
             first_bytes ^= self.map[self.layout.record_file_offset(i) as usize];
         }
         std::hint::black_box(first_bytes);
+        let stored: Vec<u32> = touched
+            .iter()
+            .take_while(|&&g| g < linear_below)
+            .map(|&g| self.stored_crc(g, committed))
+            .collect();
         let full = self.len / rpg;
         let mut delta = Vec::new();
-        let crcs: Vec<(u64, u32)> = touched
-            .iter()
-            .map(|&g| {
-                let crc = if g < linear_below {
-                    self.updated_group_crc(g, &mut delta)
-                } else {
-                    self.group_crc(g, self.len)
-                };
-                (g, crc)
-            })
-            .collect();
+        // One ordered walk over the overlay hands each group its images
+        // (`touched` is sorted), not a tree search per group.
+        let crcs: Vec<(u64, u32)> = {
+            let mut images = self.overlay.iter().peekable();
+            touched
+                .iter()
+                .enumerate()
+                .map(|(k, &g)| {
+                    let crc = if let Some(&stored) = stored.get(k) {
+                        let (first, end) = p.group_records(g, committed);
+                        while images.next_if(|&(i, _)| i < first).is_some() {}
+                        let mine = std::iter::from_fn(|| images.next_if(|&(i, _)| i < end));
+                        self.updated_group_crc(g, stored, mine, &mut delta)
+                    } else {
+                        self.group_crc(g, self.len)
+                    };
+                    (g, crc)
+                })
+                .collect()
+        };
         // A partly filled last group the commit does not touch keeps its
         // bytes and so its checksum: hashing it again would bless damage
         // in it that no check looked for.

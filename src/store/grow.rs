@@ -189,6 +189,7 @@ impl RawStore {
         let old_table = self.layout.table_offset;
         let per_piece = TABLE_PIECE / CHECKSUM_ENTRY_LEN;
         let mut piece = Vec::with_capacity(TABLE_PIECE.min(groups * CHECKSUM_ENTRY_LEN) as usize);
+        let pending = self.pending_crcs.sorted();
         let mut g = 0;
         while g < groups {
             let end = groups.min(g + per_piece);
@@ -196,7 +197,11 @@ impl RawStore {
             let to = (old_table + end * CHECKSUM_ENTRY_LEN) as usize;
             piece.clear();
             piece.extend_from_slice(&self.map[from..to]);
-            for (&k, &crc) in self.pending_crcs.range(g..end) {
+            let (lo, hi) = (
+                pending.partition_point(|e| e.0 < g),
+                pending.partition_point(|e| e.0 < end),
+            );
+            for &(k, crc) in &pending[lo..hi] {
                 let at = ((k - g) * CHECKSUM_ENTRY_LEN) as usize;
                 piece[at..at + 4].copy_from_slice(&crc.to_le_bytes());
             }

@@ -20,12 +20,16 @@ use std::io;
 
 /// The largest piece `RawStore::write` hands the kernel at once, aligned
 /// in the file: small enough that the folios it creates keep later small
-/// updates cheap, large enough that bulk loads keep the raw rate. Measured
-/// in benches/compare, paired runs of 16, 32, 64 and 256 KiB builds
-/// (docs/benchmarks.md, "Write pieces"): 64 KiB is the largest piece at
-/// which a single-record commit stays within 1.1× its probe, and the
-/// smallest at which bulk loads stayed at or above 0.94× a raw `write()`.
-pub(crate) const WRITE_PIECE: u64 = 64 * 1024;
+/// updates cheap, large enough that bulk loads keep the raw rate. Every
+/// later update of a loaded record walks the blocks of its folio (four at
+/// 16 KiB, sixteen at 64 KiB), and a bulk load pays per piece. Measured in
+/// benches/compare, builds of 4 to 256 KiB run alternately
+/// (docs/benchmarks.md, "Write pieces"): at 16 KiB a 100-record commit
+/// costs 2.6–2.9× its probe against 3.3–3.8× at 64 KiB, and the bulk load
+/// is 1.09–1.17× a raw `write()` against 1.30–1.63× (0.88–0.92× against
+/// 0.94–0.99× on the slower disk of an earlier day); at 8 KiB and below
+/// the load falls under 0.9×.
+pub(crate) const WRITE_PIECE: u64 = 16 * 1024;
 
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
 #[doc(hidden)]

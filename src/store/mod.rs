@@ -8,6 +8,7 @@
 //! - `overlay`: the in-memory record images in front of the map;
 //! - `io`: the positional writes and syncs every change goes through;
 //! - `commit`: logging a commit, then applying it to the data pages;
+//! - `crcs`: the checksums of changed groups pending for the table;
 //! - `wal`: the log file: opening, preallocating, scanning;
 //! - `checkpoint`: publishing headers, the checksum table, upgrading v1;
 //! - `grow`: growing and compacting the file, moving the checksum table;
@@ -29,6 +30,7 @@
 
 mod checkpoint;
 mod commit;
+mod crcs;
 pub(crate) mod grow;
 mod io;
 mod open;
@@ -145,7 +147,7 @@ pub struct RawStore {
     /// Checksums of full groups that commits since the last checkpoint
     /// changed (or, for a version-1 file, that its header lists): they
     /// override the table, whose entries a checkpoint writes.
-    pending_crcs: BTreeMap<u64, u32>,
+    pending_crcs: crcs::GroupCrcs,
     /// Checksums of full groups of uncommitted appends, hashed from the
     /// caller's bytes as `extend_from_bytes` wrote them (while they were in
     /// the cache), so the commit need not read them back. Valid while those

@@ -454,7 +454,7 @@ impl RawStore {
             observer: None,
             coord: None,
             high_water: 0,
-            pending_crcs: BTreeMap::new(),
+            pending_crcs: Default::default(),
             append_crcs: BTreeMap::new(),
             log: None,
             log_limit: wal::DEFAULT_LOG_SIZE,

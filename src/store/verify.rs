@@ -475,7 +475,7 @@ impl RawStore {
         let (first, end) = p.group_records(g, committed);
         if end - first < p.records_per_group {
             self.header.tail_crc
-        } else if let Some(&crc) = self.pending_crcs.get(&g) {
+        } else if let Some(crc) = self.pending_crcs.get(g) {
             crc
         } else {
             let at = self.layout.checksum_offset(g);
