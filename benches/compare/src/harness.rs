@@ -1458,6 +1458,92 @@ impl Cx {
         )
     }
 
+    /// update100 against update in one loop: rounds of one single-record
+    /// commit and one 100-record commit, their order alternating (ABBA),
+    /// each followed by one probe, so both kinds see the same disk. Up to
+    /// `--commits100` rounds (at least 200, then stopping after
+    /// `--commit-seconds`). Records the two medians and the median of the
+    /// per-round ratios as the row's `update100 ÷ update (alternating)`:
+    /// the update100 target is judged on these, since the separate loops'
+    /// medians are taken a minute apart, across the disk's drifts.
+    pub fn update_vs_update100<S>(
+        &mut self,
+        row: &str,
+        sys: &mut S,
+        mut one: impl FnMut(&mut S, u64, u64) -> Result<()>,
+        mut hundred: impl FnMut(&mut S, &[u64], u64) -> Result<()>,
+    ) -> Result<()> {
+        if !(self.s.workloads.update && self.s.workloads.update100) {
+            return Ok(());
+        }
+        let want = self.s.commits100.max(1) as usize;
+        let batches = batches100(want.min(1000) + 10, self.n());
+        let idx = self.update_idx.clone();
+        let budget = Duration::from_secs_f64(self.s.commit_seconds);
+        eprintln!("[{row}] update100 ÷ update: up to {want} rounds of one of each, alternating, each followed by one probe");
+        // Values no other loop writes (`Rec::updated(i, k)`).
+        let base = 1u64 << 40;
+        let mut k = 0u64;
+        let mut round = |s: &mut Self, sys: &mut S, k: u64| -> Result<(f64, f64)> {
+            let i = idx[k as usize % idx.len()];
+            let batch = &batches[k as usize % batches.len()];
+            let mut t1 = 0.0;
+            let mut t100 = 0.0;
+            for step in 0..2 {
+                let single = (step == 0) == (k % 2 == 0);
+                let t = Instant::now();
+                if single {
+                    one(sys, i, base + k)?;
+                } else {
+                    hundred(sys, batch, base + k)?;
+                }
+                let ns = t.elapsed().as_nanos() as f64;
+                if single {
+                    t1 = ns;
+                } else {
+                    t100 = ns;
+                }
+                s.probe()?.once()?;
+            }
+            Ok((t1, t100))
+        };
+        for _ in 0..10 {
+            round(self, sys, k)?;
+            k += 1;
+        }
+        let (mut l1, mut l100) = (Vec::with_capacity(want), Vec::with_capacity(want));
+        let start = Instant::now();
+        while l1.len() < want {
+            let (a, b) = round(self, sys, k)?;
+            l1.push(a);
+            l100.push(b);
+            k += 1;
+            if l1.len() >= 200 && start.elapsed() > budget {
+                break;
+            }
+        }
+        let (pair, m100, m1) = pair_medians(&l100, &l1);
+        eprintln!(
+            "[{row}] update100 ÷ update: {} rounds, medians {:.0} / {:.0} µs = {:.2}×, per-round ratios {pair:.2}×",
+            l1.len(),
+            m100 / 1e3,
+            m1 / 1e3,
+            m100 / m1
+        );
+        self.paired.push(Paired {
+            row: row.to_string(),
+            workload: "update100 ÷ update (alternating)",
+            yard_name: "update".into(),
+            unit: Unit::Ns,
+            sys: m100,
+            yard: m1,
+            pair_ratio: pair,
+            pairs: l1.len(),
+            vs_update: None,
+        });
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn commit_loop<S>(
         &mut self,

@@ -241,6 +241,22 @@ pub fn run(cx: &mut Cx) -> Result<()> {
         },
         checkpoint,
     )?;
+    cx.update_vs_update100(
+        ROW,
+        &mut store,
+        |s, i, k| {
+            s.set(i, &Rec::updated(i, k))?;
+            s.commit()?;
+            Ok(())
+        },
+        |s, batch, k| {
+            for &i in batch {
+                s.set(i, &Rec::updated(i, k))?;
+            }
+            s.commit()?;
+            Ok(())
+        },
+    )?;
     cx.commits_with(
         ROW,
         Commit::Append,
