@@ -1490,7 +1490,7 @@ impl Cx {
             let mut t1 = 0.0;
             let mut t100 = 0.0;
             for step in 0..2 {
-                let single = (step == 0) == (k % 2 == 0);
+                let single = (step == 0) == k.is_multiple_of(2);
                 let t = Instant::now();
                 if single {
                     one(sys, i, base + k)?;
