@@ -23,12 +23,12 @@ use std::io;
 /// updates cheap, large enough that bulk loads keep the raw rate. Every
 /// later update of a loaded record walks the blocks of its folio (four at
 /// 16 KiB, sixteen at 64 KiB), and a bulk load pays per piece. Measured in
-/// benches/compare, builds of 4 to 256 KiB run alternately
-/// (docs/benchmarks.md, "Write pieces"): at 16 KiB a 100-record commit
-/// costs 2.6–2.9× its probe against 3.3–3.8× at 64 KiB, and the bulk load
-/// is 1.09–1.17× a raw `write()` against 1.30–1.63× (0.88–0.92× against
-/// 0.94–0.99× on the slower disk of an earlier day); at 8 KiB and below
-/// the load falls under 0.9×.
+/// benches/compare, builds of 4 to 64 KiB run alternately
+/// (docs/benchmarks.md, "Scattered commits"): at 16 KiB a 100-record commit
+/// costs 2.6–3.2× a single-record one (probe-normalised) against 3.3–3.8×
+/// at 64 KiB, and the bulk load is 0.98–1.17× a raw `write()` against
+/// 1.25–1.63× (0.88–0.92× against 0.94–0.99× on an earlier day's slower
+/// disk); at 8 KiB and below the load falls under 0.9×.
 pub(crate) const WRITE_PIECE: u64 = 16 * 1024;
 
 /// A test observer of write-path I/O (see [`RawStore::set_io_observer`]).
