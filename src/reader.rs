@@ -567,9 +567,8 @@ impl RawReader {
     /// nobody writes and its value.
     #[inline(always)]
     pub(crate) fn quiet_check(&self) -> (&std::sync::atomic::AtomicU64, u64) {
-        static NEVER_WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         if self.is_append_only() {
-            (&NEVER_WRITTEN, 0)
+            (&crate::sys::NEVER_WRITTEN, 0)
         } else {
             (self.coord.apply_seq_word(), self.quiet)
         }

@@ -245,9 +245,8 @@ impl<'r, T: Record> Snapshot<'r, T> {
     #[cold]
     #[inline(never)]
     fn stripe(raw: &'r RawReader, i: u64) -> Result<(&'r AtomicU64, u64)> {
-        static FIXED: AtomicU64 = AtomicU64::new(0);
         if matches!(raw.unwindowed::<T>(i), Unwindowed::Image(_)) {
-            return Ok((&FIXED, 0));
+            return Ok((&crate::sys::NEVER_WRITTEN, 0));
         }
         let g = Self::PACKING.group_of(i);
         let w = raw.stripe_begin(g);

@@ -160,6 +160,11 @@ pub(crate) fn seq_recheck(word: &AtomicU64, begin: u64) -> bool {
     seq_begin(word) == begin
 }
 
+/// A word no process ever writes, holding 0: what validates copies of bytes
+/// that cannot change (an append-only store's committed records, a
+/// reader's own overlay image) through the same `seq_recheck` as the rest.
+pub(crate) static NEVER_WRITTEN: AtomicU64 = AtomicU64::new(0);
+
 /// Copies of at least this many bytes go through `racy_copy_bulk`'s string
 /// move (below it, its start-up costs more than the loads it saves).
 #[cfg(target_arch = "x86_64")]

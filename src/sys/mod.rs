@@ -26,7 +26,7 @@ compile_error!("recmap supports Unix and Windows only");
 
 mod copy;
 use copy::{racy_copy, racy_copy_bulk};
-pub(crate) use copy::{seq_begin, seq_recheck};
+pub(crate) use copy::{seq_begin, seq_recheck, NEVER_WRITTEN};
 
 #[cfg(target_os = "linux")]
 pub(crate) use platform::ofd;
@@ -160,9 +160,15 @@ impl RecordWindow {
     /// multiples of an alignment of at most a page.
     #[inline(always)]
     fn holds<T>(&self, i: u64) -> bool {
-        let size = std::mem::size_of::<T>() as u64;
         // `&`, not `&&`: both fields are read, with no branch between.
-        (i < self.count) & (self.shape == shape(size, std::mem::align_of::<T>() as u64))
+        (i < self.count) & self.fits::<T>()
+    }
+
+    /// True if `T`'s size and alignment are the window's.
+    #[inline(always)]
+    fn fits<T>(&self) -> bool {
+        let size = std::mem::size_of::<T>() as u64;
+        self.shape == shape(size, std::mem::align_of::<T>() as u64)
     }
 
     /// Byte offset of record `i` as a `T`, meaningful only if `holds::<T>(i)`
@@ -517,14 +523,9 @@ impl SharedMap {
     #[inline(always)]
     pub(crate) fn typed<T: bytemuck::Pod>(&self) -> TypedWindow<'_, T> {
         let w = self.window;
-        let fits = w.shape
-            == shape(
-                std::mem::size_of::<T>() as u64,
-                std::mem::align_of::<T>() as u64,
-            );
         TypedWindow {
             base: self.raw.as_ptr().wrapping_add(w.data_offset),
-            count: if fits { w.count } else { 0 },
+            count: if w.fits::<T>() { w.count } else { 0 },
             _t: std::marker::PhantomData,
         }
     }

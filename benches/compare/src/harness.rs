@@ -1011,18 +1011,34 @@ impl Cx {
                 extra: None,
             },
         );
+        self.push_pairs(row, "get", "ref", Unit::Ns, (pair, med, ref_med), ns.len());
+        Ok(())
+    }
+
+    /// Records a paired comparison of `row` against `yard_name` for the
+    /// second table: `medians` as `pair_medians` gives them (median
+    /// per-pair ratio, the system's median, the yardstick's) over `pairs`
+    /// pairs.
+    fn push_pairs(
+        &mut self,
+        row: &str,
+        workload: &'static str,
+        yard_name: &str,
+        unit: Unit,
+        (pair_ratio, sys, yard): (f64, f64, f64),
+        pairs: usize,
+    ) {
         self.paired.push(Paired {
             row: row.to_string(),
-            workload: "get",
-            yard_name: "ref".into(),
-            unit: Unit::Ns,
-            sys: med,
-            yard: ref_med,
-            pair_ratio: pair,
-            pairs: ns.len(),
+            workload,
+            yard_name: yard_name.to_string(),
+            unit,
+            sys,
+            yard,
+            pair_ratio,
+            pairs,
             vs_update: None,
         });
-        Ok(())
     }
 
     /// Times random gets of `f` against gets of `base` directly: `passes`
@@ -1067,17 +1083,8 @@ impl Cx {
         eprintln!(
             "[{row}] get: median {med:.1} ns/op, {base_name} {base_med:.1} ns/op, pairs {pair:.2}×"
         );
-        self.paired.push(Paired {
-            row: row.to_string(),
-            workload: "get (direct pairs)",
-            yard_name: base_name.to_string(),
-            unit: Unit::Ns,
-            sys: med,
-            yard: base_med,
-            pair_ratio: pair,
-            pairs: a.len(),
-            vs_update: None,
-        });
+        let m = (pair, med, base_med);
+        self.push_pairs(row, "get (direct pairs)", base_name, Unit::Ns, m, a.len());
         Ok(())
     }
 
@@ -1196,17 +1203,9 @@ impl Cx {
         eprintln!(
             "[{row}] load: median {med:.0} MB/s, raw write {raw_med:.0} MB/s, pairs {pair:.2}× (runs {a:.0?} / {b:.0?})"
         );
-        self.paired.push(Paired {
-            row: row.to_string(),
-            workload: "load (MB/s)",
-            yard_name: "raw write() 2 MiB + fdatasync".to_string(),
-            unit: Unit::MBps,
-            sys: med,
-            yard: raw_med,
-            pair_ratio: pair,
-            pairs: a.len(),
-            vs_update: None,
-        });
+        let m = (pair, med, raw_med);
+        let yard = "raw write() 2 MiB + fdatasync";
+        self.push_pairs(row, "load (MB/s)", yard, Unit::MBps, m, a.len());
         Ok(())
     }
 
@@ -1266,17 +1265,8 @@ impl Cx {
                 extra: Some(format!("pairs {}× {base_name}", fmt_ratio(pair))),
             },
         );
-        self.paired.push(Paired {
-            row: row.to_string(),
-            workload: "scan (GB/s)",
-            yard_name: base_name.to_string(),
-            unit: Unit::GBps,
-            sys: med,
-            yard: base_med,
-            pair_ratio: pair,
-            pairs: a.len(),
-            vs_update: None,
-        });
+        let m = (pair, med, base_med);
+        self.push_pairs(row, "scan (GB/s)", base_name, Unit::GBps, m, a.len());
         Ok(())
     }
 
@@ -1530,17 +1520,8 @@ impl Cx {
             m1 / 1e3,
             m100 / m1
         );
-        self.paired.push(Paired {
-            row: row.to_string(),
-            workload: "update100 ÷ update (alternating)",
-            yard_name: "update".into(),
-            unit: Unit::Ns,
-            sys: m100,
-            yard: m1,
-            pair_ratio: pair,
-            pairs: l1.len(),
-            vs_update: None,
-        });
+        let w = "update100 ÷ update (alternating)";
+        self.push_pairs(row, w, "update", Unit::Ns, (pair, m100, m1), l1.len());
         Ok(())
     }
 
