@@ -351,3 +351,36 @@ fn timestamps_are_exact_or_refused() {
         );
     }
 }
+
+/// The first and last days of the years dates are parsed in load and export
+/// back as written (each lies past the UTC instants the date library holds,
+/// which once made the conversion panic); a timestamp there is refused,
+/// named as out of range.
+#[test]
+fn dates_at_the_ends_of_the_calendar_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("d.rmap");
+    let s = store.to_str().unwrap();
+    let input = b"d\n9999-12-31\n-009999-01-01\n0000-01-01\n";
+    let r = run_in(&["load", s, "--schema", "d:date"], Some(input));
+    assert_eq!(r.code, 0, "{r:?}");
+    let out = run(&["export", s, "--format", "csv"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, String::from_utf8_lossy(input));
+    let other = dir.path().join("t.rmap");
+    let r = run_in(
+        &[
+            "load",
+            other.to_str().unwrap(),
+            "--schema",
+            "t:timestamp[s]",
+        ],
+        Some(b"t\n9999-12-31 23:00:00\n"),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("<stdin>:2: field t: \"9999-12-31 23:00:00\" is out of range"),
+        "{r:?}"
+    );
+}

@@ -17,7 +17,7 @@
 //! many fractional digits as needed; outside the years jiff represents,
 //! −9999..=9999, the plain integer).
 
-use jiff::civil::{Date, DateTime, Time};
+use jiff::civil::{Date, DateTime};
 use jiff::tz::Offset;
 use jiff::Timestamp;
 use recmap::TimeUnit;
@@ -85,10 +85,16 @@ pub fn parse_timestamp(text: &[u8], unit: TimeUnit) -> Result<i64, String> {
         return Ok(v);
     }
     let ts = parse_instant(s).ok_or_else(|| {
-        format!(
-            "not a timestamp (expected RFC 3339 such as 2013-01-01T06:00:00Z): {}",
-            show(t)
-        )
+        if s.parse::<DateTime>().is_ok() {
+            // A date-time, but past the instants jiff holds (UTC
+            // -9999-01-02 ..= 9999-12-30 22:00, as its offsets allow).
+            format!("{} is out of range for a timestamp", show(t))
+        } else {
+            format!(
+                "not a timestamp (expected RFC 3339 such as 2013-01-01T06:00:00Z): {}",
+                show(t)
+            )
+        }
     })?;
     // Seconds and nanoseconds apart: no 128-bit division on the hot path.
     let per = nanos_per(unit) as i32;
@@ -134,17 +140,27 @@ pub fn fits(ts: Timestamp, unit: TimeUnit) -> bool {
 /// The date `s` names (`YYYY-MM-DD`), if it is one.
 pub fn parse_civil_date(s: &str) -> Option<Date> {
     let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    // `YYYY-MM-DD`, or with a signed six-digit year (`-009999-01-01`, as
+    // jiff writes the years before 0000).
+    let plain = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+    let signed = b.len() == 13 && matches!(b[0], b'+' | b'-') && b[7] == b'-' && b[10] == b'-';
+    if !(plain || signed) {
         return None;
     }
     s.parse().ok()
 }
 
-fn epoch_days(d: Date) -> i32 {
-    let ts = Offset::UTC
-        .to_timestamp(d.to_datetime(Time::midnight()))
-        .expect("every civil date is a valid instant in UTC");
-    ts.as_second().div_euclid(86_400) as i32
+/// 1970-01-01, day 0 of a stored date.
+const EPOCH: Date = Date::constant(1970, 1, 1);
+
+/// Days from 1970-01-01 to `d`, in civil-date arithmetic: every date jiff
+/// parses (years -9999..=9999, about ±4.4 M days) has one, including the
+/// days at either end that no UTC instant jiff represents reaches.
+fn epoch_days(d: Date) -> Result<i32, String> {
+    EPOCH
+        .until((jiff::Unit::Day, d))
+        .map(|span| span.get_days())
+        .map_err(|e| format!("{d} is out of range for date: {e}"))
 }
 
 /// Parses a date into the stored `i32` (days since 1970-01-01).
@@ -158,7 +174,7 @@ pub fn parse_date(text: &[u8]) -> Result<i32, String> {
         return i32::try_from(v).map_err(|_| format!("{} is out of range for date", show(t)));
     }
     if let Some(d) = parse_civil_date(s) {
-        return Ok(epoch_days(d));
+        return epoch_days(d);
     }
     // A date-time at midnight UTC is a date (pandas' JSON writes dates so:
     // `2013-01-01T00:00:00.000`); another time of day would be lost.
@@ -188,9 +204,9 @@ pub fn write_timestamp(v: i64, unit: TimeUnit, out: &mut Vec<u8>) {
 /// Writes a stored date as `YYYY-MM-DD` (or the integer, outside the
 /// years jiff represents).
 pub fn write_date(v: i32, out: &mut Vec<u8>) {
-    let r = match Timestamp::from_second(v as i64 * 86_400) {
-        Ok(ts) => write!(out, "{}", Offset::UTC.to_datetime(ts).date()),
-        Err(_) => write!(out, "{v}"),
+    let r = match EPOCH.checked_add(jiff::Span::new().try_days(v).unwrap_or_default()) {
+        Ok(d) if epoch_days(d) == Ok(v) => write!(out, "{d}"),
+        _ => write!(out, "{v}"),
     };
     r.expect("writing to a Vec cannot fail");
 }
@@ -232,6 +248,9 @@ mod tests {
             .unwrap_err()
             .contains("not a timestamp"));
         assert!(ts("", Millis).unwrap_err().contains("empty"));
+        assert!(ts("9999-12-31T23:00:00", Seconds)
+            .unwrap_err()
+            .contains("out of range"));
     }
 
     #[test]
@@ -266,10 +285,26 @@ mod tests {
         assert!(parse_date(b"2013-01-01T06:00:00Z")
             .unwrap_err()
             .contains("time of day"));
-        for v in [0, -1, 15_706, 2_932_896, -719_528, i32::MAX, i32::MIN] {
+        // The last and first days of the years jiff parses, which no UTC
+        // instant it represents reaches (2_932_896 is 9999-12-31).
+        assert_eq!(parse_date(b"9999-12-31"), Ok(2_932_896));
+        assert_eq!(parse_date(b"-009999-01-01"), Ok(-4_371_587));
+        for v in [
+            0,
+            -1,
+            15_706,
+            2_932_896,
+            -4_371_587,
+            -719_528,
+            i32::MAX,
+            i32::MIN,
+        ] {
             let mut out = Vec::new();
             write_date(v, &mut out);
             assert_eq!(parse_date(&out), Ok(v), "{}", String::from_utf8_lossy(&out));
         }
+        let mut out = Vec::new();
+        write_date(2_932_896, &mut out);
+        assert_eq!(out, b"9999-12-31");
     }
 }
