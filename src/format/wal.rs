@@ -252,8 +252,17 @@ impl Chain {
                 record_entries: h.record_entries,
                 ..o.header
             };
+            // A frame with a valid checksum that names this commit but
+            // disagrees with its first frame is not a later part of it: a
+            // stale frame of an earlier attempt at the same generation (a
+            // commit whose log write failed, the next writer's commit then
+            // written over its start) that lines up with this one's frame
+            // boundary. The log ends here, as at any frame that does not
+            // continue it; the open commit never counted.
             if *h != same {
-                return corrupt("frames of one commit disagree on its header".into());
+                return Err(FrameError::End(
+                    "a frame of another attempt at this commit (its header disagrees with the commit's first frame)",
+                ));
             }
         }
         if h.flags & !KNOWN_FRAME_FLAGS != 0 {
@@ -594,6 +603,48 @@ mod tests {
             b[bit / 8] ^= 1 << (bit % 8);
             let mut c = c0;
             assert_eq!(scan(&mut c, &b).0, 0, "bit {bit} accepted");
+        }
+    }
+
+    /// A later frame with a valid checksum that names the commit but
+    /// disagrees with its first frame (count, `tail_crc`, flags) is a stale
+    /// frame of another attempt at the same generation: the log ends there
+    /// and the commit does not count; the doc's rule (fields 8..56 but the
+    /// `MORE` bit).
+    #[test]
+    fn a_later_frame_of_another_attempt_ends_the_log() {
+        let c0 = Chain {
+            capacity: 64 * 100_000,
+            ..chain()
+        };
+        let frames = |count: u64, flags: u32| {
+            let mut out = Vec::new();
+            let mut w = CommitWriter::new(&mut out, header(&c0, count, flags), 64);
+            for i in 0..count {
+                w.push_record(i, &[(i % 251) as u8; 64]);
+            }
+            w.finish();
+            out
+        };
+        let mine = frames(40_100, 0);
+        let first = FrameHeader::decode(&mine).unwrap().frame_len(64).unwrap() as usize;
+        for other in [frames(40_000, 0), frames(40_100, FRAME_APPENDS_IN_PLACE)] {
+            let head = FrameHeader::decode(&other).unwrap();
+            assert_eq!(
+                head.frame_len(64),
+                Some(first as u64),
+                "first frames line up"
+            );
+            let mut spliced = mine[..first].to_vec();
+            spliced.extend_from_slice(&other[first..]);
+            let mut c = c0;
+            let (commits, err) = scan(&mut c, &spliced);
+            assert_eq!(commits, 0);
+            assert!(
+                matches!(err, Some(FrameError::End(m)) if m.contains("another attempt")),
+                "{err:?}"
+            );
+            assert_eq!((c.generation, c.record_count), (10, 100));
         }
     }
 
