@@ -185,7 +185,7 @@ impl RawReader {
             let token = quiet();
             let (mut h, _, _, _) = read_header(file, path, 0)?;
             let mut overlay = Overlay::new(h.layout.packing);
-            if let Some((log, log_path)) = Log::open_for_read(path)? {
+            if let Some((log, log_path)) = Log::open_for_read(path, file)? {
                 let size = h.layout.packing.record_size;
                 let replay = scan(&log, &log_path, &h, |f, b| {
                     for (i, rec) in record_entries(f, b, size) {

@@ -177,7 +177,7 @@ impl<'r> RawSnapshot<'r> {
                     return Err(expired);
                 }
                 tail = Some(0);
-            } else if let Some((log, log_path)) = Log::open_for_read(&r.path)? {
+            } else if let Some((log, log_path)) = Log::open_for_read(&r.path, &r.file)? {
                 scan(&log, &log_path, &h, |f, b| {
                     if f.generation <= generation {
                         overrides.extend(crc_entries(f, b));

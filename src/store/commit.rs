@@ -249,7 +249,7 @@ impl RawStore {
             Some(&(g, crc)) if g == full => crc,
             _ => self.header.tail_crc,
         };
-        let frame = FrameHeader {
+        let mut frame = FrameHeader {
             store_id: self.header.store_id,
             header_seq: self.header.header_seq,
             generation,
@@ -261,6 +261,10 @@ impl RawStore {
             record_entries: 0,
         };
         let own_full: Vec<(u64, u32)> = crcs.iter().copied().filter(|e| e.0 < full).collect();
+        if self.log_unlinked() {
+            self.replace_log()?;
+            frame.header_seq = self.header.header_seq;
+        }
         let mut buf = std::mem::take(&mut self.log_mut().buf);
         self.encode_commit(&mut buf, frame, &own_full, in_place);
         let (end, limit) = (self.log_mut().end, self.log_limit);
@@ -339,6 +343,42 @@ impl RawStore {
             self.checkpoint()?;
         }
         Ok(stats)
+    }
+
+    /// True if the log this writer holds has no name left: someone removed
+    /// it, or renamed another file over it, at its path. Commits written
+    /// to it would be found by no later open (a crash would lose them).
+    fn log_unlinked(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let log = self.log.as_ref().expect("writers have a log");
+            log.file.metadata().is_ok_and(|m| m.nlink() == 0)
+        }
+        #[cfg(not(unix))]
+        {
+            // Windows refuses to delete or replace a file another handle
+            // has open without delete sharing, which the log is not opened
+            // with.
+            false
+        }
+    }
+
+    /// After the log was removed or replaced under this writer: folds the
+    /// commits it held into the data file (a checkpoint needs the data file
+    /// alone) and opens a log at the path again, so later commits go where
+    /// the next open looks. Nothing acknowledged is lost unless the process
+    /// died between the removal and this commit.
+    fn replace_log(&mut self) -> Result<()> {
+        let path = self.log_mut().path.clone();
+        tracing::warn!(log = %path.display(), "the log was removed or replaced at its path under this writer; checkpointing and starting a new log there");
+        self.checkpoint()?;
+        let buf = std::mem::take(&mut self.log_mut().buf);
+        let mut log = Log::open_for_write(&self.path, &self.file, self.log_limit)?;
+        log.buf = buf;
+        self.observe(super::IoEvent::LogSetLen { len: log.file_len });
+        self.log = Some(log);
+        Ok(())
     }
 
     pub(super) fn log_mut(&mut self) -> &mut Log {

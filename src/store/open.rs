@@ -378,7 +378,7 @@ impl RawStore {
     /// Read-only handles: holds the records of the commits in the log (no
     /// writer has replayed them; this handle cannot) in the overlay.
     fn overlay_log(&mut self) -> Result<()> {
-        let Some((file, path)) = Log::open_for_read(&self.path)? else {
+        let Some((file, path)) = Log::open_for_read(&self.path, &self.file)? else {
             return Ok(());
         };
         let header = self.header;

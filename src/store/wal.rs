@@ -3,8 +3,14 @@
 //! The frame bytes and chain rules are in `format::wal`.
 //!
 //! Invariants:
+//! - the log sits beside the data file's canonical path (symlinks
+//!   resolved), as the coordination file does, so every name of a store
+//!   meets one log;
 //! - the log is never followed through a symlink and must be a regular
-//!   file; it is created with the data file's permission bits;
+//!   file with one name (writing a file with two names would change the
+//!   other), owned by the data file's owner, root or the opening process
+//!   (anyone else could forge commits into it); it is created with the data
+//!   file's permission bits and given to the data file's owner;
 //! - a writer's log is preallocated by writing zeros (not `fallocate`: on
 //!   ext4 the first write into an unwritten extent is a metadata change,
 //!   which would make every commit's `fdatasync` commit the journal too), a
@@ -34,11 +40,21 @@ pub const MIN_LOG_SIZE: u64 = 64 << 10;
 /// Length a new log is preallocated to; it grows from there as needed.
 pub const INITIAL_LOG_LEN: u64 = 64 << 10;
 
-/// The log file's path for a data file.
+/// The log file's path for a data file at `data` (its name plus `-wal`).
 pub(crate) fn log_path(data: &Path) -> PathBuf {
     let mut s = data.as_os_str().to_owned();
     s.push("-wal");
     PathBuf::from(s)
+}
+
+/// The log of the store at `data`, whatever name it was opened by: beside
+/// its canonical path, where its coordination file is too. (A log beside a
+/// symbolic link's own name would be another process's "no log" when it
+/// opens the store by its real name: a crash would lose the commits only
+/// the link's log held.)
+pub(crate) fn store_log_path(data: &Path) -> Result<PathBuf> {
+    let canonical = std::fs::canonicalize(data).map_err(|e| Error::io("resolve path", data, e))?;
+    Ok(log_path(&canonical))
 }
 
 /// A writer's open log.
@@ -81,8 +97,10 @@ fn open_options(write: bool) -> OpenOptions {
 
 /// Opens the log at `path` (`write`: creating it with `mode`'s permission
 /// bits); `Ok(None)` if reading and there is none. Refuses anything but a
-/// regular file.
-fn open_file(path: &Path, write: bool, mode: u32) -> Result<Option<File>> {
+/// regular file of one name owned by `data`'s owner, root or this process
+/// (or empty); a writer gives such a log to `data`'s owner when it can.
+fn open_file(path: &Path, write: bool, data: &File) -> Result<Option<File>> {
+    let mode = mode_of(data);
     #[cfg_attr(not(unix), allow(unused_mut))]
     let mut o = open_options(write);
     #[cfg(unix)]
@@ -126,6 +144,48 @@ fn open_file(path: &Path, write: bool, mode: u32) -> Result<Option<File>> {
             reason: "the log is not a regular file; remove it".into(),
         });
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let owner = data.metadata().map_err(|e| Error::io("stat", path, e))?;
+        if meta.nlink() > 1 {
+            return Err(Error::BadCoordination {
+                path: path.into(),
+                reason: format!(
+                    "the log has {} names (hard links), so writing it could change another file; \
+                     remove this name of it",
+                    meta.nlink()
+                ),
+            });
+        }
+        if meta.uid() != owner.uid() {
+            // Only the data file's owner, root, or this process itself
+            // could have written a log of one of these owners (its mode is
+            // the data file's). An empty log holds nothing to trust. A
+            // writer that may gives such a log to the data file's owner
+            // (root opening a user's store, or a store chowned without its
+            // log), so that the owner's own processes accept it.
+            let trusted =
+                meta.uid() == 0 || meta.uid() == crate::sys::effective_uid() || meta.len() == 0;
+            if trusted && write {
+                let _ = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()));
+            }
+            if !trusted {
+                return Err(Error::BadCoordination {
+                    path: path.into(),
+                    reason: format!(
+                        "the log belongs to uid {}, the data file to uid {}: a log must belong to \
+                         the data file's owner (anyone else could forge commits into it); if you \
+                         trust it, chown it to uid {}, or keep the store in a directory other users \
+                         cannot write",
+                        meta.uid(),
+                        owner.uid(),
+                        owner.uid()
+                    ),
+                });
+            }
+        }
+    }
     Ok(Some(file))
 }
 
@@ -150,8 +210,8 @@ impl Log {
     /// sure it is at least `min(limit, INITIAL_LOG_LEN)` bytes, writing zeros
     /// (synced, with the directory) to get there.
     pub(crate) fn open_for_write(data: &Path, data_file: &File, limit: u64) -> Result<Log> {
-        let path = log_path(data);
-        let file = open_file(&path, true, mode_of(data_file))?.expect("created");
+        let path = store_log_path(data)?;
+        let file = open_file(&path, true, data_file)?.expect("created");
         let mut file_len = file
             .metadata()
             .map_err(|e| Error::io("stat log", &path, e))?
@@ -181,17 +241,19 @@ impl Log {
 
     /// Makes room for a write that ends at `end` (a page boundary): if the
     /// file is shorter, it grows to `end` or, if larger, twice its length up
-    /// to `limit`, the part past `end` zero-filled (the caller's write fills
-    /// the rest). Returns the new length, durable with the next sync of the
-    /// log (the caller's commit syncs it with its frames); `None` if there
-    /// was room.
+    /// to `limit`, all of the new part zero-filled, the part the caller's
+    /// write is about to fill too: a full disk then shows here, where the
+    /// commit has written nothing and can checkpoint and use the room the
+    /// log has, not in the frames' write, which must poison the handle.
+    /// Returns the new length, durable with the next sync of the log (the
+    /// caller's commit syncs it with its frames); `None` if there was room.
     pub(super) fn grow_for(&mut self, end: u64, limit: u64) -> Result<Option<u64>, GrowError> {
         if end <= self.file_len {
             return Ok(None);
         }
         let doubled = self.file_len.saturating_mul(2).min(limit);
         let new_len = end.max(doubled).next_multiple_of(crate::format::PAGE_SIZE);
-        if let Err(e) = zero_fill(&self.file, self.file_len.max(end), new_len) {
+        if let Err(e) = zero_fill(&self.file, self.file_len, new_len) {
             if !is_out_of_space(&e) {
                 return Err(GrowError::Io(e));
             }
@@ -206,10 +268,11 @@ impl Log {
         Ok(Some(new_len))
     }
 
-    /// Opens the log of `data` for reading; `None` if there is none.
-    pub(crate) fn open_for_read(data: &Path) -> Result<Option<(File, PathBuf)>> {
-        let path = log_path(data);
-        Ok(open_file(&path, false, 0)?.map(|f| (f, path)))
+    /// Opens the log of `data` (open as `data_file`) for reading; `None`
+    /// if there is none.
+    pub(crate) fn open_for_read(data: &Path, data_file: &File) -> Result<Option<(File, PathBuf)>> {
+        let path = store_log_path(data)?;
+        Ok(open_file(&path, false, data_file)?.map(|f| (f, path)))
     }
 }
 

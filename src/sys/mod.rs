@@ -28,6 +28,8 @@ mod copy;
 use copy::{racy_copy, racy_copy_bulk};
 pub(crate) use copy::{seq_begin, seq_recheck, NEVER_WRITTEN};
 
+#[cfg(unix)]
+pub(crate) use platform::effective_uid;
 #[cfg(target_os = "linux")]
 pub(crate) use platform::ofd;
 use platform::{advise_map, fadvise, resident_pages};

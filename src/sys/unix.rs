@@ -87,6 +87,13 @@ pub(crate) fn reopen_sequential(file: &File) -> Option<File> {
     }
 }
 
+/// The effective user id of this process.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: `geteuid` takes no arguments, touches no memory of ours and
+    // cannot fail (POSIX).
+    unsafe { libc::geteuid() }
+}
+
 /// Renames `from` to `to` unless `to` exists (`ErrorKind::AlreadyExists`
 /// then). Linux: `renameat2(RENAME_NOREPLACE)`; where the file system or
 /// system lacks it, a hard link followed by removing `from` (the file

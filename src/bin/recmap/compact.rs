@@ -67,8 +67,11 @@ fn len_of(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
+/// The file beside the store's canonical path (where its log is, whatever
+/// name the store was given by).
 fn side(p: &Path, suffix: &str) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
+    let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut s = p.into_os_string();
     s.push(suffix);
     PathBuf::from(s)
 }
