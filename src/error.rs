@@ -72,6 +72,24 @@ pub enum Error {
         /// Why slot 1 (at byte 2048) was rejected.
         slot1: SlotError,
     },
+    /// The newest header was damaged: the log's first frame (whole, with a
+    /// valid checksum, of this store) follows a header with a higher
+    /// `header_seq` than either valid slot holds. A log cycle starts only
+    /// after its header is durable, so that header existed; opening at the
+    /// older slot would silently drop every commit since (and the next
+    /// commit would overwrite the damaged slot). The store does not open;
+    /// restore it from a copy.
+    #[error(
+        "{path}: the log follows header {log_seq} of the data file, but its newest valid header slot is {header_seq}: the newer header was damaged, and opening at the older one would lose the commits since; restore the store from a copy"
+    )]
+    HeaderDamaged {
+        /// The log whose frames show the newer header.
+        path: PathBuf,
+        /// The `header_seq` of the slot open would have used.
+        header_seq: u64,
+        /// The `header_seq` the log's first frame names.
+        log_seq: u64,
+    },
     /// The schema block does not hash to the `schema_crc` of the chosen
     /// header: the block was damaged. The store does not open and `repair`
     /// cannot mend it; restore it from a copy.

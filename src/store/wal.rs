@@ -334,6 +334,43 @@ pub(crate) struct Replay {
 /// and calls `apply` for every frame of every complete commit, in order,
 /// each commit only after its last frame was read and checked. A version-1
 /// header has no log: nothing is scanned.
+/// `HeaderDamaged` if `h`, the log's first frame, is whole and valid and
+/// belongs to a log cycle of this store later than `header`'s: frames of
+/// cycle `s` are written only after the header with `header_seq` `s` is
+/// durable, so a newer header than the one open chose existed and was lost
+/// (a torn header write never leaves frames of its cycle behind it).
+fn newer_cycle(
+    file: &File,
+    path: &Path,
+    header: &Header,
+    h: &FrameHeader,
+    file_len: u64,
+) -> Result<()> {
+    if h.store_id != header.store_id || h.header_seq <= header.header_seq {
+        return Ok(());
+    }
+    let Some(len) = h.frame_len(header.layout.packing.record_size) else {
+        return Ok(());
+    };
+    if len > file_len || len < (FRAME_HEADER_LEN + 8) as u64 {
+        return Ok(());
+    }
+    let mut frame = vec![0u8; len as usize];
+    if read_exact_at(file, &mut frame, 0).is_err() {
+        return Ok(());
+    }
+    let n = frame.len();
+    let stored = u32::from_le_bytes(frame[n - 4..].try_into().expect("4 bytes"));
+    if stored != crc32fast::hash(&frame[..n - 4]) {
+        return Ok(());
+    }
+    Err(Error::HeaderDamaged {
+        path: path.into(),
+        header_seq: header.header_seq,
+        log_seq: h.header_seq,
+    })
+}
+
 pub(crate) fn scan(
     file: &File,
     path: &Path,
@@ -374,7 +411,12 @@ pub(crate) fn scan(
         };
         let len = match chain.check_header(&h, file_len - at) {
             Ok(len) => len,
-            Err(_) => break,
+            Err(_) => {
+                if at == 0 {
+                    newer_cycle(file, path, header, &h, file_len)?;
+                }
+                break;
+            }
         };
         let mut frame = vec![0u8; len as usize];
         if read_exact_at(file, &mut frame, at).is_err() {

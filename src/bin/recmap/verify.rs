@@ -78,6 +78,7 @@ fn is_damage(e: &recmap::Error) -> bool {
     matches!(
         e,
         recmap::Error::NoValidHeader { .. }
+            | recmap::Error::HeaderDamaged { .. }
             | recmap::Error::ChecksumMismatch { .. }
             | recmap::Error::BadSchema { .. }
             | recmap::Error::Truncated { .. }
