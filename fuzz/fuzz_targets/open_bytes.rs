@@ -296,13 +296,14 @@ fn read_only(p: &PathBuf) -> Option<Seen> {
                 Error::ChecksumMismatch { .. } => "open: ChecksumMismatch",
                 Error::BadSchema { .. } => "open: BadSchema",
                 Error::CorruptLog { .. } => "open: CorruptLog",
+                Error::HeaderDamaged { .. } => "open: HeaderDamaged",
                 Error::BadCoordination { .. } => "open: BadCoordination",
                 _ => "open: other error",
             });
             let _ = e.to_string();
             // Both read the log the same way. (Checked for this error only:
             // a reader's first open of a store costs a millisecond.)
-            if matches!(e, Error::CorruptLog { .. }) {
+            if matches!(e, Error::CorruptLog { .. } | Error::HeaderDamaged { .. }) {
                 if let Ok(r) = RawReader::open(p) {
                     panic!("a reader opens ({r:?}) where a read-only handle finds {e}");
                 }
