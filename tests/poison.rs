@@ -65,6 +65,15 @@ fn failed_commit_sync_poisons_and_reopen_shows_the_last_logged_commit() {
             matches!(e, Error::Io { op: o, .. } if o == op),
             "{ctx}: {e}"
         );
+        // The error names the file that failed: the log for its sync.
+        let Error::Io { path: failed, .. } = &e else {
+            unreachable!()
+        };
+        assert_eq!(
+            failed.to_string_lossy().ends_with("-wal"),
+            op == "fsync log",
+            "{ctx}: {e}"
+        );
         // The failed sync is the last event: nothing is written after it,
         // in particular no record image is applied to the data file.
         let ev = events.lock().unwrap().clone();

@@ -234,8 +234,14 @@ impl RawStore {
 
     /// Marks the handle unusable for writes and returns the error to report.
     pub(super) fn poison(&mut self, op: &'static str, e: io::Error) -> Error {
-        tracing::error!(op, error = %e, path = %self.path.display(), "write path failed; handle poisoned");
+        // The error names the file the operation was on: the log for the
+        // log's operations, else the data file.
+        let path = match (op.ends_with(" log"), &self.log) {
+            (true, Some(log)) => log.path.clone(),
+            _ => self.path.clone(),
+        };
+        tracing::error!(op, error = %e, path = %path.display(), "write path failed; handle poisoned");
         self.poisoned = Some((op, e.to_string()));
-        Error::io(op, &self.path, e)
+        Error::io(op, &path, e)
     }
 }
