@@ -1,5 +1,5 @@
-//! `recmap load` stopped by SIGINT or SIGTERM, and by a full disk or the
-//! file-size limit after committed batches: the exit code (130, 143, or the
+//! `recmap load` stopped by SIGINT, SIGTERM or SIGHUP, and by a full disk or the
+//! file-size limit after committed batches: the exit code (130, 143, 129, or the
 //! error's), the message (what is committed, the exact command that
 //! resumes), the store afterwards (committed count, a created store removed
 //! when nothing of it is committed, the file not left grown), and that
@@ -373,10 +373,10 @@ fn check(case: Case) {
     }
     load.signal(case.sig);
     let out = load.wait();
-    let (code, name) = if case.sig == libc::SIGINT {
-        (130, "SIGINT")
-    } else {
-        (143, "SIGTERM")
+    let (code, name) = match case.sig {
+        libc::SIGINT => (130, "SIGINT"),
+        libc::SIGHUP => (129, "SIGHUP"),
+        _ => (143, "SIGTERM"),
     };
     assert_eq!(out.code, Some(code), "{case:?}: {out:?}");
     assert!(
@@ -485,6 +485,30 @@ fn sigterm_all_or_nothing_keeps_an_existing_store_as_it_was() {
         batch: false,
         create: false,
         sig: libc::SIGTERM,
+    });
+}
+
+/// SIGHUP (the terminal or ssh session closed) stops a load as SIGTERM
+/// does: exit 129, the message, and the store it was creating removed
+/// with its -wal and -lock files (it used to die silently, leaving them).
+#[test]
+fn sighup_all_or_nothing_removes_the_store_it_created() {
+    check(Case {
+        fmt: Fmt::Csv,
+        batch: false,
+        create: true,
+        sig: libc::SIGHUP,
+    });
+}
+
+/// SIGHUP after committed batches keeps them and says how to resume.
+#[test]
+fn sighup_batch_keeps_the_batches_of_a_store_it_created() {
+    check(Case {
+        fmt: Fmt::Csv,
+        batch: true,
+        create: true,
+        sig: libc::SIGHUP,
     });
 }
 

@@ -37,8 +37,9 @@ Exit codes:
   2  usage or I/O error: bad arguments or schema spec, missing or non-recmap
      file (a FIFO, socket, directory or device is refused at once), index
      past the end, locked store, disk errors
+  129  stopped by SIGHUP during `load` (the terminal or session closed)
   130  interrupted by Ctrl-C (SIGINT) during `verify` or `load`
-  143  stopped by SIGTERM during `load` (an interrupted load rolls back,
+  143  stopped by SIGTERM during `load` (a stopped load rolls back,
        or with --batch keeps its batches, and prints the resume command)
 
 Data goes to stdout, diagnostics (errors, progress, summaries) to stderr.

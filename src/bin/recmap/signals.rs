@@ -5,10 +5,13 @@
 //!   file-size limit (`ulimit -f`, `RLIMIT_FSIZE`) fails with `EFBIG`,
 //!   which the library reports as `FileTooLarge` and the tool prints,
 //!   instead of the process dying silently (exit 153).
-//! - `SIGINT` (Ctrl-C) during `verify`, and `SIGINT` or `SIGTERM` during
-//!   `load`, set a flag that says which signal came; the command checks it
-//!   where it can stop cleanly (between pages, between input reads) and
-//!   exits 128 + the signal's number.
+//! - `SIGINT` (Ctrl-C) during `verify`, and `SIGINT`, `SIGTERM` or
+//!   `SIGHUP` (the terminal or ssh session closed) during `load`, set a
+//!   flag that says which signal came; the command checks it where it can
+//!   stop cleanly (between pages, between input reads) and exits 128 + the
+//!   signal's number. `SIGQUIT` keeps its default (end with a core dump):
+//!   it is the request for a dump of the process as it is, not for a clean
+//!   stop, and an uncommitted load leaves the store as it was anyway.
 //! - [`StopOnSignal`] is the input reader of `load`: it checks the flag
 //!   before every read, and waits for a pipe or terminal with `poll` in
 //!   short steps, so a load blocked on an idle stdin stops too, whichever
@@ -16,7 +19,7 @@
 //!
 //! Invariants: the handler does only async-signal-safe things (an atomic
 //! store, `signal` to restore the defaults); the first signal caught puts
-//! both `SIGINT` and `SIGTERM` back to their default action, so a second
+//! every signal it catches back to its default action, so a second
 //! one ends the process at once; a signal the process inherited as ignored
 //! (a background job of a non-interactive shell, `nohup`) stays ignored;
 //! handlers are installed without `SA_RESTART`, so a blocking `read` in the
@@ -35,7 +38,8 @@ use std::sync::atomic::{AtomicI32, AtomicU8};
 /// The number of the first signal caught, 0 while none was.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
 
-/// Bit 0: the handler is installed for `SIGINT`; bit 1: for `SIGTERM`.
+/// Bit 0: the handler is installed for `SIGINT`; bit 1: for `SIGTERM`;
+/// bit 2: for `SIGHUP`.
 static INSTALLED: AtomicU8 = AtomicU8::new(0);
 
 /// How long [`StopOnSignal`] waits for input before it looks at the flag
@@ -49,6 +53,8 @@ pub enum Signal {
     Int,
     /// `SIGTERM` (`kill`, service managers).
     Term,
+    /// `SIGHUP` (the controlling terminal or ssh session went away).
+    Hup,
 }
 
 impl Signal {
@@ -57,6 +63,7 @@ impl Signal {
         match self {
             Signal::Int => "SIGINT",
             Signal::Term => "SIGTERM",
+            Signal::Hup => "SIGHUP",
         }
     }
 
@@ -65,6 +72,7 @@ impl Signal {
         match self {
             Signal::Int => 130,
             Signal::Term => 143,
+            Signal::Hup => 129,
         }
     }
 }
@@ -87,13 +95,16 @@ extern "C" fn on_signal(sig: libc::c_int) {
     let installed = INSTALLED.load(Ordering::Relaxed);
     // SAFETY: `signal` is async-signal-safe (POSIX) and only sets the
     // dispositions of the signals this handler took over back to the
-    // default: the next SIGINT or SIGTERM ends the process at once.
+    // default: the next SIGINT, SIGTERM or SIGHUP ends the process at once.
     unsafe {
         if installed & 1 != 0 {
             libc::signal(libc::SIGINT, libc::SIG_DFL);
         }
         if installed & 2 != 0 {
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        }
+        if installed & 4 != 0 {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
         }
     }
 }
@@ -118,7 +129,11 @@ fn catch(sig: libc::c_int) {
         // No SA_RESTART: a blocking read returns EINTR.
         sa.sa_flags = libc::SA_RESETHAND;
         libc::sigemptyset(&mut sa.sa_mask);
-        let bit = if sig == libc::SIGTERM { 2 } else { 1 };
+        let bit = match sig {
+            libc::SIGTERM => 2,
+            libc::SIGHUP => 4,
+            _ => 1,
+        };
         INSTALLED.fetch_or(bit, Ordering::Relaxed);
         libc::sigaction(sig, &sa, std::ptr::null_mut());
     }
@@ -133,13 +148,15 @@ pub fn catch_interrupt() {
     catch(libc::SIGINT);
 }
 
-/// From now on `SIGINT` and `SIGTERM` set the flag `caught` reads (the
-/// first one only: the next ends the process as usual). Unix only.
+/// From now on `SIGINT`, `SIGTERM` and `SIGHUP` set the flag `caught`
+/// reads (the first one only: the next ends the process as usual). Unix
+/// only.
 pub fn catch_stop_signals() {
     #[cfg(unix)]
     {
         catch(libc::SIGINT);
         catch(libc::SIGTERM);
+        catch(libc::SIGHUP);
     }
 }
 
@@ -150,6 +167,7 @@ pub fn caught() -> Option<Signal> {
         match CAUGHT.load(Ordering::Relaxed) {
             0 => None,
             libc::SIGTERM => Some(Signal::Term),
+            libc::SIGHUP => Some(Signal::Hup),
             _ => Some(Signal::Int),
         }
     }
@@ -234,10 +252,12 @@ mod tests {
 
     #[test]
     fn exit_codes_are_128_plus_the_signal() {
-        // SIGINT is 2 and SIGTERM 15 everywhere (POSIX's numbers; Windows
-        // has no such signals, and the CLI uses the same codes there).
+        // SIGHUP is 1, SIGINT 2 and SIGTERM 15 everywhere (POSIX's
+        // numbers; Windows has no such signals, and the CLI uses the same
+        // codes there).
         #[cfg(unix)]
-        assert_eq!((libc::SIGINT, libc::SIGTERM), (2, 15));
+        assert_eq!((libc::SIGHUP, libc::SIGINT, libc::SIGTERM), (1, 2, 15));
+        assert_eq!(Signal::Hup.exit_code() as i32, 128 + 1);
         assert_eq!(Signal::Int.exit_code() as i32, 128 + 2);
         assert_eq!(Signal::Term.exit_code() as i32, 128 + 15);
     }

@@ -63,7 +63,7 @@ pub fn decide(
         return Ok(Decision::Load(schema, None));
     }
     infer(a, inputs).map_err(|f| match signals::caught() {
-        // The inputs' readers stop once SIGINT or SIGTERM is caught.
+        // The inputs' readers stop once SIGINT, SIGTERM or SIGHUP is caught.
         Some(s) => Failure {
             code: s.exit_code(),
             message: format!(
