@@ -676,3 +676,63 @@ fn copies_keep_the_append_only_flag() {
     let plain = store_of(d.path(), "plain.rmap", 10);
     assert_eq!(info(&plain)["append_only"], false);
 }
+
+/// A store shortened by another program while `export` reads it: the tool
+/// says so, naming the store, and exits 2 (a read of a page past the new
+/// end through the map raises SIGBUS, which once ended it with no word,
+/// exit 135). The export is held still by a full pipe on its stdout while
+/// the file is cut, then let go.
+#[cfg(unix)]
+#[test]
+fn a_store_shortened_during_export_is_reported_not_a_silent_bus_error() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("big.rmap");
+    let csv: String = std::iter::once("a,b\n".to_string())
+        .chain((0..400_000u64).map(|i| format!("{i},{}\n", i * 3)))
+        .collect();
+    let mut load = Command::new(BIN)
+        .args(["load", s(&store), "--schema", "a:u64,b:u64", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .launch()
+        .unwrap();
+    load.stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    assert!(load.wait().unwrap().success());
+    let mut child = Command::new(BIN)
+        .args(["export", s(&store), "--format", "csv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .launch()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // Read a little, so the export is under way and then blocks on the
+    // full pipe with most of the store unread.
+    let mut head = vec![0u8; 4096];
+    out.read_exact(&mut head).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&store)
+        .unwrap()
+        .set_len(8192)
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = out.read_to_end(&mut rest);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), None, "died of a signal: {status:?}, {err}");
+    assert_ne!(status.code(), Some(0), "{err}");
+    assert!(err.contains(s(&store)), "names the store: {err}");
+}

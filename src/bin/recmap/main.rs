@@ -109,6 +109,22 @@ fn main() -> ExitCode {
     };
     signals::ignore_sigxfsz();
     common::init_tracing();
+    let store = match &cli.command {
+        Command::Create(a) => Some(&a.path),
+        Command::Load(a) => Some(&a.path),
+        Command::Info(a) => Some(&a.path),
+        Command::Get(a) => Some(&a.path),
+        Command::Export(a) => Some(&a.path),
+        Command::Verify(a) => Some(&a.path),
+        Command::Schema(a) => Some(&a.path),
+        Command::Repair(a) => Some(&a.path),
+        Command::Compact(a) => Some(&a.path),
+        Command::Upgrade(a) => Some(&a.path),
+        _ => None,
+    };
+    if let Some(p) = store {
+        signals::report_bus_errors(p);
+    }
     let result = match cli.command {
         Command::Create(a) => create::run(a),
         Command::Load(a) => load::run(a),

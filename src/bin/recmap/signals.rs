@@ -77,6 +77,57 @@ impl Signal {
     }
 }
 
+/// The message the `SIGBUS` handler writes, made before it is installed
+/// (null until then); never freed.
+#[cfg(unix)]
+static BUS_MESSAGE: std::sync::atomic::AtomicPtr<Vec<u8>> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Reports a `SIGBUS` (a page of the store's map that cannot be read: the
+/// file was shortened by another program while it was read, or the device
+/// failed a read) with a message naming `store`, and exits 2, instead of
+/// the process dying with no word (exit 135). Output written before it
+/// stays incomplete, as the message says. (Unix; a no-op elsewhere.)
+pub fn report_bus_errors(store: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        let msg = format!(
+            "recmap: {}: a page of the store could not be read (SIGBUS): the file was shortened \
+             while it was being read (another program truncated or replaced it) or the device \
+             failed a read; any output written is incomplete\n",
+            store.display()
+        );
+        let leaked = Box::into_raw(Box::new(msg.into_bytes()));
+        BUS_MESSAGE.store(leaked, Ordering::Release);
+        // SAFETY: `sa` is a zeroed, then filled, `sigaction` that outlives
+        // the call; the handler only does async-signal-safe things (an
+        // atomic load, `write`, `_exit`). The previous disposition is not
+        // kept: SIGBUS from the map is never wanted.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_bus_error as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = store;
+}
+
+#[cfg(unix)]
+extern "C" fn on_bus_error(_sig: libc::c_int) {
+    let msg = BUS_MESSAGE.load(Ordering::Acquire);
+    // SAFETY: `msg` is null or the leaked, never-freed message vector,
+    // published before the handler was installed; `write` and `_exit` are
+    // async-signal-safe (POSIX), and nothing returns to the faulting load.
+    unsafe {
+        if let Some(m) = msg.as_ref() {
+            libc::write(2, m.as_ptr().cast(), m.len());
+        }
+        libc::_exit(2);
+    }
+}
+
 /// Ignores `SIGXFSZ` (Unix; a no-op elsewhere).
 pub fn ignore_sigxfsz() {
     #[cfg(unix)]
