@@ -185,6 +185,7 @@ impl RawReader {
             let token = quiet();
             let (mut h, _, _, _) = read_header(file, path, 0)?;
             let mut overlay = Overlay::new(h.layout.packing);
+            let mut lost = Ok(());
             if let Some((log, log_path)) = Log::open_for_read(path, file)? {
                 let size = h.layout.packing.record_size;
                 let replay = scan(&log, &log_path, &h, |f, b| {
@@ -193,6 +194,7 @@ impl RawReader {
                     }
                     Ok(())
                 })?;
+                lost = replay.lost_header(&log_path, &h);
                 h.generation = replay.generation;
                 h.record_count = replay.record_count;
                 h.tail_crc = replay.tail_crc;
@@ -200,6 +202,9 @@ impl RawReader {
             let (now, _, _, _) = read_header(file, path, 0)?;
             tries += 1;
             if now.header_seq == h.header_seq || tries >= 100 {
+                // Frames of a later cycle under an unchanged header: not a
+                // checkpoint in between, a lost header.
+                lost?;
                 return Ok((h, overlay, token));
             }
         }

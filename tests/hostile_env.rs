@@ -1151,9 +1151,28 @@ fn a_log_removed_or_replaced_under_a_live_writer_loses_no_commit() {
             std::fs::write(&planted, b"").unwrap();
             std::fs::rename(&planted, wal_path(&path)).unwrap();
         }
+        // A reader that checks pages beside the idle writer is told why it
+        // cannot: the log there does not hold the commit the writer
+        // published (not "the writer kept changing pages").
+        let mut r = recmap::RawReader::open(&path).unwrap();
+        let snap = r.snapshot().unwrap();
+        match snap.page_sums() {
+            Err(Error::BadCoordination { path: p, reason }) => {
+                assert!(p.to_string_lossy().ends_with("-wal"), "{how}: {p:?}");
+                assert!(reason.contains("removed or replaced"), "{how}: {reason}");
+            }
+            r => panic!("{how}: page sums beside a writer whose log is gone: {r:?}"),
+        }
+        drop(r);
         w.set(2, &rec(2, 2)).unwrap();
         let stats = w.commit().unwrap();
         assert!(wal_path(&path).exists(), "{how}: a log at the path again");
+        let mut r = recmap::RawReader::open(&path).unwrap();
+        assert!(
+            r.snapshot().unwrap().page_sums().is_ok(),
+            "{how}: the new log serves"
+        );
+        drop(r);
         let copy = kill_image(&path, &d.path().join("image"));
         drop(w);
         assert_eq!(

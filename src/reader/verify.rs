@@ -170,6 +170,10 @@ impl<'r> RawSnapshot<'r> {
             }
             let mut overrides = BTreeMap::new();
             let mut tail = None;
+            // Past the header the checksums come from the log: its path
+            // (None: no log there), the last generation it holds, and
+            // whether its first frame shows a lost header.
+            let mut from_log = None;
             if h.generation == generation {
                 tail = Some(h.tail_crc);
             } else if h.generation > generation {
@@ -178,7 +182,7 @@ impl<'r> RawSnapshot<'r> {
                 }
                 tail = Some(0);
             } else if let Some((log, log_path)) = Log::open_for_read(&r.path, &r.file)? {
-                scan(&log, &log_path, &h, |f, b| {
+                let replay = scan(&log, &log_path, &h, |f, b| {
                     if f.generation <= generation {
                         overrides.extend(crc_entries(f, b));
                         if f.generation == generation {
@@ -187,10 +191,42 @@ impl<'r> RawSnapshot<'r> {
                     }
                     Ok(())
                 })?;
+                let lost = replay.lost_header(&log_path, &h);
+                from_log = Some((Some(log_path), Some(replay.generation), lost));
+            } else {
+                from_log = Some((None, None, Ok(())));
             }
             let (now, ..) = read_header(&r.file, &r.path, u64::MAX)?;
             if now.header_seq != h.header_seq {
                 continue;
+            }
+            if let Some((log, last, lost)) = from_log {
+                // Frames of a later cycle under an unchanged header: a lost
+                // header, not a checkpoint in between.
+                lost?;
+                if tail.is_none() {
+                    // No checkpoint came between, and the writer published
+                    // this generation only once its frames were durable in
+                    // its log: the log at the path is not the writer's
+                    // (removed, or replaced, under it; its next commit
+                    // starts a new one).
+                    let log = log.unwrap_or_else(|| {
+                        crate::store::wal::store_log_path(&r.path)
+                            .unwrap_or_else(|_| crate::store::wal::log_path(&r.path))
+                    });
+                    let holds = match last {
+                        Some(g) => format!("this log holds commits up to {g} only"),
+                        None => "there is no log".into(),
+                    };
+                    return Err(Error::BadCoordination {
+                        path: log,
+                        reason: format!(
+                            "the writer published commit {generation}, but {holds}: it was removed \
+                             or replaced under the writer (whose next commit checkpoints and starts \
+                             a new log); read again after that"
+                        ),
+                    });
+                }
             }
             if let Some(tail_crc) = tail {
                 return Ok(PageSums {

@@ -310,6 +310,7 @@ impl RawStore {
             crcs.extend(crc_entries(h, b));
             Ok(())
         })?;
+        replay.lost_header(&log.path, &header)?;
         crate::sys::drop_cache(&log.file);
         self.log = Some(log);
         // Write the images that differ from the file (after a kill the page
@@ -392,6 +393,7 @@ impl RawStore {
             crcs.extend(crc_entries(h, b));
             Ok(())
         })?;
+        replay.lost_header(&path, &header)?;
         if replay.commits > 0 {
             tracing::info!(
                 commits = replay.commits,

@@ -328,49 +328,55 @@ pub(crate) struct Replay {
     pub generation: u64,
     pub record_count: u64,
     pub tail_crc: u32,
+    /// The `header_seq` the log's first frame names, if that frame is
+    /// whole and valid, of this store, and of a later cycle than the
+    /// header's: evidence that a newer header existed (see
+    /// `Replay::lost_header`).
+    pub newer_cycle: Option<u64>,
+}
+
+impl Replay {
+    /// `HeaderDamaged` if the scan found frames of a later log cycle than
+    /// `header`'s at the start of the log `path`. Frames of cycle `s` are
+    /// written only after the header with `header_seq` `s` is durable, so
+    /// that header existed and was lost (a torn header write never leaves
+    /// frames of its cycle behind it). A handle that excludes writers
+    /// calls it at once; a reader beside a writer only once the header
+    /// read again after the scan still has `header`'s `header_seq` (else a
+    /// checkpoint came in between: the frames are that new header's).
+    pub(crate) fn lost_header(&self, path: &Path, header: &Header) -> Result<()> {
+        match self.newer_cycle {
+            Some(log_seq) => Err(Error::HeaderDamaged {
+                path: path.into(),
+                header_seq: header.header_seq,
+                log_seq,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The `header_seq` of `h`, the log's first frame, if it is whole and
+/// valid, of this store, and of a later log cycle than `header`'s.
+fn newer_cycle(file: &File, header: &Header, h: &FrameHeader, file_len: u64) -> Option<u64> {
+    if h.store_id != header.store_id || h.header_seq <= header.header_seq {
+        return None;
+    }
+    let len = h.frame_len(header.layout.packing.record_size)?;
+    if len > file_len || len < (FRAME_HEADER_LEN + 8) as u64 {
+        return None;
+    }
+    let mut frame = vec![0u8; len as usize];
+    read_exact_at(file, &mut frame, 0).ok()?;
+    let n = frame.len();
+    let stored = u32::from_le_bytes(frame[n - 4..].try_into().expect("4 bytes"));
+    (stored == crc32fast::hash(&frame[..n - 4])).then_some(h.header_seq)
 }
 
 /// Scans the log `file` that follows data header `header` from its start
 /// and calls `apply` for every frame of every complete commit, in order,
 /// each commit only after its last frame was read and checked. A version-1
 /// header has no log: nothing is scanned.
-/// `HeaderDamaged` if `h`, the log's first frame, is whole and valid and
-/// belongs to a log cycle of this store later than `header`'s: frames of
-/// cycle `s` are written only after the header with `header_seq` `s` is
-/// durable, so a newer header than the one open chose existed and was lost
-/// (a torn header write never leaves frames of its cycle behind it).
-fn newer_cycle(
-    file: &File,
-    path: &Path,
-    header: &Header,
-    h: &FrameHeader,
-    file_len: u64,
-) -> Result<()> {
-    if h.store_id != header.store_id || h.header_seq <= header.header_seq {
-        return Ok(());
-    }
-    let Some(len) = h.frame_len(header.layout.packing.record_size) else {
-        return Ok(());
-    };
-    if len > file_len || len < (FRAME_HEADER_LEN + 8) as u64 {
-        return Ok(());
-    }
-    let mut frame = vec![0u8; len as usize];
-    if read_exact_at(file, &mut frame, 0).is_err() {
-        return Ok(());
-    }
-    let n = frame.len();
-    let stored = u32::from_le_bytes(frame[n - 4..].try_into().expect("4 bytes"));
-    if stored != crc32fast::hash(&frame[..n - 4]) {
-        return Ok(());
-    }
-    Err(Error::HeaderDamaged {
-        path: path.into(),
-        header_seq: header.header_seq,
-        log_seq: h.header_seq,
-    })
-}
-
 pub(crate) fn scan(
     file: &File,
     path: &Path,
@@ -413,7 +419,7 @@ pub(crate) fn scan(
             Ok(len) => len,
             Err(_) => {
                 if at == 0 {
-                    newer_cycle(file, path, header, &h, file_len)?;
+                    out.newer_cycle = newer_cycle(file, header, &h, file_len);
                 }
                 break;
             }
