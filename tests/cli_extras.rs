@@ -736,3 +736,57 @@ fn a_store_shortened_during_export_is_reported_not_a_silent_bus_error() {
     assert_ne!(status.code(), Some(0), "{err}");
     assert!(err.contains(s(&store)), "names the store: {err}");
 }
+
+/// `compact --out` onto a file system without room: the error names the
+/// store that was to be written (not only the temporary name it was built
+/// under), and nothing is left behind. Needs root for the tmpfs.
+#[cfg(target_os = "linux")]
+#[test]
+fn compact_out_on_a_full_disk_names_the_store_it_was_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("src.rmap");
+    let csv: String = std::iter::once("a,b\n".to_string())
+        .chain((0..100_000u64).map(|i| format!("{i},{}\n", i * 3)))
+        .collect();
+    let mut load = Command::new(BIN)
+        .args(["load", s(&store), "--schema", "a:u64,b:u64", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .launch()
+        .unwrap();
+    load.stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    assert!(load.wait().unwrap().success());
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&mnt)
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(mounted, Ok(st) if st.success()) {
+        println!("SKIPPED compact_out_on_a_full_disk_names_the_store_it_was_to_write: cannot mount a tmpfs (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&mnt);
+    let out = mnt.join("c.rmap");
+    let r = run(&["compact", s(&store), "--out", s(&out)]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("{} was not written", out.display())),
+        "{r:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&mnt).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -182,12 +182,39 @@ pub fn copy_into_new(
     let mut guard = RemoveOnFail {
         path: Some(tmp.clone()),
     };
+    // Errors of the copy name the file being built, which is the temporary
+    // one: say which store it was to become (and that it is gone).
+    let named = |f: Failure| Failure {
+        message: format!(
+            "{} was not written (it was being built as {}, now removed): {}",
+            out.display(),
+            tmp.display(),
+            f.message
+        ),
+        ..f
+    };
+    let r = build_copy(src, out, &tmp, chunk_size, wanted, kept, &mut guard);
+    r.map(|()| (kept, n - kept)).map_err(named)
+}
+
+/// The part of `copy_into_new` that writes: the new store under `tmp`,
+/// then linked to `out`.
+fn build_copy(
+    src: &RawStore,
+    out: &Path,
+    tmp: &Path,
+    chunk_size: Option<u64>,
+    wanted: Vec<Range<u64>>,
+    kept: u64,
+    guard: &mut RemoveOnFail,
+) -> Result<(), Failure> {
+    let info = src.info();
     let mut dst = Options::new()
         .create_new(true)
         .chunk_size(chunk_size.unwrap_or(info.chunk_size))
         .append_only(info.append_only)
         .initial_capacity(kept)
-        .open_raw(&tmp, Some(src.schema()))?;
+        .open_raw(tmp, Some(src.schema()))?;
     let size = info.record_size as u64;
     let mut staged = 0u64;
     for range in wanted {
@@ -217,14 +244,14 @@ pub fn copy_into_new(
     dst.close()?;
     // The copy gets the source's permission bits (best effort).
     if let Ok(m) = std::fs::metadata(src.path()) {
-        let _ = std::fs::set_permissions(&tmp, m.permissions());
+        let _ = std::fs::set_permissions(tmp, m.permissions());
     }
     // `hard_link` fails if `out` exists: nothing is ever replaced.
-    std::fs::hard_link(&tmp, out)
+    std::fs::hard_link(tmp, out)
         .map_err(|e| Failure::io(format!("link {} to {}", tmp.display(), out.display()), e))?;
     // The temporary name goes, with its log (only checkpointed frames) and
     // coordination file (only this process's state).
-    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(tmp);
     guard.drop_side_files();
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -233,5 +260,5 @@ pub fn copy_into_new(
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok((kept, n - kept))
+    Ok(())
 }
