@@ -385,6 +385,94 @@ fn a_failed_load_into_a_new_store_leaves_no_file() {
     assert!(r.stderr.contains("no schema given: inferred"), "{r:?}");
 }
 
+/// A row longer than the load's cap (1 MiB for a narrow schema) is
+/// refused from stdin as `FILE:LINE: row longer than N bytes`, exit 1,
+/// nothing committed and a store the load created removed: in CSV (the
+/// fast path, a quoted row, a last row without a line end, a row after
+/// the switch to the csv crate's reader, even with --skip-bad), in JSON
+/// lines, and in schema inference. A long row the schema allows loads.
+#[test]
+fn a_row_longer_than_the_cap_is_refused_naming_its_line() {
+    let d = Dir::new();
+    let store = d.path("new.rmap");
+    let spec = "a:u64,s:str[8]";
+    let long = "x".repeat(2 << 20);
+    let quoted_rows: String = (0..100).map(|i| format!("\"{i}\",\"q\"\n")).collect();
+    let cases: Vec<(String, Vec<&str>, String)> = vec![
+        (format!("a,s\n1,{long}\n2,b\n"), vec![], ":2:".into()),
+        (format!("a,s\n1,\"{long}\"\n"), vec![], ":2:".into()),
+        (format!("a,s\n1,b\n2,{long}"), vec![], ":3:".into()),
+        (
+            format!("a,s\n{quoted_rows}\"7\",\"{long}\"\n"),
+            vec![],
+            ":102:".into(),
+        ),
+        (
+            format!("a,s\n1,{long}\n"),
+            vec!["--skip-bad", "rejects.txt"],
+            ":2:".into(),
+        ),
+        (
+            format!("{{\"a\":1,\"s\":\"b\"}}\n{{\"a\":2,\"s\":\"{long}\"}}\n"),
+            vec!["--format", "jsonl"],
+            ":2:".into(),
+        ),
+    ];
+    for (input, extra, line) in &cases {
+        let mut args = vec!["load", s(&store), "--schema", spec];
+        args.extend(extra);
+        args.push("-");
+        let r = run_stdin(&args, input.as_bytes());
+        let what = format!("{extra:?} {line}");
+        assert_eq!(r.code, 1, "{what}: {r:?}");
+        let want = format!("recmap: <stdin>{line} row longer than 1048576 bytes\n");
+        assert!(r.stderr.starts_with(&want), "{what}: want {want:?}\n{r:?}");
+        assert!(
+            r.stderr.contains("nothing from this load was committed (")
+                && r.stderr.contains("which this load created, is removed"),
+            "{what}: {r:?}"
+        );
+        assert!(!store.exists(), "{what}: the store is left behind");
+    }
+    // Schema inference reads at most 16 MiB of stdin: a first row longer
+    // than that is named (it used to be "no data rows").
+    let huge = "x".repeat(17 << 20);
+    let r = run_stdin(
+        &["load", s(&store), "-"],
+        format!("a,s\n1,{huge}\n").as_bytes(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("recmap: <stdin>:2: row longer than 16777216 bytes"),
+        "{r:?}"
+    );
+    assert!(!store.exists());
+    // From a file, inference reads rows up to 64 MiB.
+    let file = d.path("huge.jsonl");
+    let mut text = b"{\"a\":1}\n".to_vec();
+    text.resize(text.len() + (64 << 20) + 1, b' ');
+    std::fs::write(&file, &text).unwrap();
+    let r = run(&["load", s(&store), s(&file)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with(&format!(
+            "recmap: {}:2: row longer than 67108864 bytes",
+            s(&file)
+        )),
+        "{r:?}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    assert!(!store.exists());
+    // A wide field raises the cap: a 2 MiB value of str[3000000] loads.
+    let r = run_stdin(
+        &["load", s(&store), "--schema", "a:u64,s:str[3000000]", "-"],
+        format!("a,s\n1,{long}\n").as_bytes(),
+    );
+    ok(&r);
+    assert_eq!(records(&store), 1);
+}
+
 #[test]
 fn load_checks_a_given_schema_against_the_stored_one() {
     let d = Dir::new();

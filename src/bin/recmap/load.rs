@@ -78,6 +78,8 @@ long, unknown or missing field, bool not true/false/1/0) stops the load with
 FILE:LINE: field NAME: reason, commits nothing and exits 1. With --batch ROWS
 the batches before the bad row stay committed and the message says how to
 resume; with --skip-bad FILE bad rows are written to FILE and skipped.
+A row longer than max(1 MiB, 4 x the longest text of a record) stops the
+load as FILE:LINE: row longer than N bytes (even with --skip-bad).
 
 Examples:
   recmap load ticks.rmap --schema 'ts:i64,price:f64,sym:str[8]' ticks.csv
@@ -429,6 +431,44 @@ fn open_input(p: &Path) -> Result<Box<dyn Read + Send>, Failure> {
     };
     let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
     Ok(Box::new(StopOnSignal::new(file, !regular)))
+}
+
+/// Reads one line (through its `\n`, if it has one) onto the end of
+/// `line`, as `BufRead::read_until` does, but stops once the line, without
+/// its `\n`, is longer than `cap` bytes: then `Ok(None)`, having kept at most
+/// `cap` bytes of it (so an input without line ends, such as `/dev/zero`,
+/// is not buffered whole). `Ok(Some(0))` at the end of the input; else the
+/// bytes read.
+fn read_line_capped(
+    r: &mut impl io::BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> io::Result<Option<usize>> {
+    let mut n = 0;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            // As `read_until`: `StopOnSignal` stops with another error.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(Some(n));
+        }
+        let (take, done) = match buf.iter().position(|&c| c == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take - usize::from(done) > cap {
+            return Ok(None);
+        }
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        n += take;
+        if done {
+            return Ok(Some(n));
+        }
+    }
 }
 
 /// `arg` as a shell word: as it is when it has no character a shell

@@ -39,6 +39,10 @@ use std::sync::Arc;
 /// `NULL` (what pandas writes and reads by default, and SQL's name).
 pub const DEFAULT_NULL_TOKENS: [&str; 3] = ["", "NA", "NULL"];
 
+/// The least cap on one input row's length ([`Codec::max_row_len`]): 1 MiB,
+/// the CSV reader's buffer, which a row of any schema may fill.
+pub const MIN_ROW_CAP: usize = 1 << 20;
+
 /// How to read and write one field.
 #[derive(Clone, Debug)]
 pub struct FieldCodec {
@@ -108,6 +112,28 @@ impl Codec {
         self.fields.iter().position(|f| f.name == name)
     }
 
+    /// The longest input row (a CSV record or a JSON line, without its
+    /// terminator) `load` reads: `max(MIN_ROW_CAP, 4 × the longest text a
+    /// valid record has)`. The cap bounds the memory one row takes (an
+    /// input without line ends, such as `/dev/zero`, would otherwise be
+    /// buffered whole) while no plausible valid row reaches it: the text
+    /// width already counts every escape a value can need, and the factor
+    /// 4 leaves room for spaces, leading zeros and long spellings of
+    /// numbers. The floor keeps narrow schemas from refusing rows over a
+    /// few hundred bytes. At most about 400 MiB, as a record is at most
+    /// 16 MiB.
+    pub fn max_row_len(&self) -> usize {
+        let longest_null = self.fields.first().map_or(0, |f| {
+            f.null_tokens.iter().map(|t| t.len()).max().unwrap_or(0)
+        });
+        let width = self.fields.iter().fold(0usize, |w, f| {
+            // `"name":` and a separator, then the value or a null token.
+            let value = f.text_width().max(longest_null);
+            w.saturating_add(f.name.len() + 4).saturating_add(value)
+        });
+        width.saturating_mul(4).max(MIN_ROW_CAP)
+    }
+
     /// The field names, comma-separated (for messages).
     pub fn names(&self) -> String {
         self.fields
@@ -119,6 +145,22 @@ impl Codec {
 }
 
 impl FieldCodec {
+    /// The longest text of a valid value in CSV or JSON, counting its
+    /// escapes: a `str[N]` byte as a JSON `\u00XX` (6 bytes; a CSV quote
+    /// doubles to 2), `bytes[N]` as hex, in quotes; a number, bool, date or
+    /// date-time at most 40 bytes (`-1.7976931348623157e308`,
+    /// `2013-01-01T06:00:00.123456789+05:00`), an array's elements with a
+    /// separator each and brackets.
+    fn text_width(&self) -> usize {
+        match self.ty {
+            FieldType::Str => self.count.saturating_mul(6).saturating_add(2),
+            FieldType::Bytes | FieldType::Validity => {
+                self.count.saturating_mul(2).saturating_add(2)
+            }
+            _ => self.count.saturating_mul(41).saturating_add(2),
+        }
+    }
+
     fn size(&self) -> usize {
         self.ty.elem_size() as usize * self.count
     }

@@ -18,6 +18,15 @@ use std::sync::mpsc;
 /// Input buffer size for CSV (grown for a longer record).
 const IN_BUF: usize = 1 << 20;
 
+/// What [`InBuf::csv_record`] found.
+enum Record {
+    /// Whether there was a record (else only blank lines were left), and
+    /// how many `\n` it consumed.
+    Read(bool, u64),
+    /// The record at `start` is longer than the cap: the load stops.
+    TooLong,
+}
+
 /// CSV input: a buffer refilled from the reader, the unprocessed tail (a
 /// partial row) kept at its front.
 struct InBuf {
@@ -63,22 +72,41 @@ impl InBuf {
 
     /// Reads the record at `start` as the `csv` crate would (see
     /// [`csv_record_at`]), reading more input until it is complete, and
-    /// moves past it. Returns whether there was one (else only blank lines
-    /// were left) and how many `\n` it consumed.
+    /// moves past it; a record longer than `cap` bytes (from its first
+    /// byte to its terminator) is not read further ([`Record::TooLong`]).
+    ///
+    /// The scan resumes where it stopped after each read instead of
+    /// starting over (starting over made a long record from a pipe, read
+    /// 64 KiB at a time, cost time quadratic in its length), and blank
+    /// lines before the record are dropped as they are passed, so the
+    /// buffer holds at most the record's `cap` bytes and one read more.
     fn csv_record(
         &mut self,
         row: &mut csv::ByteRecord,
         field: &mut Vec<u8>,
         name: &str,
-    ) -> Result<(bool, u64), Failure> {
+        cap: usize,
+    ) -> Result<Record, Failure> {
+        let mut scan = CsvScan::new(row, field);
+        let mut blank_newlines = 0u64;
         loop {
             let data = &self.buf[self.start..self.end];
-            match csv_record_at(data, self.eof, row, field) {
+            let found = scan.resume(data, self.eof, row, field);
+            if scan.from.is_some_and(|from| scan.i - from > cap) {
+                return Ok(Record::TooLong);
+            }
+            match found {
                 Some((got, used, newlines)) => {
                     self.start += used;
-                    return Ok((got, newlines));
+                    return Ok(Record::Read(got, blank_newlines + newlines));
                 }
                 None => {
+                    if scan.from.is_none() {
+                        // Only blank lines so far: passed, and forgotten.
+                        self.start += scan.i;
+                        blank_newlines += scan.newlines;
+                        scan = CsvScan::new(row, field);
+                    }
                     self.refill().map_err(|e| Failure::io(name, e))?;
                 }
             }
@@ -108,67 +136,233 @@ enum CsvState {
 /// or `None` when `data` ends inside the record and `eof` is false. At the
 /// end of the input an open record (even an open quote) ends as in the
 /// crate. The caller strips a UTF-8 BOM at the very start of the input.
+#[cfg(test)]
 fn csv_record_at(
     data: &[u8],
     eof: bool,
     row: &mut csv::ByteRecord,
     field: &mut Vec<u8>,
 ) -> Option<(bool, usize, u64)> {
-    use CsvState::*;
-    row.clear();
-    field.clear();
-    let mut state = StartRecord;
-    let mut newlines = 0u64;
-    let mut i = 0;
-    loop {
-        let Some(&c) = data.get(i) else {
-            if !eof {
-                return None;
-            }
-            if state == StartRecord {
-                return Some((false, i, newlines));
-            }
-            row.push_field(field);
-            return Some((true, i, newlines));
-        };
-        let term = c == b'\r' || c == b'\n';
-        match state {
-            StartRecord => {
-                if term {
-                    newlines += (c == b'\n') as u64;
-                    i += 1;
-                } else {
-                    state = StartField;
+    CsvScan::new(row, field).resume(data, eof, row, field)
+}
+
+/// [`csv_record_at`] as a scan that can stop where its data ends and go on
+/// when more came (with `data` the same bytes and more after them, and the
+/// same `row` and `field`, which hold the record read so far), so a long
+/// record is scanned once however many reads it takes.
+struct CsvScan {
+    state: CsvState,
+    /// The next byte of `data` to look at.
+    i: usize,
+    /// `\n`s consumed so far.
+    newlines: u64,
+    /// Where the record's first byte is (`None` while only blank lines
+    /// were passed).
+    from: Option<usize>,
+}
+
+impl CsvScan {
+    /// A scan of a new record (`row` and `field` emptied for it).
+    fn new(row: &mut csv::ByteRecord, field: &mut Vec<u8>) -> CsvScan {
+        row.clear();
+        field.clear();
+        CsvScan {
+            state: CsvState::StartRecord,
+            i: 0,
+            newlines: 0,
+            from: None,
+        }
+    }
+
+    /// Goes on from `self.i` (see [`csv_record_at`] for the result). On
+    /// `None` the scan stands at `data.len()`, ready for more.
+    fn resume(
+        &mut self,
+        data: &[u8],
+        eof: bool,
+        row: &mut csv::ByteRecord,
+        field: &mut Vec<u8>,
+    ) -> Option<(bool, usize, u64)> {
+        use CsvState::*;
+        let mut state = self.state;
+        let mut newlines = self.newlines;
+        let mut i = self.i;
+        // On return, whatever it is, the scan is saved where it stands.
+        let out = loop {
+            let Some(&c) = data.get(i) else {
+                if !eof {
+                    break None;
                 }
-                continue;
-            }
-            StartField if c == b'"' => state = InQuoted,
-            InQuoted if c == b'"' => state = QuoteInQuoted,
-            InQuoted => {
-                newlines += (c == b'\n') as u64;
-                field.push(c);
-            }
-            QuoteInQuoted if c == b'"' => {
-                field.push(c);
-                state = InQuoted;
-            }
-            StartField | InField | QuoteInQuoted => {
-                if c == b',' {
-                    row.push_field(field);
-                    field.clear();
-                    state = StartField;
-                } else if term {
-                    // The terminator is consumed; a `\r`'s `\n` is not.
-                    row.push_field(field);
+                if state == StartRecord {
+                    break Some((false, i, newlines));
+                }
+                row.push_field(field);
+                break Some((true, i, newlines));
+            };
+            let term = c == b'\r' || c == b'\n';
+            match state {
+                StartRecord => {
+                    if term {
+                        newlines += (c == b'\n') as u64;
+                        i += 1;
+                    } else {
+                        state = StartField;
+                        self.from = Some(i);
+                    }
+                    continue;
+                }
+                StartField if c == b'"' => state = InQuoted,
+                InQuoted if c == b'"' => state = QuoteInQuoted,
+                InQuoted => {
                     newlines += (c == b'\n') as u64;
-                    return Some((true, i + 1, newlines));
-                } else {
                     field.push(c);
-                    state = InField;
+                }
+                QuoteInQuoted if c == b'"' => {
+                    field.push(c);
+                    state = InQuoted;
+                }
+                StartField | InField | QuoteInQuoted => {
+                    if c == b',' {
+                        row.push_field(field);
+                        field.clear();
+                        state = StartField;
+                    } else if term {
+                        // The terminator is consumed; a `\r`'s `\n` is not.
+                        row.push_field(field);
+                        newlines += (c == b'\n') as u64;
+                        self.i = i;
+                        self.state = state;
+                        self.newlines = newlines;
+                        return Some((true, i + 1, newlines));
+                    } else {
+                        field.push(c);
+                        state = InField;
+                    }
+                }
+            }
+            i += 1;
+        };
+        self.i = i;
+        self.state = state;
+        self.newlines = newlines;
+        out
+    }
+}
+
+/// The error [`RowCap`] reads end with: a record of more than `cap` bytes
+/// begins at `line` (counted as the `csv` crate counts a record's line,
+/// from 1 at the start of what `RowCap` reads).
+#[derive(Debug)]
+pub(super) struct RowTooLong {
+    pub line: u64,
+    pub cap: usize,
+}
+
+impl std::fmt::Display for RowTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: row longer than {} bytes", self.line, self.cap)
+    }
+}
+
+impl std::error::Error for RowTooLong {}
+
+impl RowTooLong {
+    /// The `RowTooLong` inside an error from a `csv` reader of a [`RowCap`].
+    pub(super) fn in_csv(e: &csv::Error) -> Option<&RowTooLong> {
+        match e.kind() {
+            csv::ErrorKind::Io(e) => e.get_ref()?.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A reader for the `csv` crate that fails ([`RowTooLong`]) once a record
+/// is longer than `cap` bytes, so the crate, which buffers a record whole,
+/// never holds more than about `cap` bytes of one. It follows the records
+/// with the state machine of [`csv_record_at`] (the crate's default
+/// dialect, a record's bytes from its first to its terminator), one step a
+/// byte.
+pub(super) struct RowCap<R> {
+    inner: R,
+    cap: usize,
+    state: CsvState,
+    /// Bytes of the record under way so far.
+    len: usize,
+    /// `\n`s read, and as of the end of the last record (its line is one more).
+    newlines: u64,
+    line_done: u64,
+}
+
+impl<R> RowCap<R> {
+    pub(super) fn new(inner: R, cap: usize) -> RowCap<R> {
+        RowCap {
+            inner,
+            cap,
+            state: CsvState::StartRecord,
+            len: 0,
+            newlines: 0,
+            line_done: 0,
+        }
+    }
+
+    /// Follows `data`; false once the record under way is too long.
+    fn follow(&mut self, data: &[u8]) -> bool {
+        use CsvState::*;
+        for &c in data {
+            let term = c == b'\r' || c == b'\n';
+            self.newlines += (c == b'\n') as u64;
+            let ended = match self.state {
+                // Blank lines: not counted in the next record's line.
+                StartRecord if term => continue,
+                InQuoted => {
+                    if c == b'"' {
+                        self.state = QuoteInQuoted;
+                    }
+                    false
+                }
+                QuoteInQuoted if c == b'"' => {
+                    self.state = InQuoted;
+                    false
+                }
+                StartRecord | StartField if c == b'"' => {
+                    self.state = InQuoted;
+                    false
+                }
+                _ if term => true,
+                _ if c == b',' => {
+                    self.state = StartField;
+                    false
+                }
+                _ => {
+                    self.state = InField;
+                    false
+                }
+            };
+            if ended {
+                self.state = StartRecord;
+                self.len = 0;
+                self.line_done = self.newlines;
+            } else {
+                self.len += 1;
+                if self.len > self.cap {
+                    return false;
                 }
             }
         }
-        i += 1;
+        true
+    }
+}
+
+impl<R: Read> Read for RowCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.follow(&buf[..n]) {
+            return Err(io::Error::other(RowTooLong {
+                line: self.line_done + 1,
+                cap: self.cap,
+            }));
+        }
+        Ok(n)
     }
 }
 
@@ -330,6 +524,10 @@ impl Loader {
         };
         let mut row = csv::ByteRecord::new();
         let mut field = Vec::new();
+        let cap = self.codec.max_row_len();
+        let too_long = |l: &Loader, line: u64| {
+            l.failure(format!("{name}:{line}: row longer than {cap} bytes"))
+        };
         // The csv crate drops a UTF-8 BOM at the start of the input.
         while inb.end < 3 && !inb.eof {
             inb.refill().map_err(|e| Failure::io(&name, e))?;
@@ -343,7 +541,10 @@ impl Loader {
         let map = if no_header {
             (0..self.codec.fields.len()).collect()
         } else {
-            let (got, newlines) = inb.csv_record(&mut row, &mut field, &name)?;
+            let (got, newlines) = match inb.csv_record(&mut row, &mut field, &name, cap)? {
+                Record::Read(got, newlines) => (got, newlines),
+                Record::TooLong => return Err(too_long(self, rec_line)),
+            };
             if !got {
                 return Ok(()); // empty input (counted as 0 bytes, as before)
             }
@@ -360,13 +561,17 @@ impl Loader {
         let rs = self.rs;
         // Rows the fast path took and rows it passed to the csv crate.
         let (mut fast, mut slow) = (0u64, 0u64);
+        // The first `clean` unprocessed bytes (a partial row) hold no record
+        // terminator: only what came after them is searched for one, so a
+        // long row read in many short reads is searched once, not once a read.
+        let mut clean = 0usize;
         loop {
             // Whole rows: up to the last record terminator read so far.
-            let region_end = match inb.buf[inb.start..inb.end]
+            let region_end = match inb.buf[inb.start + clean..inb.end]
                 .iter()
                 .rposition(|&c| c == b'\n' || c == b'\r')
             {
-                Some(i) => inb.start + i + 1,
+                Some(i) => inb.start + clean + i + 1,
                 None => inb.start,
             };
             let region = &inb.buf[..region_end];
@@ -391,6 +596,10 @@ impl Loader {
                     parse_row(region, p, &cells, &self.codec.fields, rec)
                 };
                 let Some(t) = end else { break };
+                if t - p > cap {
+                    // (Rows of valid values are shorter: see `max_row_len`.)
+                    return Err(too_long(self, rec_line));
+                }
                 if !self.skipping() {
                     self.accept(Loc {
                         input: idx,
@@ -407,8 +616,12 @@ impl Loader {
             inb.start = p;
             self.progress_at(self.bytes + inb.base + p as u64);
             if p < region_end || (inb.eof && inb.start < inb.end) {
+                clean = 0;
                 // A row for the csv crate (or the last one, without a terminator).
-                let (got, newlines) = inb.csv_record(&mut row, &mut field, &name)?;
+                let (got, newlines) = match inb.csv_record(&mut row, &mut field, &name, cap)? {
+                    Record::Read(got, newlines) => (got, newlines),
+                    Record::TooLong => return Err(too_long(self, rec_line)),
+                };
                 if got {
                     self.csv_row(&row, idx, &cells, ncols, rec_line)?;
                 }
@@ -426,6 +639,11 @@ impl Loader {
             }
             if inb.eof {
                 break;
+            }
+            // `start` is where a row begins and nothing after it ends one.
+            clean = inb.end - inb.start;
+            if clean > cap {
+                return Err(too_long(self, rec_line));
             }
             inb.refill().map_err(|e| Failure::io(&name, e))?;
         }
@@ -446,6 +664,8 @@ impl Loader {
         let name = self.names[idx].clone();
         let done = inb.base + inb.start as u64;
         let rest = io::Cursor::new(inb.buf[inb.start..inb.end].to_vec()).chain(inb.input);
+        let cap = self.codec.max_row_len();
+        let rest = RowCap::new(rest, cap);
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -488,7 +708,13 @@ impl Loader {
             let bytes = reader
                 .join()
                 .expect("the CSV reader thread does not panic")
-                .map_err(|e| csv_failure(&name, e))?;
+                .map_err(|e| match RowTooLong::in_csv(&e) {
+                    Some(t) => self.failure(format!(
+                        "{name}:{}: row longer than {cap} bytes",
+                        first_line + t.line - 1
+                    )),
+                    None => csv_failure(&name, e),
+                })?;
             self.bytes += done + bytes;
             Ok(())
         })
@@ -592,6 +818,65 @@ mod tests {
                     csv_record_at(&data[at - used..cut], false, &mut row, &mut field).is_none(),
                     "{data:?} cut at {cut}"
                 );
+            }
+        }
+    }
+
+    /// `RowCap` and the resumed `CsvScan` see the same record lengths:
+    /// reading random CSV through `RowCap` with the longest record's length
+    /// as the cap passes whole, one byte less fails; and a scan fed one
+    /// byte at a time finds the records a whole scan finds.
+    #[test]
+    fn row_cap_and_resumed_scans_agree_with_whole_scans() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"a1,,\"\"\r\n\n x";
+        let (mut row, mut field) = (csv::ByteRecord::new(), Vec::new());
+        let (mut row2, mut field2) = (csv::ByteRecord::new(), Vec::new());
+        for _ in 0..5_000 {
+            let len = (next() % 40) as usize;
+            let data: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let (mut at, mut longest) = (0, 0);
+            loop {
+                let mut scan = CsvScan::new(&mut row, &mut field);
+                let (got, used, _) = scan
+                    .resume(&data[at..], true, &mut row, &mut field)
+                    .unwrap();
+                // Byte by byte, resumed: the same record.
+                let mut slow = CsvScan::new(&mut row2, &mut field2);
+                let mut end = 0;
+                let found = loop {
+                    let eof = end == data.len() - at;
+                    if let Some(r) = slow.resume(&data[at..at + end], eof, &mut row2, &mut field2) {
+                        break r;
+                    }
+                    end += 1;
+                };
+                assert_eq!(found.0, got, "{data:?}");
+                assert_eq!(found.1, used, "{data:?}");
+                if !got {
+                    break;
+                }
+                assert_eq!(row2, row, "{data:?}");
+                longest = longest.max(scan.i - scan.from.unwrap());
+                at += used;
+            }
+            let read = |cap: usize| {
+                let mut r = RowCap::new(&data[..], cap);
+                let mut out = Vec::new();
+                r.read_to_end(&mut out).map(|_| out)
+            };
+            assert_eq!(read(longest).unwrap(), data, "{data:?}");
+            if longest > 0 {
+                let e = read(longest - 1).unwrap_err();
+                assert!(e.get_ref().unwrap().is::<RowTooLong>(), "{data:?}");
             }
         }
     }

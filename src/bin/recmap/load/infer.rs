@@ -26,7 +26,8 @@
 
 mod column;
 
-use super::{infer_format, open_input, Args, Format};
+use super::csv_input::{RowCap, RowTooLong};
+use super::{infer_format, open_input, read_line_capped, Args, Format};
 use crate::common::{input_name, Failure};
 use crate::signals;
 use crate::value::{self, DEFAULT_NULL_TOKENS};
@@ -34,7 +35,7 @@ use column::Column;
 use recmap::schema::{is_valid_name, MAX_NAME_LEN, VALIDITY_NAME};
 use recmap::{Field, Schema, PADDING_PREFIX};
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
@@ -42,6 +43,13 @@ use std::sync::mpsc;
 pub const STDIN_ROWS: u64 = 10_000;
 /// Bytes of standard input that inference reads (at most).
 pub const STDIN_BYTES: usize = 16 << 20;
+/// The longest row (CSV record or JSON line) inference reads from a file:
+/// a longer one is refused (`FILE:LINE: row longer than N bytes`), so an
+/// input without line ends (`/dev/zero`) is not buffered whole. 64 MiB is
+/// 4 × the largest record (16 MiB): the values of a row that gives a valid
+/// schema fit in one record, and the factor 4 is the load's margin for
+/// quotes, escapes and the text of numbers (see `Codec::max_row_len`).
+pub const ROW_CAP: usize = 64 << 20;
 
 /// What the load does about its schema.
 pub enum Decision {
@@ -120,9 +128,22 @@ fn infer(a: &Args, inputs: &[PathBuf]) -> Result<Decision, Failure> {
                     } else {
                         buf.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1)
                     };
+                    if end < buf.len() {
+                        let lines = buf[..end].iter().filter(|&&c| c == b'\n').count();
+                        inf.cut_line = Some(lines as u64 + 1);
+                    }
                     inf.jsonl(&buf[..end], &name, STDIN_ROWS)?
                 }
             };
+            // No whole row in all the bytes inference reads: the row under
+            // way at the cut is longer than that.
+            if rows == 0 && buf.len() >= STDIN_BYTES {
+                if let Some(line) = inf.cut_line.take() {
+                    return Err(Failure::rejected(format!(
+                        "{name}:{line}: row longer than {STDIN_BYTES} bytes, all of stdin that schema inference reads: give --schema"
+                    )));
+                }
+            }
             let whole = eof && rows < STDIN_ROWS;
             prefix = Some(buf);
             if whole {
@@ -264,6 +285,8 @@ struct Inference {
     nulls: NullTokens,
     /// Input names, and for each column the input where it first appeared.
     names: Vec<String>,
+    /// The line of the row left out where a stdin prefix was cut.
+    cut_line: Option<u64>,
 }
 
 impl Inference {
@@ -304,6 +327,9 @@ impl Inference {
     ) -> Result<u64, Failure> {
         self.names.push(name.to_string());
         let err = |e: csv::Error| {
+            if let Some(t) = RowTooLong::in_csv(&e) {
+                return Failure::rejected(format!("{name}:{t}"));
+            }
             let msg = format!("{name}: {e}");
             match e.into_kind() {
                 csv::ErrorKind::Io(e) => Failure::io(name, e),
@@ -314,7 +340,7 @@ impl Inference {
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(1 << 16)
-            .from_reader(r);
+            .from_reader(RowCap::new(r, ROW_CAP));
         let mut row = csv::ByteRecord::new();
         if !rdr.read_byte_record(&mut row).map_err(err)? {
             return Ok(0);
@@ -384,62 +410,70 @@ impl Inference {
             .collect();
         let ncols = map.len();
         let cols = &mut self.cols;
-        let (rows, own) = std::thread::scope(|scope| -> Result<(u64, Vec<Column>), Failure> {
-            let (tx, rx) = mpsc::sync_channel::<(Vec<csv::ByteRecord>, usize)>(4);
-            let (back_tx, back_rx) = mpsc::channel::<Vec<csv::ByteRecord>>();
-            let classify = &classify;
-            let reader = scope.spawn(move || -> Result<(u64, Vec<Column>), csv::Error> {
-                let mut rows = 0u64;
-                let mut spare = Vec::new();
-                loop {
-                    let mut batch = back_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| std::mem::take(&mut spare));
-                    let mut n = 0;
-                    let mut end = false;
-                    while n < BATCH {
-                        if batch.len() == n {
-                            batch.push(csv::ByteRecord::new());
+        let (rows, own, cut) = std::thread::scope(
+            |scope| -> Result<(u64, Vec<Column>, Option<u64>), Failure> {
+                let (tx, rx) = mpsc::sync_channel::<(Vec<csv::ByteRecord>, usize)>(4);
+                let (back_tx, back_rx) = mpsc::channel::<Vec<csv::ByteRecord>>();
+                let classify = &classify;
+                let reader = scope.spawn(
+                    move || -> Result<(u64, Vec<Column>, Option<u64>), csv::Error> {
+                        let mut rows = 0u64;
+                        let mut spare = Vec::new();
+                        let mut cut = None;
+                        loop {
+                            let mut batch = back_rx
+                                .try_recv()
+                                .unwrap_or_else(|_| std::mem::take(&mut spare));
+                            let mut n = 0;
+                            let mut end = false;
+                            while n < BATCH {
+                                if batch.len() == n {
+                                    batch.push(csv::ByteRecord::new());
+                                }
+                                let line = rdr.position().line();
+                                if rows == max_rows || !rdr.read_byte_record(&mut batch[n])? {
+                                    end = true;
+                                    break;
+                                }
+                                if tail.is_some_and(|t| rdr.position().byte() as usize >= t) {
+                                    cut = Some(line);
+                                    end = true;
+                                    break;
+                                }
+                                // Rows of the wrong width are the load's to reject.
+                                if batch[n].len() == ncols {
+                                    n += 1;
+                                    rows += 1;
+                                }
+                            }
+                            match tx.try_send((batch, n)) {
+                                Ok(()) => {}
+                                Err(mpsc::TrySendError::Full((batch, n))) => {
+                                    classify(&mut own, &batch[..n]);
+                                    spare = batch;
+                                }
+                                Err(mpsc::TrySendError::Disconnected(_)) => end = true,
+                            }
+                            if end {
+                                return Ok((rows, own, cut));
+                            }
                         }
-                        if rows == max_rows || !rdr.read_byte_record(&mut batch[n])? {
-                            end = true;
-                            break;
-                        }
-                        if tail.is_some_and(|t| rdr.position().byte() as usize >= t) {
-                            end = true;
-                            break;
-                        }
-                        // Rows of the wrong width are the load's to reject.
-                        if batch[n].len() == ncols {
-                            n += 1;
-                            rows += 1;
-                        }
-                    }
-                    match tx.try_send((batch, n)) {
-                        Ok(()) => {}
-                        Err(mpsc::TrySendError::Full((batch, n))) => {
-                            classify(&mut own, &batch[..n]);
-                            spare = batch;
-                        }
-                        Err(mpsc::TrySendError::Disconnected(_)) => end = true,
-                    }
-                    if end {
-                        return Ok((rows, own));
-                    }
+                    },
+                );
+                for (batch, n) in rx {
+                    classify(cols, &batch[..n]);
+                    let _ = back_tx.send(batch);
                 }
-            });
-            for (batch, n) in rx {
-                classify(cols, &batch[..n]);
-                let _ = back_tx.send(batch);
-            }
-            reader
-                .join()
-                .expect("the CSV reader thread does not panic")
-                .map_err(err)
-        })?;
+                reader
+                    .join()
+                    .expect("the CSV reader thread does not panic")
+                    .map_err(err)
+            },
+        )?;
         for (c, o) in self.cols.iter_mut().zip(own) {
             c.merge(o);
         }
+        self.cut_line = cut;
         self.rows += rows;
         Ok(rows)
     }
@@ -452,11 +486,15 @@ impl Inference {
         let (mut lineno, mut rows) = (0u64, 0u64);
         while rows < max_rows {
             line.clear();
-            if r.read_until(b'\n', &mut line)
-                .map_err(|e| Failure::io(name, e))?
-                == 0
-            {
-                break;
+            match read_line_capped(&mut r, &mut line, ROW_CAP).map_err(|e| Failure::io(name, e))? {
+                Some(0) => break,
+                Some(_) => {}
+                None => {
+                    return Err(Failure::rejected(format!(
+                        "{name}:{}: row longer than {ROW_CAP} bytes",
+                        lineno + 1
+                    )))
+                }
             }
             lineno += 1;
             let text = line.trim_ascii();

@@ -6,9 +6,9 @@
 //! every value converts; otherwise it is rejected with the line number and
 //! the field at fault.
 
-use super::{Loader, Loc};
+use super::{read_line_capped, Loader, Loc};
 use crate::common::Failure;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 impl Loader {
     pub(super) fn load_jsonl(
@@ -21,11 +21,18 @@ impl Loader {
         let mut line = Vec::new();
         let mut lineno = 0u64;
         let mut seen = vec![false; self.codec.fields.len()];
+        let cap = self.codec.max_row_len();
         loop {
             line.clear();
-            let n = r
-                .read_until(b'\n', &mut line)
-                .map_err(|e| Failure::io(&name, e))?;
+            let Some(n) =
+                read_line_capped(&mut r, &mut line, cap).map_err(|e| Failure::io(&name, e))?
+            else {
+                // Not set aside by --skip-bad: its end may never come.
+                return Err(self.failure(format!(
+                    "{name}:{}: row longer than {cap} bytes",
+                    lineno + 1
+                )));
+            };
             if n == 0 {
                 break;
             }
