@@ -341,6 +341,11 @@ fn timestamps_are_exact_or_refused() {
         ),
         ("2013-01-01T06:00:00Z,2013-02-30", "field d: not a date"),
         ("2013-01-01T06:00:00Z,yesterday", "field d: not a date"),
+        // A leap second: once stored as :59 without a word.
+        (
+            "2016-12-31T23:59:60Z,2013-01-01",
+            "field t: \"2016-12-31T23:59:60Z\" is a leap second (second 60)",
+        ),
     ] {
         let input = format!("t,d\n{row}\n");
         let r = run_in(&["load", s], Some(input.as_bytes()));

@@ -51,8 +51,49 @@ fn plain_int(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
+/// Where the seconds are in the date-time text `s` (a date, `T`, `t` or a
+/// space, then `HH:MM:SS` or `HHMMSS`) when they are 60: a leap second,
+/// which jiff reads as second 59 (Unix time has no leap seconds), so it is
+/// refused rather than moved.
+fn leap_second_at(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let date = if matches!(b.first(), Some(b'+' | b'-')) {
+        13
+    } else {
+        10
+    };
+    let rest = b.get(date..)?;
+    let (&(b'T' | b't' | b' '), time) = rest.split_first()? else {
+        return None;
+    };
+    let (hh, time) = time.split_at(time.len().min(2));
+    let time = time.strip_prefix(b":").unwrap_or(time);
+    let (mm, time) = time.split_at(time.len().min(2));
+    let time = time.strip_prefix(b":").unwrap_or(time);
+    (hh.len() == 2 && mm.len() == 2 && time.starts_with(b"60")).then(|| b.len() - time.len())
+}
+
+/// True if `s` is a leap second of a date-time that is valid otherwise
+/// (the same text with second 59 is an accepted timestamp).
+fn is_leap_second(s: &str) -> bool {
+    leap_second_at(s).is_some_and(|at| {
+        let mut t = s.to_string();
+        t.replace_range(at..at + 2, "59");
+        parse_instant(&t).is_some()
+    })
+}
+
+/// The error for a leap second in `t`.
+fn leap_second_error(t: &[u8]) -> String {
+    format!(
+        "{} is a leap second (second 60), which a timestamp (Unix time, no leap seconds) cannot hold",
+        show(t)
+    )
+}
+
 /// The instant `s` names, if it is a timestamp in one of the accepted
-/// text forms (not a plain integer).
+/// text forms (not a plain integer). A leap second is none (see
+/// [`is_leap_second`]).
 pub fn parse_instant(s: &str) -> Option<Timestamp> {
     // Cheap shape check first: every accepted form starts `YYYY-MM-DD`
     // (or a sign and six year digits); this keeps inference fast on
@@ -60,7 +101,7 @@ pub fn parse_instant(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
     let dated = (b.len() >= 10 && b[4] == b'-' && b[..4].iter().all(u8::is_ascii_digit))
         || (b.len() >= 13 && matches!(b[0], b'+' | b'-') && b[7] == b'-');
-    if !dated {
+    if !dated || leap_second_at(s).is_some() {
         return None;
     }
     if let Ok(ts) = s.parse::<Timestamp>() {
@@ -85,7 +126,9 @@ pub fn parse_timestamp(text: &[u8], unit: TimeUnit) -> Result<i64, String> {
         return Ok(v);
     }
     let ts = parse_instant(s).ok_or_else(|| {
-        if s.parse::<DateTime>().is_ok() {
+        if is_leap_second(s) {
+            leap_second_error(t)
+        } else if s.parse::<DateTime>().is_ok() {
             // A date-time, but past the instants jiff holds (UTC
             // -9999-01-02 ..= 9999-12-30 22:00, as its offsets allow).
             format!("{} is out of range for a timestamp", show(t))
@@ -187,6 +230,7 @@ pub fn parse_date(text: &[u8]) -> Result<i32, String> {
             "{} has a time of day, expected a date (YYYY-MM-DD)",
             show(t)
         )),
+        None if is_leap_second(s) => Err(leap_second_error(t)),
         None => Err(format!("not a date (expected YYYY-MM-DD): {}", show(t))),
     }
 }
@@ -251,6 +295,22 @@ mod tests {
         assert!(ts("9999-12-31T23:00:00", Seconds)
             .unwrap_err()
             .contains("out of range"));
+        // A leap second is refused, not stored as second 59 (as jiff reads it).
+        for leap in [
+            "2016-12-31T23:59:60Z",
+            "2016-12-31 23:59:60",
+            "2016-12-31T23:59:60.5+00:00",
+            "2016-12-31t235960Z",
+        ] {
+            let e = ts(leap, Nanos).unwrap_err();
+            assert!(e.contains("is a leap second"), "{leap}: {e}");
+            assert!(parse_instant(leap).is_none(), "{leap}");
+        }
+        assert!(parse_date(b"2016-12-31T23:59:60Z")
+            .unwrap_err()
+            .contains("is a leap second"));
+        assert_eq!(ts("2016-12-31T23:59:59Z", Seconds), Ok(1_483_228_799));
+        assert!(ts("2016-12-31T23:60:00Z", Seconds).is_err());
     }
 
     #[test]
