@@ -341,6 +341,11 @@ fn bad_rows_report_file_line_field_and_commit_nothing() {
             ":3: field name: string of 11 bytes is longer than str[8]",
         ),
         (r#"{"id":5,"x":1.5,"#, ":3: not a JSON object"),
+        // Once the last of a repeated key won, silently.
+        (
+            r#"{"id":5,"x":1.5,"name":"c","ok":true,"n":3,"n":4}"#,
+            ":3: field n: appears twice in the object",
+        ),
     ];
     for (k, (row, want)) in jcases.iter().enumerate() {
         let file = d.write(
@@ -383,6 +388,42 @@ fn a_failed_load_into_a_new_store_leaves_no_file() {
     let r = run(&["load", s(&store), s(&file)]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("no schema given: inferred"), "{r:?}");
+}
+
+/// A UTF-8 byte order mark opening a JSON lines input is skipped, as in
+/// CSV (it was "expected value at line 1 column 1"), with a schema given
+/// and when one is inferred; elsewhere it is still not JSON.
+#[test]
+fn a_bom_opening_json_lines_is_skipped() {
+    let d = Dir::new();
+    let input = b"\xEF\xBB\xBF{\"a\":1}\n{\"a\":2}\n";
+    for schema in [&["--schema", "a:u64"][..], &[]] {
+        let store = d.path(&format!("bom{}.rmap", schema.len()));
+        let mut args = vec!["load", s(&store), "--format", "jsonl"];
+        args.extend(schema);
+        args.push("-");
+        let r = run_stdin(&args, input);
+        ok(&r);
+        assert_eq!(records(&store), 2, "{schema:?}");
+    }
+    let store = d.path("bom_later.rmap");
+    let r = run_stdin(
+        &[
+            "load",
+            s(&store),
+            "--format",
+            "jsonl",
+            "--schema",
+            "a:u64",
+            "-",
+        ],
+        b"{\"a\":1}\n\xEF\xBB\xBF{\"a\":2}\n",
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with("recmap: <stdin>:2: not a JSON object"),
+        "{r:?}"
+    );
 }
 
 /// A row longer than the load's cap (1 MiB for a narrow schema) is

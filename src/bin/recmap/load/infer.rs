@@ -497,14 +497,16 @@ impl Inference {
                 }
             }
             lineno += 1;
-            let text = line.trim_ascii();
+            let text = if lineno == 1 {
+                super::jsonl_input::first_line_text(&line)
+            } else {
+                line.trim_ascii()
+            };
             if text.is_empty() {
                 continue;
             }
             // A line that is not an object is the load's to reject.
-            let Ok(obj) =
-                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(text)
-            else {
+            let Ok(obj) = super::jsonl_input::parse_object(text) else {
                 continue;
             };
             let at = format!("{name}:{lineno}");
