@@ -80,7 +80,7 @@ pub enum Error {
     /// commit would overwrite the damaged slot). The store does not open;
     /// restore it from a copy.
     #[error(
-        "{path}: the log follows header {log_seq} of the data file, but its newest valid header slot is {header_seq}: the newer header was damaged, and opening at the older one would lose the commits since; restore the store from a copy"
+        "{path}: the log follows header {log_seq} of the data file, but its newest valid header slot is {header_seq}: the newer header was damaged, and opening at the older one would lose the commits since; restore the store from a copy (or, if the data file itself was just restored from an older copy without its log, move this log away)"
     )]
     HeaderDamaged {
         /// The log whose frames show the newer header.

@@ -201,10 +201,13 @@ impl RawReader {
             }
             let (now, _, _, _) = read_header(file, path, 0)?;
             tries += 1;
-            if now.header_seq == h.header_seq || tries >= 100 {
+            if now.header_seq == h.header_seq {
                 // Frames of a later cycle under an unchanged header: not a
                 // checkpoint in between, a lost header.
                 lost?;
+                return Ok((h, overlay, token));
+            }
+            if tries >= 100 {
                 return Ok((h, overlay, token));
             }
         }

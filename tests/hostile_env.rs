@@ -1223,3 +1223,129 @@ fn a_log_that_cannot_grow_on_a_full_disk_fails_the_commit_typed_and_stays_usable
     assert_eq!(s.get(4 * 4499).unwrap().value, 1);
     assert!(s.verify().unwrap().is_ok());
 }
+
+/// A log planted by another user, even empty, is never adopted (its maker
+/// could read every commit written into it, and later forge some); one
+/// whose permission bits grant more than the data file's is refused too,
+/// unless this process owns it, when a writer narrows it; a log of another
+/// member of a group-writable data file's group is trusted (that member can
+/// write the data file itself).
+#[test]
+fn planted_or_too_open_logs_are_refused_and_group_logs_trusted() {
+    let _serial = serial();
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    let log = wal_path(&path);
+    let canonical_log = std::fs::canonicalize(d.path())
+        .unwrap()
+        .join("store.rmap-wal");
+    // An empty, world-writable log of another uid, planted before any writer.
+    let _ = std::fs::remove_file(&log);
+    std::fs::write(&log, b"").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    if let Err(e) = std::os::unix::fs::chown(&log, Some(65534), Some(65534)) {
+        println!("SKIPPED planted_or_too_open_logs_are_refused_and_group_logs_trusted: cannot chown ({e}); needs root");
+        return;
+    }
+    for (who, open) in OPENERS {
+        let p = path.clone();
+        assert_bad(
+            within_10s(who, move || open(&p)),
+            &canonical_log,
+            "belongs to uid 65534",
+            "",
+            who,
+        );
+    }
+    let m = std::fs::metadata(&log).unwrap();
+    assert_eq!(
+        (m.uid(), m.len()),
+        (65534, 0),
+        "the planted log was taken over"
+    );
+    std::fs::remove_file(&log).unwrap();
+
+    // Our own log, wider than the data file (0600): a reader refuses, a
+    // writer narrows it.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    drop(writer(&path).unwrap());
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let p = path.clone();
+    assert_bad(
+        within_10s("reader", move || Reader::<Rec>::open(&p).map(drop)),
+        &canonical_log,
+        "grant more than the data file's",
+        "",
+        "reader",
+    );
+    drop(writer(&path).unwrap());
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the writer narrowed the log");
+
+    // A group-writable store of uid 2000, group 3000; its log made by
+    // another member (uid 2002): trusted. Not group-writable: refused.
+    std::os::unix::fs::chown(&path, Some(2000), Some(3000)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
+    let _ = std::fs::remove_file(lock_path(&path));
+    std::os::unix::fs::chown(&log, Some(2002), Some(3000)).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o660)).unwrap();
+    assert_eq!(
+        Store::<Rec>::open_read_only(&path).unwrap().len(),
+        RECORDS,
+        "a group member's log of a group-writable store"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let p = path.clone();
+    assert_bad(
+        within_10s("read-only", move || {
+            Store::<Rec>::open_read_only(&p).map(drop)
+        }),
+        &canonical_log,
+        "belongs to uid 2002",
+        "",
+        "read-only",
+    );
+}
+
+/// The store's data file and log replaced at their paths by another
+/// store's under a live writer (a backup moved into place): the writer's
+/// next commit finds its log without a name, and its data file's name
+/// taken, and stops (poisoned) instead of writing its frames into the
+/// other store's log; that store is left as it was.
+#[test]
+fn a_writer_whose_store_was_replaced_at_its_path_writes_no_other_stores_log() {
+    let _serial = serial();
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("store.rmap");
+    store_at(&path);
+    let other = d.path().join("other.rmap");
+    store_at(&other);
+    let mut o = writer(&other).unwrap();
+    o.set(5, &rec(5, 9)).unwrap();
+    let o_gen = o.commit().unwrap().generation;
+    let other_image = kill_image(&other, &d.path().join("backup"));
+    drop(o);
+    let mut w = writer(&path).unwrap();
+    w.set(1, &rec(1, 1)).unwrap();
+    w.commit().unwrap();
+    std::fs::rename(&other_image, &path).unwrap();
+    std::fs::rename(wal_path(&other_image), wal_path(&path)).unwrap();
+    let log_before = std::fs::read(wal_path(&path)).unwrap();
+    w.set(2, &rec(2, 2)).unwrap();
+    match w.commit() {
+        Err(Error::Io { op, .. }) => assert_eq!(op, "find log"),
+        r => panic!("a commit after the store was replaced: {r:?}"),
+    }
+    assert!(w.raw().poisoned().is_some());
+    assert_eq!(
+        std::fs::read(wal_path(&path)).unwrap(),
+        log_before,
+        "the other store's log"
+    );
+    drop(w);
+    let s = Store::<Rec>::open_read_only(&path).unwrap();
+    assert_eq!(s.generation(), o_gen);
+    assert_eq!(s.get(5).unwrap().value, 9);
+}

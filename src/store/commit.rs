@@ -355,11 +355,16 @@ impl RawStore {
             let log = self.log.as_ref().expect("writers have a log");
             log.file.metadata().is_ok_and(|m| m.nlink() == 0)
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
         {
-            // Windows refuses to delete or replace a file another handle
-            // has open without delete sharing, which the log is not opened
-            // with.
+            // std opens files with delete sharing, so the log can be
+            // deleted or renamed over while open; a file system that
+            // reports the deletion as a link count of 0 is seen here.
+            let log = self.log.as_ref().expect("writers have a log");
+            crate::sys::file_identity(&log.file).is_ok_and(|(_, _, links)| links == 0)
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
             false
         }
     }
@@ -371,6 +376,27 @@ impl RawStore {
     /// died between the removal and this commit.
     fn replace_log(&mut self) -> Result<()> {
         let path = self.log_mut().path.clone();
+        // The log is found by the data file's name: if another file is at
+        // that name now (the store renamed, or another store moved there),
+        // a log opened by it is not this store's, and writing this store's
+        // frames there would overwrite that store's commits.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let here = std::fs::canonicalize(&self.path).and_then(std::fs::metadata);
+            let mine = self.file.metadata();
+            let same = matches!((&here, &mine), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino());
+            if !same {
+                return Err(self.poison(
+                    "find log",
+                    std::io::Error::other(
+                        "the log was removed, and the data file's path no longer names this \
+                         store's data file (renamed or replaced under the writer): no log at \
+                         the path can be this store's",
+                    ),
+                ));
+            }
+        }
         tracing::warn!(log = %path.display(), "the log was removed or replaced at its path under this writer; checkpointing and starting a new log there");
         self.checkpoint()?;
         let buf = std::mem::take(&mut self.log_mut().buf);

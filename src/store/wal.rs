@@ -8,9 +8,9 @@
 //!   meets one log;
 //! - the log is never followed through a symlink and must be a regular
 //!   file with one name (writing a file with two names would change the
-//!   other), owned by the data file's owner, root or the opening process
-//!   (anyone else could forge commits into it); it is created with the data
-//!   file's permission bits and given to the data file's owner;
+//!   other) that only those who may write the data file may write (`trust`:
+//!   anyone else could forge commits into it); it is created with the data
+//!   file's permission bits and given to the data file's owner (or group);
 //! - a writer's log is preallocated by writing zeros (not `fallocate`: on
 //!   ext4 the first write into an unwritten extent is a metadata change,
 //!   which would make every commit's `fdatasync` commit the journal too), a
@@ -92,13 +92,21 @@ fn open_options(write: bool) -> OpenOptions {
         use std::os::unix::fs::OpenOptionsExt;
         o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
     }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        // `FILE_FLAG_OPEN_REPARSE_POINT`: a link at the path is opened
+        // itself, not its target (and then refused as not a regular file),
+        // as for the coordination file.
+        const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        o.custom_flags(OPEN_REPARSE_POINT);
+    }
     o
 }
 
 /// Opens the log at `path` (`write`: creating it with `mode`'s permission
 /// bits); `Ok(None)` if reading and there is none. Refuses anything but a
-/// regular file of one name owned by `data`'s owner, root or this process
-/// (or empty); a writer gives such a log to `data`'s owner when it can.
+/// regular file of one name that `trust` accepts.
 fn open_file(path: &Path, write: bool, data: &File) -> Result<Option<File>> {
     let mode = mode_of(data);
     #[cfg_attr(not(unix), allow(unused_mut))]
@@ -158,35 +166,80 @@ fn open_file(path: &Path, write: bool, data: &File) -> Result<Option<File>> {
                 ),
             });
         }
-        if meta.uid() != owner.uid() {
-            // Only the data file's owner, root, or this process itself
-            // could have written a log of one of these owners (its mode is
-            // the data file's). An empty log holds nothing to trust. A
-            // writer that may gives such a log to the data file's owner
-            // (root opening a user's store, or a store chowned without its
-            // log), so that the owner's own processes accept it.
-            let trusted =
-                meta.uid() == 0 || meta.uid() == crate::sys::effective_uid() || meta.len() == 0;
-            if trusted && write {
-                let _ = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()));
-            }
-            if !trusted {
-                return Err(Error::BadCoordination {
-                    path: path.into(),
-                    reason: format!(
-                        "the log belongs to uid {}, the data file to uid {}: a log must belong to \
-                         the data file's owner (anyone else could forge commits into it); if you \
-                         trust it, chown it to uid {}, or keep the store in a directory other users \
-                         cannot write",
-                        meta.uid(),
-                        owner.uid(),
-                        owner.uid()
-                    ),
-                });
-            }
-        }
+        trust(path, &file, &meta, &owner, write)?;
     }
     Ok(Some(file))
+}
+
+/// Whether a log of `meta` (open as `file`) beside a data file of `owner`
+/// may be trusted, the reason it may not otherwise. Whoever can write the
+/// log can forge commits into it, so it may be written by no one the data
+/// file does not already trust:
+/// - it belongs to the data file's owner, to root, or to this process; or,
+///   for a group-writable data file, to a member of its group and to that
+///   group (who can write the data file itself);
+/// - its permission bits grant no more than the data file's.
+///
+/// A writer first makes a log it owns match (the data file's owner and
+/// group where it may, the data file's permission bits); it never adopts a
+/// file of someone else, empty or not (a planted empty log would hand its
+/// maker the commits written into it).
+#[cfg(unix)]
+fn trust(
+    path: &Path,
+    file: &File,
+    meta: &std::fs::Metadata,
+    owner: &std::fs::Metadata,
+    write: bool,
+) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let data_mode = owner.mode() & 0o777;
+    let mine = meta.uid() == crate::sys::effective_uid();
+    if write && mine {
+        // Best effort: root gives the log to the data file's owner; anyone
+        // else to the data file's group (a member may).
+        if (meta.uid() != owner.uid() || meta.gid() != owner.gid())
+            && std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid())).is_err()
+        {
+            let _ = std::os::unix::fs::fchown(file, None, Some(owner.gid()));
+        }
+        if meta.mode() & 0o777 != data_mode {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(data_mode));
+        }
+    }
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("stat log", path, e))?;
+    let group_shared = data_mode & 0o020 != 0 && meta.gid() == owner.gid();
+    let owner_ok = meta.uid() == owner.uid()
+        || meta.uid() == 0
+        || meta.uid() == crate::sys::effective_uid()
+        || group_shared;
+    let bad = |reason: String| Error::BadCoordination {
+        path: path.into(),
+        reason,
+    };
+    if !owner_ok {
+        return Err(bad(format!(
+            "the log belongs to uid {}, the data file to uid {}: a log must belong to the data \
+             file's owner (anyone else could forge commits into it, or read them); if you trust \
+             it, chown it to uid {}, or keep the store in a directory other users cannot write",
+            meta.uid(),
+            owner.uid(),
+            owner.uid()
+        )));
+    }
+    let wider = meta.mode() & 0o777 & !data_mode;
+    if wider != 0 {
+        return Err(bad(format!(
+            "the log's permission bits {:o} grant more than the data file's {:o} (anyone they \
+             admit could forge commits into it); chmod it to {:o}",
+            meta.mode() & 0o777,
+            data_mode,
+            data_mode
+        )));
+    }
+    Ok(())
 }
 
 /// Permission bits of the data file, for the files made beside it.
@@ -303,8 +356,11 @@ pub(super) enum GrowError {
 }
 
 /// Writes zeros over `[from, to)` of `file`, a page per write (the pages
-/// get cached as small folios; see `sys::drop_cache`). The region `grow_for`
-/// leaves to its caller's write is not written twice.
+/// get cached as small folios; see `sys::drop_cache`). `grow_for` fills the
+/// part its caller's write then overwrites too (the page cache takes those
+/// bytes twice, on growth only), so a full disk shows before the frames are
+/// written; on a copy-on-write file system an overwrite can still need new
+/// room, and meets a full disk in the write (which poisons the handle).
 fn zero_fill(file: &File, from: u64, to: u64) -> std::io::Result<()> {
     let zeros = [0u8; crate::format::PAGE_SIZE as usize];
     let mut at = from;
