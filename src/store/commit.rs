@@ -351,9 +351,10 @@ impl RawStore {
     fn log_unlinked(&self) -> bool {
         #[cfg(unix)]
         {
-            use std::os::unix::fs::MetadataExt;
+            // The link count alone (`sys::link_count`: a stat of the times
+            // would make every later write dirty the log's inode).
             let log = self.log.as_ref().expect("writers have a log");
-            log.file.metadata().is_ok_and(|m| m.nlink() == 0)
+            crate::sys::link_count(&log.file).is_ok_and(|n| n == 0)
         }
         #[cfg(windows)]
         {

@@ -28,8 +28,6 @@ mod copy;
 use copy::{racy_copy, racy_copy_bulk};
 pub(crate) use copy::{seq_begin, seq_recheck, NEVER_WRITTEN};
 
-#[cfg(unix)]
-pub(crate) use platform::effective_uid;
 #[cfg(target_os = "linux")]
 pub(crate) use platform::ofd;
 use platform::{advise_map, fadvise, resident_pages};
@@ -37,6 +35,8 @@ pub(crate) use platform::{
     data_extent, drop_cache, lock, preallocate, rename_noreplace, reopen_sequential,
     start_writeback, try_lock, unlock, wait_on, wake_all, UNMAP_BEFORE_SHRINK,
 };
+#[cfg(unix)]
+pub(crate) use platform::{effective_uid, link_count};
 #[cfg(windows)]
 pub(crate) use platform::{file_identity, mark_temporary, NamedSection};
 

@@ -87,6 +87,43 @@ pub(crate) fn reopen_sequential(file: &File) -> Option<File> {
     }
 }
 
+/// The number of names (hard links) of the open file `file`: 0 once it was
+/// removed, or renamed over, at every path it had.
+///
+/// Linux asks `statx` for the link count alone: a `stat` that returns the
+/// file's times marks them queried (multigrain timestamps, Linux 6.13+),
+/// which makes the next write store a fine-grained time and so dirty the
+/// inode — measured as 4 KiB more written per commit, twice the log's own
+/// page. Elsewhere `fstat`.
+pub(crate) fn link_count(file: &File) -> io::Result<u64> {
+    #[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `statx` writes only into `buf`, a zeroed `statx` that
+        // outlives the call; the path is the empty C string (with
+        // `AT_EMPTY_PATH`, the call is about `file`'s descriptor itself).
+        let (r, buf) = unsafe {
+            let mut buf: libc::statx = std::mem::zeroed();
+            let r = libc::statx(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH,
+                libc::STATX_NLINK,
+                &mut buf,
+            );
+            (r, buf)
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if buf.stx_mask & libc::STATX_NLINK != 0 {
+            return Ok(buf.stx_nlink as u64);
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    Ok(file.metadata()?.nlink())
+}
+
 /// The effective user id of this process.
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: `geteuid` takes no arguments, touches no memory of ours and
