@@ -677,6 +677,27 @@ fn copies_keep_the_append_only_flag() {
     assert_eq!(info(&plain)["append_only"], false);
 }
 
+/// Loads `rows` records `(i, 3i)` of schema `a:u64,b:u64` into a new
+/// store at `store`, through the tool's stdin.
+fn load_pairs(store: &Path, rows: u64) {
+    let csv: String = std::iter::once("a,b\n".to_string())
+        .chain((0..rows).map(|i| format!("{i},{}\n", i * 3)))
+        .collect();
+    let mut load = Command::new(BIN)
+        .args(["load", s(store), "--schema", "a:u64,b:u64", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .launch()
+        .unwrap();
+    load.stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    assert!(load.wait().unwrap().success());
+}
+
 /// A store shortened by another program while `export` reads it: the tool
 /// says so, naming the store, and exits 2 (a read of a page past the new
 /// end through the map raises SIGBUS, which once ended it with no word,
@@ -689,22 +710,7 @@ fn a_store_shortened_during_export_is_reported_not_a_silent_bus_error() {
     use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("big.rmap");
-    let csv: String = std::iter::once("a,b\n".to_string())
-        .chain((0..400_000u64).map(|i| format!("{i},{}\n", i * 3)))
-        .collect();
-    let mut load = Command::new(BIN)
-        .args(["load", s(&store), "--schema", "a:u64,b:u64", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .launch()
-        .unwrap();
-    load.stdin
-        .take()
-        .unwrap()
-        .write_all(csv.as_bytes())
-        .unwrap();
-    assert!(load.wait().unwrap().success());
+    load_pairs(&store, 400_000);
     let mut child = Command::new(BIN)
         .args(["export", s(&store), "--format", "csv"])
         .stdout(Stdio::piped())
@@ -745,22 +751,7 @@ fn a_store_shortened_during_export_is_reported_not_a_silent_bus_error() {
 fn compact_out_on_a_full_disk_names_the_store_it_was_to_write() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("src.rmap");
-    let csv: String = std::iter::once("a,b\n".to_string())
-        .chain((0..100_000u64).map(|i| format!("{i},{}\n", i * 3)))
-        .collect();
-    let mut load = Command::new(BIN)
-        .args(["load", s(&store), "--schema", "a:u64,b:u64", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .launch()
-        .unwrap();
-    load.stdin
-        .take()
-        .unwrap()
-        .write_all(csv.as_bytes())
-        .unwrap();
-    assert!(load.wait().unwrap().success());
+    load_pairs(&store, 100_000);
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let mounted = Command::new("mount")

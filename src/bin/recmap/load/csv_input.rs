@@ -777,22 +777,32 @@ mod tests {
     /// `csv_record_at` reads records exactly as the `csv` crate does: the
     /// same fields, and after each record the same byte and line position;
     /// with the input cut short it waits for more instead of guessing.
+    /// A xorshift generator of numbers and of short random inputs made of
+    /// the bytes CSV's rules turn on (quotes, separators, line ends).
+    struct Inputs(u64);
+
+    impl Inputs {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn input(&mut self) -> Vec<u8> {
+            let alphabet = b"a1,,\"\"\r\n\n x";
+            let len = (self.next() % 40) as usize;
+            (0..len)
+                .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize])
+                .collect()
+        }
+    }
+
     #[test]
     fn csv_record_at_matches_the_csv_crate() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let alphabet = b"a1,,\"\"\r\n\n x";
+        let mut gen = Inputs(0x9E37_79B9_7F4A_7C15);
         let (mut row, mut field) = (csv::ByteRecord::new(), Vec::new());
         for _ in 0..20_000 {
-            let len = (next() % 40) as usize;
-            let data: Vec<u8> = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let data = gen.input();
             let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)
@@ -813,7 +823,7 @@ mod tests {
                 }
                 assert_eq!(row, want, "{data:?}");
                 // Cut anywhere before its end, the record is not taken.
-                let cut = at - used + (next() % used.max(1) as u64) as usize;
+                let cut = at - used + (gen.next() % used.max(1) as u64) as usize;
                 assert!(
                     csv_record_at(&data[at - used..cut], false, &mut row, &mut field).is_none(),
                     "{data:?} cut at {cut}"
@@ -828,21 +838,11 @@ mod tests {
     /// byte at a time finds the records a whole scan finds.
     #[test]
     fn row_cap_and_resumed_scans_agree_with_whole_scans() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let alphabet = b"a1,,\"\"\r\n\n x";
+        let mut gen = Inputs(0x2545_F491_4F6C_DD1D);
         let (mut row, mut field) = (csv::ByteRecord::new(), Vec::new());
         let (mut row2, mut field2) = (csv::ByteRecord::new(), Vec::new());
         for _ in 0..5_000 {
-            let len = (next() % 40) as usize;
-            let data: Vec<u8> = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let data = gen.input();
             let (mut at, mut longest) = (0, 0);
             loop {
                 let mut scan = CsvScan::new(&mut row, &mut field);
