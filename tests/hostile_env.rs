@@ -149,6 +149,15 @@ fn assert_bad(r: Result<(), Error>, lock: &Path, needle: &str, secret: &str, wha
     }
 }
 
+/// Asserts that every opener of `path` fails with `BadCoordination` naming
+/// `file`, with a reason containing `needle`, and does not hang.
+fn every_opener_refuses(path: &Path, file: &Path, needle: &str) {
+    for (who, open) in OPENERS {
+        let p = path.to_path_buf();
+        assert_bad(within_10s(who, move || open(&p)), file, needle, "", who);
+    }
+}
+
 // ----- planted links and files that are not ours ------------------------------
 
 #[test]
@@ -180,16 +189,7 @@ fn a_planted_lock_symlink_is_never_followed() {
     std::fs::remove_file(&lock).unwrap();
     let nowhere = d.path().join("nowhere");
     std::os::unix::fs::symlink(&nowhere, &lock).unwrap();
-    for (who, open) in OPENERS {
-        let p = path.clone();
-        assert_bad(
-            within_10s(who, move || open(&p)),
-            &lock,
-            "symbolic link",
-            "",
-            who,
-        );
-    }
+    every_opener_refuses(&path, &lock, "symbolic link");
     assert!(!nowhere.exists(), "created through a dangling link");
     // Creating a store beside a planted link fails the same way.
     let new = d.path().join("new.rmap");
@@ -286,16 +286,7 @@ fn lock_files_that_are_not_ours_are_refused_without_echoing_them() {
     drop(writer(&path).unwrap());
     let other = d.path().join("other-name");
     std::fs::hard_link(&lock, &other).unwrap();
-    for (who, open) in OPENERS {
-        let p = path.clone();
-        assert_bad(
-            within_10s(who, move || open(&p)),
-            &lock,
-            "hard links",
-            "",
-            who,
-        );
-    }
+    every_opener_refuses(&path, &lock, "hard links");
     std::fs::remove_file(&other).unwrap();
     assert_eq!(writer(&path).unwrap().len(), RECORDS);
 }
@@ -315,16 +306,7 @@ fn a_lock_file_of_another_owner_is_refused() {
     }
     std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let before = std::fs::read(&lock).unwrap();
-    for (who, open) in OPENERS {
-        let p = path.clone();
-        assert_bad(
-            within_10s(who, move || open(&p)),
-            &lock,
-            "uid 65534",
-            "",
-            who,
-        );
-    }
+    every_opener_refuses(&path, &lock, "uid 65534");
     assert_eq!(std::fs::read(&lock).unwrap(), before, "lock file changed");
     // What the message says to do works.
     std::fs::remove_file(&lock).unwrap();
@@ -1092,16 +1074,7 @@ fn a_log_with_two_names_or_of_another_owner_is_refused() {
     let other = d.path().join("other-file");
     std::fs::hard_link(&log, &other).unwrap();
     let before = std::fs::read(&other).unwrap();
-    for (who, open) in OPENERS {
-        let p = path.clone();
-        assert_bad(
-            within_10s(who, move || open(&p)),
-            &log,
-            "2 names (hard links)",
-            "",
-            who,
-        );
-    }
+    every_opener_refuses(&path, &log, "2 names (hard links)");
     assert_eq!(
         std::fs::read(&other).unwrap(),
         before,
@@ -1112,16 +1085,7 @@ fn a_log_with_two_names_or_of_another_owner_is_refused() {
         println!("SKIPPED the other-owner half of a_log_with_two_names_or_of_another_owner_is_refused: cannot chown to 65534 ({e}); needs root");
         return;
     }
-    for (who, open) in OPENERS {
-        let p = path.clone();
-        assert_bad(
-            within_10s(who, move || open(&p)),
-            &log,
-            "belongs to uid 65534",
-            "",
-            who,
-        );
-    }
+    every_opener_refuses(&path, &log, "belongs to uid 65534");
     // What the message says to do works.
     let owner = std::fs::metadata(&path).unwrap();
     std::os::unix::fs::chown(&log, Some(owner.uid()), Some(owner.gid())).unwrap();
@@ -1248,16 +1212,7 @@ fn planted_or_too_open_logs_are_refused_and_group_logs_trusted() {
         println!("SKIPPED planted_or_too_open_logs_are_refused_and_group_logs_trusted: cannot chown ({e}); needs root");
         return;
     }
-    for (who, open) in OPENERS {
-        let p = path.clone();
-        assert_bad(
-            within_10s(who, move || open(&p)),
-            &canonical_log,
-            "belongs to uid 65534",
-            "",
-            who,
-        );
-    }
+    every_opener_refuses(&path, &canonical_log, "belongs to uid 65534");
     let m = std::fs::metadata(&log).unwrap();
     assert_eq!(
         (m.uid(), m.len()),
