@@ -247,6 +247,10 @@ fn bad_rows_report_file_line_field_and_commit_nothing() {
     let cases: &[(&str, &str)] = &[
         ("5,3.5,e,true\n", ":4: expected 5 columns, got 4"),
         ("5,3.5,e,true,5,6\n", ":4: expected 5 columns, got 6"),
+        (
+            "5,\"3.5,e,true,5\n",
+            ":4: expected 5 columns, got 2; a quoted field runs across lines from here, so a closing quote (\") may be missing",
+        ),
         ("5,abc,e,true,5\n", ":4: field x: not a number: \"abc\""),
         (
             "5,3.5,e,true,256\n",

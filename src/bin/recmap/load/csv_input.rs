@@ -735,7 +735,14 @@ impl Loader {
         }
         let at = Loc { input: idx, line };
         if row.len() != ncols {
-            let reason = format!("expected {ncols} columns, got {}", row.len());
+            let mut reason = format!("expected {ncols} columns, got {}", row.len());
+            // A quote never closed makes the rest of the input one field:
+            // a field with a line end in it is the usual sign.
+            if row.len() < ncols && row.iter().any(|f| f.contains(&b'\n')) {
+                reason.push_str(
+                    "; a quoted field runs across lines from here, so a closing quote (\") may be missing",
+                );
+            }
             return self.reject(at, reason, || csv_line(row));
         }
         let rs = self.rs;
