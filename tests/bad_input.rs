@@ -456,10 +456,12 @@ fn a_damaged_newer_slot_the_log_outlived_is_refused_not_rolled_back() {
                 header_seq,
                 log_seq,
             }) => {
+                // The same file (named by its canonical path: symlinks
+                // resolved; on Windows perhaps the verbatim form).
                 assert_eq!(
-                    p,
+                    std::fs::canonicalize(&p).unwrap(),
                     std::fs::canonicalize(wal_of(&path)).unwrap(),
-                    "{how} {who}"
+                    "{how} {who}: {p:?}"
                 );
                 assert_eq!((header_seq, log_seq), (seq - 1, seq), "{how} {who}");
             }

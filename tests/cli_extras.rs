@@ -679,6 +679,7 @@ fn copies_keep_the_append_only_flag() {
 
 /// Loads `rows` records `(i, 3i)` of schema `a:u64,b:u64` into a new
 /// store at `store`, through the tool's stdin.
+#[cfg(unix)]
 fn load_pairs(store: &Path, rows: u64) {
     let csv: String = std::iter::once("a,b\n".to_string())
         .chain((0..rows).map(|i| format!("{i},{}\n", i * 3)))

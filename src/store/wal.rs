@@ -54,7 +54,30 @@ pub(crate) fn log_path(data: &Path) -> PathBuf {
 /// the link's log held.)
 pub(crate) fn store_log_path(data: &Path) -> Result<PathBuf> {
     let canonical = std::fs::canonicalize(data).map_err(|e| Error::io("resolve path", data, e))?;
-    Ok(log_path(&canonical))
+    Ok(log_path(&plain(canonical)))
+}
+
+/// `p` without Windows' verbatim prefix (`\\?\C:\...` as `C:\...`, which
+/// `canonicalize` returns and every message would otherwise show) where
+/// the plain form names the same file: a drive path short enough for the
+/// classic length limit. Other paths, and every path elsewhere, as they are.
+fn plain(p: PathBuf) -> PathBuf {
+    #[cfg(windows)]
+    {
+        let s = p.to_string_lossy();
+        if let Some(rest) = s.strip_prefix(r"\\?\") {
+            let b = rest.as_bytes();
+            if b.len() >= 3
+                && b[0].is_ascii_alphabetic()
+                && b[1] == b':'
+                && b[2] == b'\\'
+                && rest.len() < 248
+            {
+                return PathBuf::from(rest.to_string());
+            }
+        }
+    }
+    p
 }
 
 /// A writer's open log.
