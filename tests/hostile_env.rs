@@ -1190,12 +1190,14 @@ fn a_log_that_cannot_grow_on_a_full_disk_fails_the_commit_typed_and_stays_usable
 
 /// A log planted by another user, even empty, is never adopted (its maker
 /// could read every commit written into it, and later forge some); one
-/// whose permission bits grant more than the data file's is refused too,
-/// unless this process owns it, when a writer narrows it; a log of another
-/// member of a group-writable data file's group is trusted (that member can
-/// write the data file itself).
+/// that lets group or others write it where the data file does not is
+/// refused too, by writers as by readers (nothing chmods it: see
+/// `store::wal::trust`), while extra read or owner bits are not (a `chmod`
+/// of the data file alone must not lock its readers out); a log of another
+/// member of the data file's group is refused (membership of its owner
+/// cannot be checked from the file).
 #[test]
-fn planted_or_too_open_logs_are_refused_and_group_logs_trusted() {
+fn planted_or_writable_logs_are_refused() {
     let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("store.rmap");
@@ -1209,7 +1211,7 @@ fn planted_or_too_open_logs_are_refused_and_group_logs_trusted() {
     std::fs::write(&log, b"").unwrap();
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
     if let Err(e) = std::os::unix::fs::chown(&log, Some(65534), Some(65534)) {
-        println!("SKIPPED planted_or_too_open_logs_are_refused_and_group_logs_trusted: cannot chown ({e}); needs root");
+        println!("SKIPPED planted_or_writable_logs_are_refused: cannot chown ({e}); needs root");
         return;
     }
     every_opener_refuses(&path, &canonical_log, "belongs to uid 65534");
@@ -1221,37 +1223,30 @@ fn planted_or_too_open_logs_are_refused_and_group_logs_trusted() {
     );
     std::fs::remove_file(&log).unwrap();
 
-    // Our own log, wider than the data file (0600): a reader refuses, a
-    // writer narrows it.
+    // Our own log, writable by others where the data file (0600) is not:
+    // refused by every opener, unchanged; chmodded as the message says, fine.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     drop(writer(&path).unwrap());
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let p = path.clone();
-    assert_bad(
-        within_10s("reader", move || Reader::<Rec>::open(&p).map(drop)),
-        &canonical_log,
-        "grant more than the data file's",
-        "",
-        "reader",
-    );
-    drop(writer(&path).unwrap());
+    every_opener_refuses(&path, &canonical_log, "let group or others write it");
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the writer narrowed the log");
+    assert_eq!(mode, 0o666, "nothing chmodded the log");
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).unwrap();
+    drop(writer(&path).unwrap());
+    // The data file made read-only (0444) beside its 0644 log: still read.
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert_eq!(Reader::<Rec>::open(&path).unwrap().len(), RECORDS);
+    assert_eq!(Store::<Rec>::open_read_only(&path).unwrap().len(), RECORDS);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    // A group-writable store of uid 2000, group 3000; its log made by
-    // another member (uid 2002): trusted. Not group-writable: refused.
+    // A group-writable store of uid 2000, group 3000, whose log another
+    // uid of that group made: refused.
     std::os::unix::fs::chown(&path, Some(2000), Some(3000)).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
     let _ = std::fs::remove_file(lock_path(&path));
     std::os::unix::fs::chown(&log, Some(2002), Some(3000)).unwrap();
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o660)).unwrap();
-    assert_eq!(
-        Store::<Rec>::open_read_only(&path).unwrap().len(),
-        RECORDS,
-        "a group member's log of a group-writable store"
-    );
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o640)).unwrap();
     let p = path.clone();
     assert_bad(
         within_10s("read-only", move || {

@@ -381,10 +381,14 @@ impl RawStore {
         // that name now (the store renamed, or another store moved there),
         // a log opened by it is not this store's, and writing this store's
         // frames there would overwrite that store's commits.
+        // The data file's canonical path, as the log's was made from it at
+        // open (not `self.path` again, which may be relative to a working
+        // directory changed since).
+        let data = self.log_mut().data.clone();
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            let here = std::fs::canonicalize(&self.path).and_then(std::fs::metadata);
+            let here = std::fs::metadata(&data);
             let mine = self.file.metadata();
             let same = matches!((&here, &mine), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino());
             if !same {
@@ -401,7 +405,7 @@ impl RawStore {
         tracing::warn!(log = %path.display(), "the log was removed or replaced at its path under this writer; checkpointing and starting a new log there");
         self.checkpoint()?;
         let buf = std::mem::take(&mut self.log_mut().buf);
-        let mut log = Log::open_for_write(&self.path, &self.file, self.log_limit)?;
+        let mut log = Log::open_for_write(&data, &self.file, self.log_limit)?;
         log.buf = buf;
         self.observe(super::IoEvent::LogSetLen { len: log.file_len });
         self.log = Some(log);

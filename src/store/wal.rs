@@ -10,7 +10,8 @@
 //!   file with one name (writing a file with two names would change the
 //!   other) that only those who may write the data file may write (`trust`:
 //!   anyone else could forge commits into it); it is created with the data
-//!   file's permission bits and given to the data file's owner (or group);
+//!   file's permission bits, and an existing one is never chowned or
+//!   chmodded;
 //! - a writer's log is preallocated by writing zeros (not `fallocate`: on
 //!   ext4 the first write into an unwritten extent is a metadata change,
 //!   which would make every commit's `fdatasync` commit the journal too), a
@@ -53,8 +54,14 @@ pub(crate) fn log_path(data: &Path) -> PathBuf {
 /// opens the store by its real name: a crash would lose the commits only
 /// the link's log held.)
 pub(crate) fn store_log_path(data: &Path) -> Result<PathBuf> {
+    Ok(log_path(&canonical_data_path(data)?))
+}
+
+/// The data file's canonical path (without Windows' verbatim prefix where
+/// the plain form names the same file).
+fn canonical_data_path(data: &Path) -> Result<PathBuf> {
     let canonical = std::fs::canonicalize(data).map_err(|e| Error::io("resolve path", data, e))?;
-    Ok(log_path(&plain(canonical)))
+    Ok(plain(canonical))
 }
 
 /// `p` without Windows' verbatim prefix (`\\?\C:\...` as `C:\...`, which
@@ -84,6 +91,8 @@ fn plain(p: PathBuf) -> PathBuf {
 pub(crate) struct Log {
     pub(super) file: File,
     pub(super) path: PathBuf,
+    /// The data file's canonical path, which `path` was made from.
+    pub(super) data: PathBuf,
     /// Bytes of the frames written since the last checkpoint.
     pub(super) end: u64,
     /// Commits in `[0, end)`.
@@ -189,55 +198,34 @@ fn open_file(path: &Path, write: bool, data: &File) -> Result<Option<File>> {
                 ),
             });
         }
-        trust(path, &file, &meta, &owner, write)?;
+        trust(path, &meta, &owner)?;
     }
     Ok(Some(file))
 }
 
-/// Whether a log of `meta` (open as `file`) beside a data file of `owner`
-/// may be trusted, the reason it may not otherwise. Whoever can write the
-/// log can forge commits into it, so it may be written by no one the data
-/// file does not already trust:
-/// - it belongs to the data file's owner, to root, or to this process; or,
-///   for a group-writable data file, to a member of its group and to that
-///   group (who can write the data file itself);
-/// - its permission bits grant no more than the data file's.
+/// Whether a log of `meta` beside a data file of `owner` may be trusted,
+/// the reason it may not otherwise. Whoever can write the log can forge
+/// commits into it, so it may be written by no one the data file does not
+/// already trust:
+/// - it belongs to the data file's owner, to root, or to this process (a
+///   file of anyone else is never adopted, empty or not: a planted empty
+///   log would hand its maker every commit written into it);
+/// - it grants no group or other write permission the data file does not
+///   (extra read bits are a matter for the data file's owner, not a forgery
+///   risk, and refusing them would make a `chmod` of the data file alone
+///   lock its readers out).
 ///
-/// A writer first makes a log it owns match (the data file's owner and
-/// group where it may, the data file's permission bits); it never adopts a
-/// file of someone else, empty or not (a planted empty log would hand its
-/// maker the commits written into it).
+/// Nothing here changes the file (no `chown`, no `chmod`): the log is
+/// opened by path, and a process that changed the owner or mode of what it
+/// opened could be steered, by a directory swapped for a symbolic link
+/// between the path's resolution and the open, into giving away a file of
+/// its own elsewhere.
 #[cfg(unix)]
-fn trust(
-    path: &Path,
-    file: &File,
-    meta: &std::fs::Metadata,
-    owner: &std::fs::Metadata,
-    write: bool,
-) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+fn trust(path: &Path, meta: &std::fs::Metadata, owner: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let data_mode = owner.mode() & 0o777;
-    let mine = meta.uid() == crate::sys::effective_uid();
-    if write && mine {
-        // Best effort: root gives the log to the data file's owner; anyone
-        // else to the data file's group (a member may).
-        if (meta.uid() != owner.uid() || meta.gid() != owner.gid())
-            && std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid())).is_err()
-        {
-            let _ = std::os::unix::fs::fchown(file, None, Some(owner.gid()));
-        }
-        if meta.mode() & 0o777 != data_mode {
-            let _ = file.set_permissions(std::fs::Permissions::from_mode(data_mode));
-        }
-    }
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io("stat log", path, e))?;
-    let group_shared = data_mode & 0o020 != 0 && meta.gid() == owner.gid();
-    let owner_ok = meta.uid() == owner.uid()
-        || meta.uid() == 0
-        || meta.uid() == crate::sys::effective_uid()
-        || group_shared;
+    let owner_ok =
+        meta.uid() == owner.uid() || meta.uid() == 0 || meta.uid() == crate::sys::effective_uid();
     let bad = |reason: String| Error::BadCoordination {
         path: path.into(),
         reason,
@@ -252,11 +240,11 @@ fn trust(
             owner.uid()
         )));
     }
-    let wider = meta.mode() & 0o777 & !data_mode;
+    let wider = meta.mode() & 0o022 & !data_mode;
     if wider != 0 {
         return Err(bad(format!(
-            "the log's permission bits {:o} grant more than the data file's {:o} (anyone they \
-             admit could forge commits into it); chmod it to {:o}",
+            "the log's permission bits {:o} let group or others write it where the data file's {:o} \
+             do not (they could forge commits into it); chmod it to {:o}",
             meta.mode() & 0o777,
             data_mode,
             data_mode
@@ -286,7 +274,8 @@ impl Log {
     /// sure it is at least `min(limit, INITIAL_LOG_LEN)` bytes, writing zeros
     /// (synced, with the directory) to get there.
     pub(crate) fn open_for_write(data: &Path, data_file: &File, limit: u64) -> Result<Log> {
-        let path = store_log_path(data)?;
+        let canonical = canonical_data_path(data)?;
+        let path = log_path(&canonical);
         let file = open_file(&path, true, data_file)?.expect("created");
         let mut file_len = file
             .metadata()
@@ -308,6 +297,7 @@ impl Log {
         Ok(Log {
             file,
             path,
+            data: canonical,
             end: 0,
             commits: 0,
             file_len,
