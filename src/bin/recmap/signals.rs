@@ -99,10 +99,11 @@ pub fn report_bus_errors(store: &std::path::Path) {
         );
         let leaked = Box::into_raw(Box::new(msg.into_bytes()));
         BUS_MESSAGE.store(leaked, Ordering::Release);
-        // SAFETY: `sa` is a zeroed, then filled, `sigaction` that outlives
-        // the call; the handler only does async-signal-safe things (an
-        // atomic load, `write`, `_exit`). The previous disposition is not
-        // kept: SIGBUS from the map is never wanted.
+        // The previous disposition is not kept: SIGBUS from the map is
+        // never wanted.
+        // SAFETY: `sa` is a zeroed, then filled, `sigaction` outliving the
+        // call; the handler does only async-signal-safe things (an atomic
+        // load, `write`, `_exit`).
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_bus_error as extern "C" fn(libc::c_int) as libc::sighandler_t;
