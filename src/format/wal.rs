@@ -199,6 +199,13 @@ pub struct OpenCommit {
     pub appended: u64,
 }
 
+/// True if `b`, a whole frame (at least a header and trailer long), ends
+/// with the CRC32 of every byte before its `frame_crc`.
+pub fn checksum_holds(b: &[u8]) -> bool {
+    let n = b.len();
+    n >= FRAME_HEADER_LEN + FRAME_TRAILER_LEN && rd_u32(b, n - 4) == crc32fast::hash(&b[..n - 4])
+}
+
 impl Chain {
     /// Checks the fixed header read at a frame position: `Ok(len)` of the
     /// whole frame if it may continue the chain (its checksum and entries
@@ -241,7 +248,7 @@ impl Chain {
         if n < FRAME_HEADER_LEN + FRAME_TRAILER_LEN {
             return Err(FrameError::End("short frame"));
         }
-        if rd_u32(b, n - 4) != crc32fast::hash(&b[..n - 4]) {
+        if !checksum_holds(b) {
             return Err(FrameError::End("frame checksum mismatch (torn write)"));
         }
         let corrupt = |what: String| Err(FrameError::Corrupt(what));

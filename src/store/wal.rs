@@ -29,7 +29,7 @@
 
 use crate::error::{Error, Result};
 use crate::fileio::{read_exact_at, write_all_at};
-use crate::format::wal::{Chain, FrameError, FrameHeader, FRAME_HEADER_LEN};
+use crate::format::wal::{checksum_holds, Chain, FrameError, FrameHeader, FRAME_HEADER_LEN};
 use crate::format::Header;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -136,9 +136,9 @@ fn open_options(write: bool) -> OpenOptions {
     o
 }
 
-/// Opens the log at `path` (`write`: creating it with `mode`'s permission
-/// bits); `Ok(None)` if reading and there is none. Refuses anything but a
-/// regular file of one name that `trust` accepts.
+/// Opens the log at `path` (`write`: creating it with the permission bits
+/// of `data`, the data file); `Ok(None)` if reading and there is none.
+/// Refuses anything but a regular file of one name that `trust` accepts.
 fn open_file(path: &Path, write: bool, data: &File) -> Result<Option<File>> {
     let mode = mode_of(data);
     #[cfg_attr(not(unix), allow(unused_mut))]
@@ -432,14 +432,12 @@ fn newer_cycle(file: &File, header: &Header, h: &FrameHeader, file_len: u64) -> 
         return None;
     }
     let len = h.frame_len(header.layout.packing.record_size)?;
-    if len > file_len || len < (FRAME_HEADER_LEN + 8) as u64 {
+    if len > file_len {
         return None;
     }
     let mut frame = vec![0u8; len as usize];
     read_exact_at(file, &mut frame, 0).ok()?;
-    let n = frame.len();
-    let stored = u32::from_le_bytes(frame[n - 4..].try_into().expect("4 bytes"));
-    (stored == crc32fast::hash(&frame[..n - 4])).then_some(h.header_seq)
+    checksum_holds(&frame).then_some(h.header_seq)
 }
 
 /// Scans the log `file` that follows data header `header` from its start
